@@ -1,0 +1,458 @@
+/**
+ * The GPU runtime: adapter and device, buffers with a size-class pool, a pipeline cache keyed by
+ * readable kernel names, dispatch recording into few command buffers, uniforms packed into one
+ * ring buffer, and optional per-dispatch timestamps for `--profile`.
+ *
+ * Everything above this file talks to the GPU through {@linkcode Gpu}.
+ *
+ * @module
+ */
+
+import { Profiler } from "./profiler.ts";
+
+/** Element type of a tensor on the GPU. */
+export type DType = "f32" | "f16";
+
+/** Bytes per element of a {@linkcode DType}. */
+export function bytesOf(dtype: DType): number {
+  return dtype === "f16" ? 2 : 4;
+}
+
+/** One-line, user-facing GPU error (printed without a stack trace by the CLI). */
+export class GpuError extends Error {
+  override name = "GpuError";
+}
+
+/** Options for {@linkcode Gpu.create}. */
+export interface GpuOptions {
+  /** Record per-dispatch GPU timestamps (needs `timestamp-query`). */
+  profile?: boolean;
+  /** Use the `shader-f16` feature if the adapter has it (default true). */
+  wantF16?: boolean;
+}
+
+/** A compiled compute kernel: its readable name (cache key and profiler label) and pipeline. */
+export interface Kernel {
+  readonly name: string;
+  readonly pipeline: GPUComputePipeline;
+  /** Floating-point operations of one dispatch, for the profiler (0 when unknown). */
+  flops?: number;
+}
+
+/** Work of one dispatch, for the profiler's achieved-rate columns. */
+export interface DispatchCost {
+  /** Floating-point operations. */
+  flops?: number;
+  /** Bytes read and written. */
+  bytes?: number;
+}
+
+const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter
+const UNIFORM_RING_BYTES = 1 << 20; // 4096 dispatches between flushes
+const MAX_PENDING_DISPATCHES = 4096;
+
+let nextBufferId = 1;
+const bufferIds = new WeakMap<GPUBuffer, number>();
+
+/** A stable numeric id for a buffer (bind-group cache keys). */
+export function bufferId(b: GPUBuffer): number {
+  let id = bufferIds.get(b);
+  if (id === undefined) {
+    id = nextBufferId++;
+    bufferIds.set(b, id);
+  }
+  return id;
+}
+
+/**
+ * The device and everything needed to run kernels on it.
+ *
+ * @example
+ * ```ts
+ * const gpu = await Gpu.create();
+ * console.error(gpu.description, gpu.hasF16);
+ * ```
+ */
+export class Gpu {
+  /** The WebGPU device. */
+  readonly device: GPUDevice;
+  /** Adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  readonly description: string;
+  /** Whether `shader-f16` is enabled on the device. */
+  readonly hasF16: boolean;
+  /** Whether `timestamp-query` is enabled on the device. */
+  readonly hasTimestamps: boolean;
+  /** Per-dispatch timings, when profiling was asked for and is possible. */
+  readonly profiler: Profiler | null;
+
+  #pipelines = new Map<string, Kernel>();
+  #pendingErrors: Promise<void>[] = [];
+  #compileMs = 0;
+
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #dispatches = 0;
+  #uniformRing: GPUBuffer;
+  #uniformStaging = new ArrayBuffer(UNIFORM_RING_BYTES);
+  #uniformOffset = 0;
+
+  #pool = new Map<number, GPUBuffer[]>();
+  #bufferBytes = new WeakMap<GPUBuffer, number>();
+  #allocatedBytes = 0;
+  #peakBytes = 0;
+
+  private constructor(
+    device: GPUDevice,
+    description: string,
+    hasF16: boolean,
+    hasTimestamps: boolean,
+    profile: boolean,
+  ) {
+    this.device = device;
+    this.description = description;
+    this.hasF16 = hasF16;
+    this.hasTimestamps = hasTimestamps;
+    this.profiler = profile && hasTimestamps ? new Profiler(device) : null;
+    this.#uniformRing = device.createBuffer({
+      label: "uniform-ring",
+      size: UNIFORM_RING_BYTES,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    device.addEventListener("uncapturederror", (e) => {
+      const err = (e as GPUUncapturedErrorEvent).error;
+      console.error(`sd: GPU error: ${err.message.split("\n")[0]}`);
+    });
+  }
+
+  /**
+   * Requests the adapter and a device with the adapter's buffer and workgroup-storage limits and
+   * the features `shader-f16` and `timestamp-query` when present.
+   *
+   * @throws {GpuError} with one line saying what to do when there is no adapter.
+   */
+  static async create(opts: GpuOptions = {}): Promise<Gpu> {
+    if (!("gpu" in navigator) || !navigator.gpu) {
+      throw new GpuError(
+        "no WebGPU in this Deno: use Deno 2.x (deno.com); on Linux without a GPU install mesa-vulkan-drivers",
+      );
+    }
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) {
+      throw new GpuError(
+        "no GPU adapter found: install a Vulkan driver (on Linux without a GPU: apt-get install mesa-vulkan-drivers)",
+      );
+    }
+    const wanted: GPUFeatureName[] = [];
+    const hasF16 = (opts.wantF16 ?? true) && adapter.features.has("shader-f16");
+    if (hasF16) wanted.push("shader-f16");
+    const hasTimestamps = adapter.features.has("timestamp-query");
+    if (hasTimestamps && opts.profile) wanted.push("timestamp-query");
+    const l = adapter.limits;
+    const device = await adapter.requestDevice({
+      requiredFeatures: wanted,
+      requiredLimits: {
+        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+        maxBufferSize: l.maxBufferSize,
+        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+        maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
+        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      },
+    });
+    const info = adapter.info;
+    const description = info.description || `${info.vendor} ${info.device}`.trim();
+    return new Gpu(
+      device,
+      description,
+      hasF16,
+      hasTimestamps && !!opts.profile,
+      !!opts.profile,
+    );
+  }
+
+  /** Largest storage-buffer binding, in bytes. */
+  get maxBinding(): number {
+    return this.device.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Milliseconds spent creating pipelines so far. */
+  get compileMs(): number {
+    return this.#compileMs;
+  }
+
+  /** Bytes currently held in GPU buffers (pooled ones included). */
+  get allocatedBytes(): number {
+    return this.#allocatedBytes;
+  }
+
+  /** Highest {@linkcode allocatedBytes} seen. */
+  get peakBytes(): number {
+    return this.#peakBytes;
+  }
+
+  /** Resets the peak-memory mark to the current allocation. */
+  resetPeak(): void {
+    this.#peakBytes = this.#allocatedBytes;
+  }
+
+  /**
+   * Returns the cached kernel `name`, creating it from `source()` inside a validation error
+   * scope whose message names the kernel. Errors surface at the next {@linkcode flush}.
+   */
+  kernel(name: string, source: () => string): Kernel {
+    const hit = this.#pipelines.get(name);
+    if (hit) return hit;
+    const t0 = performance.now();
+    const code = source();
+    this.device.pushErrorScope("validation");
+    const module = this.device.createShaderModule({ label: name, code });
+    const pipeline = this.device.createComputePipeline({
+      label: name,
+      layout: "auto",
+      compute: { module, entryPoint: "main" },
+    });
+    this.#pendingErrors.push(
+      this.device.popErrorScope().then((err) => {
+        if (err) {
+          throw new GpuError(
+            `kernel ${name} failed to compile: ${err.message.split("\n").slice(0, 6).join(" | ")}`,
+          );
+        }
+      }),
+    );
+    this.#compileMs += performance.now() - t0;
+    const k: Kernel = { name, pipeline };
+    this.#pipelines.set(name, k);
+    return k;
+  }
+
+  /** Names of every kernel compiled so far. */
+  kernelNames(): string[] {
+    return [...this.#pipelines.keys()];
+  }
+
+  /**
+   * A buffer of at least `bytes` from the pool (storage, copy-src, copy-dst). `exact` skips the
+   * pool's size classes (weights, which live for the whole run).
+   */
+  alloc(bytes: number, label = "tensor", exact = false): GPUBuffer {
+    const size = exact ? (Math.max(bytes, 4) + 3) & ~3 : sizeClass(Math.max(bytes, 4));
+    const free = this.#pool.get(size);
+    const reused = free?.pop();
+    if (reused) return reused;
+    if (size > this.device.limits.maxBufferSize) {
+      throw new GpuError(
+        `buffer of ${size} bytes exceeds this adapter's maxBufferSize (${this.device.limits.maxBufferSize}): use a smaller --width/--height`,
+      );
+    }
+    this.device.pushErrorScope("out-of-memory");
+    const buf = this.device.createBuffer({
+      label,
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.#pendingErrors.push(
+      this.device.popErrorScope().then((err) => {
+        if (err) {
+          throw new GpuError(
+            `out of GPU memory allocating ${size} bytes for ${label}: use a smaller image or --precision f16`,
+          );
+        }
+      }),
+    );
+    this.#bufferBytes.set(buf, size);
+    this.#allocatedBytes += size;
+    this.#peakBytes = Math.max(this.#peakBytes, this.#allocatedBytes);
+    return buf;
+  }
+
+  /** Returns a buffer from {@linkcode alloc} to the pool. */
+  free(buf: GPUBuffer): void {
+    const size = this.#bufferBytes.get(buf);
+    if (size === undefined) return;
+    let list = this.#pool.get(size);
+    if (!list) this.#pool.set(size, list = []);
+    list.push(buf);
+  }
+
+  /** Destroys every pooled (free) buffer. */
+  trimPool(): void {
+    for (const list of this.#pool.values()) {
+      for (const b of list) {
+        this.#allocatedBytes -= this.#bufferBytes.get(b) ?? 0;
+        b.destroy();
+      }
+    }
+    this.#pool.clear();
+  }
+
+  /** A new buffer holding `data` (padded to 4 bytes). */
+  upload(data: ArrayBufferView, label = "upload"): GPUBuffer {
+    const buf = this.alloc(data.byteLength, label);
+    this.write(buf, data);
+    return buf;
+  }
+
+  /** Writes `data` at `offset` of `buf` (queued before the next submit). */
+  write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    const bytes = data.byteLength;
+    if (bytes % 4 === 0) {
+      this.device.queue.writeBuffer(
+        buf,
+        offset,
+        data.buffer as ArrayBuffer,
+        data.byteOffset,
+        bytes,
+      );
+    } else {
+      const padded = new Uint8Array((bytes + 3) & ~3);
+      padded.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+      this.device.queue.writeBuffer(buf, offset, padded);
+    }
+  }
+
+  /**
+   * Records one dispatch of `kernel` with `uniforms` at binding 0 and `buffers` at bindings 1…n.
+   * Nothing runs until {@linkcode flush} (or an implicit flush when the ring is full).
+   */
+  dispatch(
+    kernel: Kernel,
+    uniforms: ArrayBuffer,
+    buffers: GPUBuffer[],
+    workgroups: [number, number?, number?],
+    cost: DispatchCost = {},
+  ): void {
+    const [x, y = 1, z = 1] = workgroups;
+    const maxWg = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg) {
+      throw new GpuError(
+        `kernel ${kernel.name}: grid ${x}×${y}×${z} exceeds ${maxWg} per dimension`,
+      );
+    }
+    if (x === 0 || y === 0 || z === 0) return;
+    if (
+      this.#uniformOffset + UNIFORM_SLOT > UNIFORM_RING_BYTES ||
+      this.#dispatches >= MAX_PENDING_DISPATCHES
+    ) {
+      this.submit();
+    }
+    const off = this.#uniformOffset;
+    new Uint8Array(this.#uniformStaging, off, uniforms.byteLength).set(new Uint8Array(uniforms));
+    this.#uniformOffset += UNIFORM_SLOT;
+    const entries: GPUBindGroupEntry[] = [{
+      binding: 0,
+      resource: { buffer: this.#uniformRing, offset: off, size: Math.max(16, uniforms.byteLength) },
+    }];
+    for (let i = 0; i < buffers.length; i++) {
+      entries.push({ binding: i + 1, resource: { buffer: buffers[i] } });
+    }
+    const bindGroup = this.device.createBindGroup({
+      label: kernel.name,
+      layout: kernel.pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    this.#encoder ??= this.device.createCommandEncoder({ label: "sd" });
+    let pass: GPUComputePassEncoder;
+    if (this.profiler) {
+      pass = this.#encoder.beginComputePass({
+        label: kernel.name,
+        timestampWrites: this.profiler.nextWrites(kernel.name, cost),
+      });
+    } else {
+      this.#pass ??= this.#encoder.beginComputePass({ label: "sd" });
+      pass = this.#pass;
+    }
+    pass.setPipeline(kernel.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.profiler) {
+      pass.end();
+      if (this.profiler.full) this.submit();
+    }
+    this.#dispatches++;
+  }
+
+  /** Records a buffer-to-buffer copy. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.#encoder ??= this.device.createCommandEncoder({ label: "sd" });
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+    this.#encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /** Submits everything recorded so far (without waiting for it). */
+  submit(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+    if (this.#uniformOffset > 0) {
+      this.device.queue.writeBuffer(
+        this.#uniformRing,
+        0,
+        this.#uniformStaging,
+        0,
+        this.#uniformOffset,
+      );
+    }
+    if (this.#encoder) {
+      this.profiler?.resolve(this.#encoder);
+      this.device.queue.submit([this.#encoder.finish()]);
+      this.profiler?.afterSubmit();
+    }
+    this.#encoder = null;
+    this.#uniformOffset = 0;
+    this.#dispatches = 0;
+  }
+
+  /** Submits and waits until the GPU is idle; throws the first named creation error, if any. */
+  async flush(): Promise<void> {
+    this.submit();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+    await this.profiler?.collect();
+  }
+
+  /** Throws the first pending kernel-compile or out-of-memory error, if any. */
+  async checkErrors(): Promise<void> {
+    const pending = this.#pendingErrors;
+    this.#pendingErrors = [];
+    await Promise.all(pending);
+  }
+
+  /** Reads `bytes` bytes of `buf` from `offset` back to the CPU (submits pending work first). */
+  async read(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    const size = (bytes + 3) & ~3;
+    const staging = this.device.createBuffer({
+      label: "readback",
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    this.copy(buf, offset, staging, 0, size);
+    this.submit();
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    await this.checkErrors();
+    return out;
+  }
+
+  /** Releases the device. */
+  destroy(): void {
+    this.trimPool();
+    this.device.destroy();
+  }
+}
+
+/** Rounds a byte size up to its pool size class (powers of two split into quarters). */
+export function sizeClass(bytes: number): number {
+  if (bytes <= 256) return 256;
+  const p = 2 ** Math.floor(Math.log2(bytes - 1));
+  const quarter = p / 4;
+  return Math.ceil(bytes / quarter) * quarter;
+}

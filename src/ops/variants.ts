@@ -1,0 +1,48 @@
+/**
+ * Which implementation each optimized op family uses — the paper's Table 1 switches. Every
+ * optimized kernel keeps its naive twin selectable so each gain is measured in the same run.
+ *
+ * @module
+ */
+
+import type { Gpu } from "../gpu/device.ts";
+
+/** Kernel choices per op family. */
+export interface Variants {
+  /** `--attention`: FlashAttention, the paper's partitioned softmax, or scores → softmax → PV. */
+  attention: "flash" | "partitioned" | "naive";
+  /** `--conv`: Winograd F(2×2,3×3) for 3×3 stride-1 convolutions, or direct convolution. */
+  conv: "winograd" | "direct";
+  /** `--groupnorm`: one fused kernel (stats, normalize, affine, SiLU) or separate passes. */
+  groupnorm: "fused" | "naive";
+  /** `--gelu`: GEGLU in the matmul epilogue, or split + GELU + multiply. */
+  gelu: "fused" | "naive";
+}
+
+/** The optimized choice for every family. */
+export const OPTIMIZED: Readonly<Variants> = {
+  attention: "flash",
+  conv: "winograd",
+  groupnorm: "fused",
+  gelu: "fused",
+};
+
+/** The naive choice for every family (the bench's baseline). */
+export const NAIVE: Readonly<Variants> = {
+  attention: "naive",
+  conv: "direct",
+  groupnorm: "naive",
+  gelu: "naive",
+};
+
+const chosen = new WeakMap<Gpu, Variants>();
+
+/** The variants in force on `gpu` (optimized unless set). */
+export function variants(gpu: Gpu): Readonly<Variants> {
+  return chosen.get(gpu) ?? OPTIMIZED;
+}
+
+/** Sets some variants on `gpu`; the rest keep their current value. */
+export function setVariants(gpu: Gpu, v: Partial<Variants>): void {
+  chosen.set(gpu, { ...variants(gpu), ...v });
+}
