@@ -4,15 +4,17 @@
 // workgroup, 2-D grid so more than 65535×256 elements fit (index = gid.x + gid.y × 65535 × 256).
 // Specializations (pipeline-cache key / profiler label): elementwise_<OP>_<T>.
 //   T  : storage type of every tensor (f32 | f16).
-//   OP : add (a + b, with b broadcast every p.bn elements: residuals, biases per position),
-//        mul, silu, gelu (erf-exact), quick_gelu (x·σ(1.702x)), scale (a·p.alpha), cast.
+//   OP : add (a + b, b broadcast: b index = (i / p.bdiv) % p.bn — equal shapes: bdiv 1, bn n;
+//        a per-(batch, channel) bias over H×W: bdiv H·W, bn B·C),
+//        mul, cfg (classifier-free guidance: a = [eps_u; eps_c], each n long:
+//        eps_u + alpha·(eps_c − eps_u)), silu, gelu (erf-exact), quick_gelu (x·σ(1.702x)), scale (a·p.alpha), cast.
 // Precision: arithmetic in f32 (values are widened on load and narrowed on store).
 
 struct Params {
   n: u32,      // number of output elements
   bn: u32,     // number of elements of b (b index = i % bn); = n when shapes are equal
   alpha: f32,  // scale factor for OP scale
-  _pad: u32,
+  bdiv: u32,   // b index = (i / bdiv) % bn
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -41,9 +43,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= p.n) { return; }
   let x = f32(a[i]);
 #if OP_ADD
-  let v = x + f32(b[i % p.bn]);
+  let v = x + f32(b[(i / p.bdiv) % p.bn]);
 #elif OP_MUL
-  let v = x * f32(b[i % p.bn]);
+  let v = x * f32(b[(i / p.bdiv) % p.bn]);
+#elif OP_CFG
+  let v = x + p.alpha * (f32(a[i + p.n]) - x);
 #elif OP_SILU
   let v = x / (1.0 + exp(-x));
 #elif OP_GELU

@@ -1,6 +1,6 @@
 import { assert } from "../src/std/assert.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
-import { add, cast, mul, unary } from "../src/ops/elementwise.ts";
+import { add, addChannelBias, cast, cfgCombine, mul, unary } from "../src/ops/elementwise.ts";
 import { hasGpu, randomData, relL2, testGpu } from "./gpu.ts";
 
 // CPU references.
@@ -50,5 +50,28 @@ Deno.test({
         assert(relL2(c, ra) < (other === "f16" ? 1e-3 : 1e-7), `cast ${dtype}->${other}`);
       }
     }
+  },
+});
+
+Deno.test({
+  name: "elementwise: per-channel bias over H×W and classifier-free guidance vs CPU",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const [b, c, hw] = [2, 5, 9];
+    const x = randomData(b * c * hw, 7), t = randomData(b * c, 8);
+    const y = await addChannelBias(
+      Tensor.from(gpu, x, [b, c, 3, 3], "f32"),
+      Tensor.from(gpu, t, [b, c], "f32"),
+    ).read();
+    assert(relL2(y, x.map((v, i) => v + t[Math.floor(i / hw)])) < 1e-7, "addChannelBias");
+    const eps = randomData(2 * 4 * 6, 9);
+    const g = await cfgCombine(Tensor.from(gpu, eps, [2, 4, 6], "f32"), 7.5).read();
+    const n = 24;
+    assert(g.length === n);
+    assert(
+      relL2(g, Array.from({ length: n }, (_, i) => eps[i] + 7.5 * (eps[i + n] - eps[i]))) < 1e-6,
+      "cfg",
+    );
   },
 });

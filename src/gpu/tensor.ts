@@ -21,6 +21,7 @@ const scopes: Tensor[][] = [];
 export class Tensor {
   #storage: Storage;
   #released = false;
+  #pinned = false;
   /** Shape, outermost first (PyTorch order). */
   readonly shape: readonly number[];
   /** Element type. */
@@ -106,6 +107,17 @@ export class Tensor {
     return new Tensor(this.#storage, [...shape], this.dtype);
   }
 
+  /** Exempts this tensor from scope cleanup (it lives until {@linkcode release}). */
+  pin(): this {
+    this.#pinned = true;
+    return this;
+  }
+
+  /** Whether {@linkcode pin} was called. */
+  get pinned(): boolean {
+    return this.#pinned;
+  }
+
   /** Returns the buffer to the pool once no view uses it. Idempotent. */
   release(): void {
     if (this.#released) return;
@@ -155,6 +167,7 @@ export function scope<T extends Kept>(fn: () => T): T {
   collect(result, keep);
   const parent = scopes.at(-1);
   for (const t of created) {
+    if (t.pinned) continue;
     if (keep.has(t)) parent?.push(t);
     else t.release();
   }

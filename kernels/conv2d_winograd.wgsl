@@ -1,0 +1,287 @@
+// Winograd F(2×2, 3×3) convolution (Lavin & Gray 2015) for 3×3, stride-1, padding-1 convolutions
+// in NCHW: every 2×2 output tile comes from a 4×4 input tile d (rows 2ty − 1 … 2ty + 2, columns
+// 2tx − 1 … 2tx + 2, zero outside the image) as
+//   Y = Aᵀ [ Σ_c (G g_{o,c} Gᵀ) ⊙ (Bᵀ d_c B) ] A
+// with  Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+//       Aᵀ = [1 1 1 0; 0 1 −1 −1].
+// Indexing the 16 positions of a 4×4 transformed tile by ξ = 4·row + column, the sum over c is 16
+// independent GEMMs  M[ξ] [O × P] = U[ξ] [O × C] · V[ξ] [C × P]  over the P tiles of the batch.
+//
+// Four kernels (one per specialization):
+//   WEIGHT_TRANSFORM  (once per weight, at load): U[ξ][c][o] = (G g_{o,c} Gᵀ)[ξ], stored [16, Cp, Op]
+//                     with Cp = C rounded up to BK = 16 and Op = O rounded up to 64, zero padded,
+//                     so that the GEMM needs no bounds checks. One invocation per (o, c); grid
+//                     (Op/64, Cp).
+//   INPUT_TRANSFORM   V[ξ][c][p] = (Bᵀ d_{c,p} B)[ξ] for the tiles p0 … p0 + Pp − 1 of one chunk,
+//                     stored [16, Cp, Pp] (Pp = chunk width, a multiple of the GEMM's BN; rows
+//                     c ≥ C and tiles past the end are written as zeros). One invocation per (p, c);
+//                     grid (⌈Pp/64⌉, Cp).
+//   GEMM              M[ξ] = U[ξ] · V[ξ], stored [16, Op, Pp]. A workgroup of 256 invocations
+//                     (16 × 16) computes a BM × BN tile (BM = 16·TM output channels, BN = 16·TN
+//                     tiles) of one ξ = workgroup_id.z; grid (Pp/BN, Op/BM, 16). The C loop walks
+//                     BK = 16 at a time with vec4 loads (U along o, V along p, both contiguous: no
+//                     transposes), next step's loads issued before this step's arithmetic, and a
+//                     TM × TN register block per invocation from vec4 reads of workgroup memory:
+//                     rows (ty + i·16)·4 + 0..3, columns (tx + j·16)·4 + 0..3. Tiles 128×128
+//                     (TM = TN = 8), 64×128, 64×64.
+//   OUTPUT_TRANSFORM  y[b, o, 2ty + r, 2tx + q] = act((Aᵀ m A)[r][q] + bias[o] + residual), m[ξ] =
+//                     M[ξ][o][p]; one invocation per (p, o); grid (⌈Pc/64⌉, O).
+//
+// Precision: T (f32 | f16) is the storage type of x, w, bias, residual, y and U. U = G g Gᵀ only
+// averages weights (|U| ≤ 2.25·max|g|): as safe in f16 as the weights themselves. V (inputs
+// amplified up to 4×) and M (sums over C of products, up to 9× a direct conv's partial sums) are
+// kept in f32, so f16 activations that are large — the VAE decoder's — cannot overflow in the
+// transformed domain; all arithmetic is f32 and y is rounded to T once.
+//
+// Specializations (pipeline-cache key / profiler label):
+//   winograd_weight_transform_<T>, winograd_input_transform_<T>, winograd_gemm_<T>_<BM>x<BN>,
+//   winograd_output_transform_<T>[_bias][_residual][_silu]
+
+struct Params {
+  C: u32,    // input channels
+  H: u32,    // image height (pixels; input and output)
+  W: u32,    // image width (pixels)
+  O: u32,    // output channels
+  Cp: u32,   // C rounded up to 16 (rows of U[ξ] and V[ξ])
+  Op: u32,   // O rounded up to 64 (columns of U[ξ], rows of M[ξ])
+  P: u32,    // tiles of the whole batch = B·⌈H/2⌉·⌈W/2⌉
+  p0: u32,   // first tile of this chunk
+  Pc: u32,   // tiles in this chunk (≤ Pp)
+  Pp: u32,   // chunk width of V and M (multiple of 64)
+  _pad0: u32,
+  _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+#if WEIGHT_TRANSFORM
+@group(0) @binding(1) var<storage, read> w: array<${T}>;        // [O, C, 3, 3]
+@group(0) @binding(2) var<storage, read_write> u: array<${T}>;  // [16, Cp, Op]
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o = gid.x;
+  let c = gid.y;
+  if (o >= p.Op) {
+    return;
+  }
+  var g: array<vec3<f32>, 3>;
+  if (o < p.O && c < p.C) {
+    let base = (o * p.C + c) * 9u;
+    for (var r = 0u; r < 3u; r++) {
+      g[r] = vec3<f32>(f32(w[base + 3u * r]), f32(w[base + 3u * r + 1u]), f32(w[base + 3u * r + 2u]));
+    }
+  }
+  // s = G g (4 × 3), then U = s Gᵀ (4 × 4).
+  let s = array<vec3<f32>, 4>(g[0], 0.5 * (g[0] + g[1] + g[2]), 0.5 * (g[0] - g[1] + g[2]), g[2]);
+  for (var r = 0u; r < 4u; r++) {
+    let v = s[r];
+    let row = vec4<f32>(v.x, 0.5 * (v.x + v.y + v.z), 0.5 * (v.x - v.y + v.z), v.z);
+    for (var q = 0u; q < 4u; q++) {
+      u[((4u * r + q) * p.Cp + c) * p.Op + o] = ${T}(row[q]);
+    }
+  }
+}
+#endif
+
+#if INPUT_TRANSFORM
+@group(0) @binding(1) var<storage, read> x: array<${T}>;         // [B, C, H, W]
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [16, Cp, Pp]
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let pl = gid.x;  // tile within the chunk
+  let c = gid.y;
+  if (pl >= p.Pp) {
+    return;
+  }
+  let pg = p.p0 + pl;
+  var d: array<vec4<f32>, 4>;
+  if (c < p.C && pl < p.Pc && pg < p.P) {
+    let tw = (p.W + 1u) / 2u;
+    let th = (p.H + 1u) / 2u;
+    let b = pg / (tw * th);
+    let rem = pg % (tw * th);
+    let y0 = i32(rem / tw) * 2 - 1;
+    let x0 = i32(rem % tw) * 2 - 1;
+    let base = (b * p.C + c) * p.H * p.W;
+    for (var r = 0; r < 4; r++) {
+      let iy = y0 + r;
+      if (iy < 0 || iy >= i32(p.H)) {
+        continue;
+      }
+      let rowb = base + u32(iy) * p.W;
+      var row = vec4<f32>(0.0);
+      for (var q = 0; q < 4; q++) {
+        let ix = x0 + q;
+        if (ix >= 0 && ix < i32(p.W)) {
+          row[q] = f32(x[rowb + u32(ix)]);
+        }
+      }
+      d[r] = row;
+    }
+  }
+  // t = Bᵀ d (rows), then V = t B (columns).
+  let t = array<vec4<f32>, 4>(d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]);
+  for (var r = 0u; r < 4u; r++) {
+    let e = t[r];
+    let row = vec4<f32>(e.x - e.z, e.y + e.z, e.z - e.y, e.y - e.w);
+    for (var q = 0u; q < 4u; q++) {
+      v[((4u * r + q) * p.Cp + c) * p.Pp + pl] = row[q];
+    }
+  }
+}
+#endif
+
+#if GEMM
+@group(0) @binding(1) var<storage, read> u: array<vec4<${T}>>;   // [16, Cp, Op]
+@group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;    // [16, Cp, Pp]
+@group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;  // [16, Op, Pp]
+
+const TM = ${TM}u;   // output channels per invocation (multiple of 4)
+const TN = ${TN}u;   // tiles per invocation (multiple of 4)
+const BM = 16u * TM;
+const BN = 16u * TN;
+const BK = 16u;
+const AV = BM / 4u;  // vec4 per row of As
+const BV = BN / 4u;  // vec4 per row of Bs
+const LA = BK * AV / 256u;
+const LB = BK * BV / 256u;
+const MV = TM / 4u;
+const NV = TN / 4u;
+
+var<workgroup> As: array<vec4<f32>, BK * AV>;  // As[kk][o]
+var<workgroup> Bs: array<vec4<f32>, BK * BV>;  // Bs[kk][p]
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) tid: u32,
+) {
+  let xi = wg.z;
+  let n0 = wg.x * BN;
+  let o0 = wg.y * BM;
+  let tx = tid % 16u;
+  let ty = tid / 16u;
+  let opv = p.Op / 4u;
+  let ppv = p.Pp / 4u;
+  let ub = xi * p.Cp * opv + o0 / 4u;  // U[ξ][0][o0] in vec4
+  let vb = xi * p.Cp * ppv + n0 / 4u;  // V[ξ][0][n0] in vec4
+
+  var ra: array<vec4<f32>, LA>;
+  var rb: array<vec4<f32>, LB>;
+  var acc: array<vec4<f32>, TM * NV>;
+
+  let steps = p.Cp / BK;
+  for (var t = 0u; t <= steps; t++) {
+    if (t > 0u) {
+      workgroupBarrier();
+      for (var i = 0u; i < LA; i++) {
+        As[tid + i * 256u] = ra[i];
+      }
+      for (var i = 0u; i < LB; i++) {
+        Bs[tid + i * 256u] = rb[i];
+      }
+      workgroupBarrier();
+    }
+    if (t < steps) {
+      let k0 = t * BK;
+      for (var i = 0u; i < LA; i++) {
+        let e = tid + i * 256u;
+        ra[i] = vec4<f32>(u[ub + (k0 + e / AV) * opv + e % AV]);
+      }
+      for (var i = 0u; i < LB; i++) {
+        let e = tid + i * 256u;
+        rb[i] = v[vb + (k0 + e / BV) * ppv + e % BV];
+      }
+    }
+    if (t > 0u) {
+      for (var kk = 0u; kk < BK; kk++) {
+        var a: array<vec4<f32>, MV>;
+        var bv: array<vec4<f32>, NV>;
+        for (var j = 0u; j < MV; j++) {
+          a[j] = As[kk * AV + ty + j * 16u];
+        }
+        for (var j = 0u; j < NV; j++) {
+          bv[j] = Bs[kk * BV + tx + j * 16u];
+        }
+        for (var i = 0u; i < TM; i++) {
+          let av = vec4<f32>(a[i / 4u][i % 4u]);
+          for (var j = 0u; j < NV; j++) {
+            acc[i * NV + j] = fma(av, bv[j], acc[i * NV + j]);
+          }
+        }
+      }
+    }
+  }
+
+  for (var i = 0u; i < TM; i++) {
+    let o = o0 + (ty + (i / 4u) * 16u) * 4u + i % 4u;
+    let mb = (xi * p.Op + o) * ppv + n0 / 4u;
+    for (var j = 0u; j < NV; j++) {
+      m[mb + tx + j * 16u] = acc[i * NV + j];
+    }
+  }
+}
+#endif
+
+#if OUTPUT_TRANSFORM
+@group(0) @binding(1) var<storage, read> m: array<f32>;  // [16, Op, Pp]
+#if BIAS
+@group(0) @binding(${BIND_BIAS}) var<storage, read> bias: array<${T}>;
+#endif
+#if RESIDUAL
+@group(0) @binding(${BIND_RES}) var<storage, read> res: array<${T}>;
+#endif
+@group(0) @binding(${BIND_Y}) var<storage, read_write> y: array<${T}>;  // [B, O, H, W]
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let pl = gid.x;
+  let o = gid.y;
+  let pg = p.p0 + pl;
+  if (pl >= p.Pc || pg >= p.P) {
+    return;
+  }
+  var mt: array<vec4<f32>, 4>;
+  for (var r = 0u; r < 4u; r++) {
+    for (var q = 0u; q < 4u; q++) {
+      mt[r][q] = m[((4u * r + q) * p.Op + o) * p.Pp + pl];
+    }
+  }
+  // a = Aᵀ m (2 × 4), then Y = a A (2 × 2).
+  let a0 = mt[0] + mt[1] + mt[2];
+  let a1 = mt[1] - mt[2] - mt[3];
+  let yt = array<vec2<f32>, 2>(
+    vec2<f32>(a0.x + a0.y + a0.z, a0.y - a0.z - a0.w),
+    vec2<f32>(a1.x + a1.y + a1.z, a1.y - a1.z - a1.w),
+  );
+#if BIAS
+  let bo = f32(bias[o]);
+#else
+  let bo = 0.0;
+#endif
+  let tw = (p.W + 1u) / 2u;
+  let th = (p.H + 1u) / 2u;
+  let b = pg / (tw * th);
+  let rem = pg % (tw * th);
+  let oy = (rem / tw) * 2u;
+  let ox = (rem % tw) * 2u;
+  let base = (b * p.O + o) * p.H * p.W;
+  for (var r = 0u; r < 2u; r++) {
+    for (var q = 0u; q < 2u; q++) {
+      if (oy + r < p.H && ox + q < p.W) {
+        let idx = base + (oy + r) * p.W + ox + q;
+        var val = yt[r][q] + bo;
+#if RESIDUAL
+        val += f32(res[idx]);
+#endif
+#if SILU
+        val = val / (1.0 + exp(-val));
+#endif
+        y[idx] = ${T}(val);
+      }
+    }
+  }
+}
+#endif

@@ -1,0 +1,265 @@
+// GroupNorm (torch.nn.GroupNorm) on x [B, C, S] (S = H·W…, NCHW), γ/β [C], optional SiLU.
+//
+// Group gi = b·G + g is the contiguous slab x[gi·N .. (gi+1)·N), N = (C/G)·S elements, so every
+// kernel addresses a group by one offset. Work is counted in units of VEC elements (VEC = 4 when
+// S % 4 == 0, so a vec4 never straddles two channels and every group starts 16-byte aligned).
+// Workgroups are WG = 256 invocations; a chunk is WG·VPT units, each invocation keeping its VPT
+// units in registers between the statistics and the normalization.
+//
+// Modes (one per pipeline; name = pipeline-cache key and profiler label):
+//   FUSED_SINGLE  groupnorm_fused_<T>_v<VEC>[_silu]          grid [B·G]
+//       One workgroup per group whose group fits one chunk (N ≤ WG·VPT·VEC): load once into
+//       registers, mean (workgroup sum), variance as Σ(x−mean)² of the same registers (exact
+//       two-pass, no E[x²]−E[x]² cancellation), normalize, γ/β, SiLU, store. Reads x once.
+//   SPLIT_STATS   groupnorm_split_stats_<T>_v<VEC>            grid [P, B·G]
+//       Larger groups: P = ⌈N/(WG·VPT·VEC)⌉ chunks per group. Each workgroup writes its chunk's
+//       (mean, M2 = Σ(x−mean)²), both two-pass over registers, to partials[(gi·P + p)·2 ..].
+//   SPLIT_APPLY   groupnorm_split_apply_<T>_v<VEC>[_silu]    grid [P, B·G]
+//       Each workgroup first combines its group's P partials (Chan et al.: mean = Σnₚmₚ/N,
+//       M2 = ΣM2ₚ + Σnₚ(mₚ−mean)², each a workgroup reduction), then normalizes its own chunk with
+//       γ/β and SiLU. Together with SPLIT_STATS: x read twice, y written once, no normalized
+//       intermediate (the partials are 2 f32 per 4096 values).
+//   NAIVE_STATS / NAIVE_NORMALIZE / NAIVE_AFFINE   groupnorm_naive_{stats,normalize,affine}_…
+//       The unfused baseline: one workgroup per group loops over it twice (mean, then Σ(x−mean)²)
+//       and writes (mean, rstd); an elementwise pass writes x̂ = (x−mean)·rstd; another writes
+//       x̂·γ + β (the SiLU is then the elementwise kernel's). 1-D passes: unit index
+//       gid.x + gid.y·(num_workgroups.x·WG).
+//
+// Precision: storage in T (f32 | f16); every load is widened to f32; sums, mean, M2, rstd and the
+// affine/SiLU arithmetic are f32, rounded to T only on the final store. Two-pass / Chan combining
+// keeps the variance accurate for inputs with a large mean (e.g. 300 ± 1 in f16), where
+// E[x²]−E[x]² would cancel away most of f32's 24 bits.
+
+struct Params {
+  nu: u32,      // units (VEC elements) per group: N / VEC
+  su: u32,      // units per channel: S / VEC
+  cpg: u32,     // channels per group: C / G
+  groups: u32,  // G
+  chunks: u32,  // P, chunks per group (split modes)
+  total: u32,   // units in the whole tensor (naive elementwise passes)
+  eps: f32,     // added to the variance
+  inv_n: f32,   // 1 / N, N = elements per group
+}
+
+const WG: u32 = 256u;
+const VPT: u32 = ${VPT}u;       // units per invocation in a chunk
+const VEC: u32 = ${VEC}u;       // elements per unit
+const CHUNK: u32 = WG * VPT;  // units per chunk
+
+#if VEC4
+alias VT = vec4<${T}>;
+alias VF = vec4<f32>;
+fn hsum(v: VF) -> f32 { return dot(v, VF(1.0)); }
+#else
+alias VT = ${T};
+alias VF = f32;
+fn hsum(v: VF) -> f32 { return v; }
+#endif
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+#if FUSED_SINGLE
+@group(0) @binding(1) var<storage, read> x: array<VT>;
+@group(0) @binding(2) var<storage, read> gamma: array<${T}>;
+@group(0) @binding(3) var<storage, read> beta: array<${T}>;
+@group(0) @binding(4) var<storage, read_write> y: array<VT>;
+#elif SPLIT_STATS
+@group(0) @binding(1) var<storage, read> x: array<VT>;
+@group(0) @binding(2) var<storage, read_write> partials: array<vec2<f32>>;
+#elif SPLIT_APPLY
+@group(0) @binding(1) var<storage, read> x: array<VT>;
+@group(0) @binding(2) var<storage, read> partials: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read> gamma: array<${T}>;
+@group(0) @binding(4) var<storage, read> beta: array<${T}>;
+@group(0) @binding(5) var<storage, read_write> y: array<VT>;
+#elif NAIVE_STATS
+@group(0) @binding(1) var<storage, read> x: array<VT>;
+@group(0) @binding(2) var<storage, read_write> stats: array<vec2<f32>>;
+#elif NAIVE_NORMALIZE
+@group(0) @binding(1) var<storage, read> x: array<VT>;
+@group(0) @binding(2) var<storage, read> stats: array<vec2<f32>>;
+@group(0) @binding(3) var<storage, read_write> y: array<VT>;
+#elif NAIVE_AFFINE
+@group(0) @binding(1) var<storage, read> x: array<VT>;
+@group(0) @binding(2) var<storage, read> gamma: array<${T}>;
+@group(0) @binding(3) var<storage, read> beta: array<${T}>;
+@group(0) @binding(4) var<storage, read_write> y: array<VT>;
+#endif
+
+var<workgroup> red: array<f32, WG>;
+
+// Sum of `v` over the workgroup (tree in workgroup memory); every invocation gets the result.
+fn wg_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+// γ/β of channel c applied to normalized v, then the optional SiLU; f32 in, f32 out.
+fn affine(v: VF, c: u32) -> VF {
+#if NAIVE_AFFINE
+  return v * f32(gamma[c]) + f32(beta[c]);
+#elif FUSED_SINGLE
+  var r = v * f32(gamma[c]) + f32(beta[c]);
+#if SILU
+  r = r / (1.0 + exp(-r));
+#endif
+  return r;
+#elif SPLIT_APPLY
+  var r = v * f32(gamma[c]) + f32(beta[c]);
+#if SILU
+  r = r / (1.0 + exp(-r));
+#endif
+  return r;
+#else
+  return v;
+#endif
+}
+
+#if FUSED_SINGLE
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let gi = wid.x;
+  let base = gi * p.nu;
+  let c0 = (gi % p.groups) * p.cpg;
+  var v: array<VF, VPT>;
+  var s = 0.0;
+  for (var k = 0u; k < VPT; k++) {
+    let u = lid + k * WG;
+    v[k] = VF(0.0);
+    if (u < p.nu) {
+      v[k] = VF(x[base + u]);
+      s += hsum(v[k]);
+    }
+  }
+  let mean = wg_sum(s, lid) * p.inv_n;
+  var q = 0.0;
+  for (var k = 0u; k < VPT; k++) {
+    if (lid + k * WG < p.nu) {
+      let d = v[k] - VF(mean);
+      q += hsum(d * d);
+    }
+  }
+  let rstd = inverseSqrt(wg_sum(q, lid) * p.inv_n + p.eps);
+  for (var k = 0u; k < VPT; k++) {
+    let u = lid + k * WG;
+    if (u < p.nu) {
+      y[base + u] = VT(affine((v[k] - VF(mean)) * rstd, c0 + u / p.su));
+    }
+  }
+}
+#endif
+
+#if SPLIT_STATS
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let chunk = wid.x;
+  let gi = wid.y;
+  let start = chunk * CHUNK;
+  let count = min(CHUNK, p.nu - start);  // units in this chunk
+  let base = gi * p.nu + start;
+  var v: array<VF, VPT>;
+  var s = 0.0;
+  for (var k = 0u; k < VPT; k++) {
+    let u = lid + k * WG;
+    v[k] = VF(0.0);
+    if (u < count) {
+      v[k] = VF(x[base + u]);
+      s += hsum(v[k]);
+    }
+  }
+  let mean = wg_sum(s, lid) / f32(count * VEC);
+  var q = 0.0;
+  for (var k = 0u; k < VPT; k++) {
+    if (lid + k * WG < count) {
+      let d = v[k] - VF(mean);
+      q += hsum(d * d);
+    }
+  }
+  let m2 = wg_sum(q, lid);
+  if (lid == 0u) { partials[gi * p.chunks + chunk] = vec2<f32>(mean, m2); }
+}
+#endif
+
+#if SPLIT_APPLY
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let chunk = wid.x;
+  let gi = wid.y;
+  // Combine the group's partials: nₚ = elements of chunk i (the last one may be short).
+  var s = 0.0;
+  for (var i = lid; i < p.chunks; i += WG) {
+    let n_i = f32(min(CHUNK, p.nu - i * CHUNK) * VEC);
+    s += n_i * partials[gi * p.chunks + i].x;
+  }
+  let mean = wg_sum(s, lid) * p.inv_n;
+  var q = 0.0;
+  for (var i = lid; i < p.chunks; i += WG) {
+    let n_i = f32(min(CHUNK, p.nu - i * CHUNK) * VEC);
+    let pm = partials[gi * p.chunks + i];
+    let d = pm.x - mean;
+    q += pm.y + n_i * d * d;
+  }
+  let rstd = inverseSqrt(wg_sum(q, lid) * p.inv_n + p.eps);
+  let start = chunk * CHUNK;
+  let count = min(CHUNK, p.nu - start);
+  let base = gi * p.nu + start;
+  let c0 = (gi % p.groups) * p.cpg;
+  for (var k = 0u; k < VPT; k++) {
+    let u = lid + k * WG;
+    if (u < count) {
+      let xv = VF(x[base + u]);
+      y[base + u] = VT(affine((xv - VF(mean)) * rstd, c0 + (start + u) / p.su));
+    }
+  }
+}
+#endif
+
+#if NAIVE_STATS
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let gi = wid.x;
+  let base = gi * p.nu;
+  var s = 0.0;
+  for (var u = lid; u < p.nu; u += WG) { s += hsum(VF(x[base + u])); }
+  let mean = wg_sum(s, lid) * p.inv_n;
+  var q = 0.0;
+  for (var u = lid; u < p.nu; u += WG) {
+    let d = VF(x[base + u]) - VF(mean);
+    q += hsum(d * d);
+  }
+  let rstd = inverseSqrt(wg_sum(q, lid) * p.inv_n + p.eps);
+  if (lid == 0u) { stats[gi] = vec2<f32>(mean, rstd); }
+}
+#endif
+
+#if NAIVE_NORMALIZE
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.total) { return; }
+  let st = stats[i / p.nu];
+  y[i] = VT((VF(x[i]) - VF(st.x)) * st.y);
+}
+#endif
+
+#if NAIVE_AFFINE
+@compute @workgroup_size(WG)
+fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.total) { return; }
+  y[i] = VT(affine(VF(x[i]), (i / p.su) % (p.groups * p.cpg)));
+}
+#endif

@@ -1,0 +1,104 @@
+// Layout kernels: pure data movement, no arithmetic (values are copied bit-exactly in T).
+//
+// Modes (one per pipeline; name = pipeline-cache key and profiler label):
+//   TRANSPOSE  layout_transpose_<T>     x [B, R, K] → y [B, K, R]; grid [⌈K/32⌉, ⌈R/32⌉, B]
+//       NCHW → NLC is (R, K) = (C, H·W); NLC → NCHW is (H·W, C). Tiled through workgroup memory:
+//       a 32×32 tile, workgroup 32×8, each invocation moving 4 elements, so both the reads (along
+//       K) and the writes (along R) are contiguous across the 32 lanes of x. The tile row is
+//       padded to 33 to keep the column reads off one bank; it is f32 (exact for f16).
+//   CONCAT     layout_concat_<T>       y[o, j] = j < na ? a[o·na + a_off + j] : b[o·nb + j − na]
+//       for o < outer, j < na + nb: torch.cat along one dim (channels: outer = B, na = C1·H·W;
+//       batch: outer = 1) and, with nb = 0, a slice (a_off = start row · row size).
+//   UPSAMPLE   layout_upsample2x_<T>   nearest 2×: y[p, i, j] = x[p, i/2, j/2], p = b·C + c.
+//   EMBEDDING  layout_embedding_<T>[_pos]  y[r, c] = table[ids[r], c] (+ pos[r % L, c]), r = b·L + l;
+//       the sum with the position row is done in f32 and rounded to T once.
+// The 1-D modes run one invocation per output element, 256 a workgroup, element index
+// gid.x + gid.y·(num_workgroups.x·256) so more than 65535·256 elements fit.
+
+struct Params {
+  n: u32,   // output elements (1-D modes); TRANSPOSE: R
+  a: u32,   // CONCAT: na; UPSAMPLE: input height h; EMBEDDING: L; TRANSPOSE: K
+  b: u32,   // CONCAT: nb; UPSAMPLE: input width w; EMBEDDING: C
+  c: u32,   // CONCAT: a_off (elements); EMBEDDING: V (rows of the table, for the bound check)
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+#if TRANSPOSE
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
+
+const TILE: u32 = 32u;
+var<workgroup> tile: array<f32, 1056>;  // 32 rows × 33
+
+@compute @workgroup_size(32, 8)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let rows = p.n;
+  let cols = p.a;
+  let base = wid.z * rows * cols;
+  let r0 = wid.y * TILE;
+  let k0 = wid.x * TILE;
+  for (var j = 0u; j < TILE; j += 8u) {
+    let r = r0 + lid.y + j;
+    let k = k0 + lid.x;
+    if (r < rows && k < cols) { tile[(lid.y + j) * 33u + lid.x] = f32(x[base + r * cols + k]); }
+  }
+  workgroupBarrier();
+  for (var j = 0u; j < TILE; j += 8u) {
+    let k = k0 + lid.y + j;  // output row
+    let r = r0 + lid.x;      // output column
+    if (r < rows && k < cols) { y[base + k * rows + r] = ${T}(tile[lid.x * 33u + lid.y + j]); }
+  }
+}
+#else
+
+#if CONCAT
+@group(0) @binding(1) var<storage, read> a: array<${T}>;
+@group(0) @binding(2) var<storage, read> b: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> y: array<${T}>;
+#elif UPSAMPLE
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
+#elif EMBEDDING
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read> table: array<${T}>;
+#if POS
+@group(0) @binding(3) var<storage, read> pos: array<${T}>;
+@group(0) @binding(4) var<storage, read_write> y: array<${T}>;
+#else
+@group(0) @binding(3) var<storage, read_write> y: array<${T}>;
+#endif
+#endif
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= p.n) { return; }
+#if CONCAT
+  let row = p.a + p.b;
+  let o = i / row;
+  let j = i - o * row;
+  if (j < p.a) {
+    y[i] = a[o * p.a + p.c + j];
+  } else {
+    y[i] = b[o * p.b + j - p.a];
+  }
+#elif UPSAMPLE
+  let ow = 2u * p.b;
+  let ox = i % ow;
+  let t = i / ow;
+  let oy = t % (2u * p.a);
+  let plane = t / (2u * p.a);
+  y[i] = x[(plane * p.a + oy / 2u) * p.b + ox / 2u];
+#elif EMBEDDING
+  let r = i / p.b;
+  let c = i - r * p.b;
+  let id = min(ids[r], p.c - 1u);  // ids are checked on the CPU; clamp keeps reads in bounds
+#if POS
+  y[i] = ${T}(f32(table[id * p.b + c]) + f32(pos[(r % p.a) * p.b + c]));
+#else
+  y[i] = table[id * p.b + c];
+#endif
+#endif
+}
+#endif

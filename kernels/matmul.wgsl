@@ -1,0 +1,411 @@
+// Matrix products with fused epilogues: C[b] = epilogue(alpha · A[b] · op(B[b])).
+//
+// Shapes (uniforms, in elements): A [batch, M, K] row-major; B [batch_b, K, N] row-major, or with
+// TRANS_B [batch_b, N, K] (torch Linear weight layout: rows of w along K); C [batch, M, N].
+// Batch items are p.batch_a / p.batch_b / p.batch_c elements apart (batch_b = 0 broadcasts B).
+//
+// Specializations (pipeline-cache key / profiler label matmul_<variant>_<T>[_acc16][_nt][_v4]
+// [_bm<BM>x<BN>k<BK>][_bias][_<act>][_res][_geglu]):
+//   T        storage type of A, B, C, bias and residual (f32 | f16).
+//   S        accumulator and workgroup-memory type: f32 (default), or f16 (ACC16, selectable for
+//            speed; only where sums are short — rounding error grows with K).
+//   TRANS_B  B is [N, K] (torch Linear weight) instead of [K, N].
+//   VEC      K % 4 == 0 and N % 4 == 0: global memory is read and written as vec4 (8 or 16 bytes);
+//            otherwise every element is loaded and bounds-checked on its own (K = 77, N = 77, …).
+//   BIAS     add bias[n] (length N; 2N with GEGLU).
+//   ACT_*    GELU (erf-exact), QUICK_GELU (x·σ(1.702x), CLIP), SILU, applied after the bias.
+//   RESIDUAL add residual[b, m, n] (same shape as C) after the activation.
+//   GEGLU    (TRANS_B only) B has 2N rows: C[m, n] = h · GELU(g) with h = (A·Bᵀ)[m, n] + bias[n] and
+//            g = (A·Bᵀ)[m, N + n] + bias[N + n]; both halves live in one workgroup's accumulators
+//            and the [M, 2N] projection is never stored (diffusers' GEGLU: hidden, gate = chunk(2)).
+//
+// TILED (default) work decomposition: one workgroup per BM × BN_OUT output tile (grid x over N,
+// y over M, z over the batch), (BN / TN) × (BM / TM) invocations, each computing TM × TN outputs
+// (TN as TN/4 vec4 along N). With GEGLU a workgroup's BN accumulator columns are BN/2 "hidden"
+// columns and the matching BN/2 "gate" columns, so BN_OUT = BN/2; otherwise BN_OUT = BN.
+// The K loop steps BK at a time through two workgroup tiles:
+//   As[BM][BK/4]  vec4 along K   — rows of A exactly as in memory (no transpose);
+//   Bs[BK][BN/4]  vec4 along N   — rows of B for [K, N]; for TRANS_B each thread reads a vec4 of a
+//                                  weight row along K and scatters its 4 values into 4 rows of Bs
+//                                  (one transposed store per element per tile, consecutive
+//                                  invocations own consecutive n, so the stores do not conflict).
+// The next tile's global loads are issued into registers before the current tile is multiplied
+// (register prefetch: global latency hides behind BK·TM·TN FMAs), two barriers per tile.
+// Inner loop per 4 values of k: TM vec4 reads of As (a row's 4 k), 4 × TN/4 vec4 reads of Bs,
+// 4·TM·TN/4 vec4 FMAs: outer products accumulated in registers. Invocation (tx, ty) owns rows
+// ty + i·(BM/TM) and vec4 columns tx + j·(BN/TN): neighbouring invocations read neighbouring
+// vec4s of Bs (no bank conflicts) and write neighbouring vec4s of C (coalesced).
+// Edges: rows ≥ M, columns ≥ N and k ≥ K load as zero and are never stored, so any M, N, K work.
+//
+// NAIVE work decomposition: one invocation per output element (16 × 16 a workgroup), the K loop
+// reading A and B straight from global memory (scalar loads, never VEC), f32 sums. The baseline
+// the tiled kernel is measured against.
+//
+// SPLIT_HALF: y0 = x[:, :N], y1 = x[:, N:] for x [M, 2N] — the separate split of naive GEGLU.
+//
+// Precision: products accumulate in S (f32 unless ACC16); the epilogue (alpha, bias, activation,
+// residual) runs in f32 and rounds to T once, at the store.
+
+struct Params {
+  M: u32,        // rows of A and C
+  N: u32,        // columns of C (GEGLU: half the rows of B)
+  K: u32,        // reduction length
+  batch_a: u32,  // elements between batch items of A
+  batch_b: u32,  // elements between batch items of B (0: one B for every batch item)
+  batch_c: u32,  // elements between batch items of C and residual
+  alpha: f32,    // scale of the product, before bias
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+#if SPLIT_HALF
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y0: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> y1: array<${T}>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x + gid.y * 65535u * 256u;
+  if (i >= p.M * p.N) { return; }
+  let m = i / p.N;
+  let n = i - m * p.N;
+  y0[i] = x[m * 2u * p.N + n];
+  y1[i] = x[m * 2u * p.N + p.N + n];
+}
+#else
+
+#if VEC
+@group(0) @binding(1) var<storage, read> A: array<vec4<${T}>>;
+@group(0) @binding(2) var<storage, read> B: array<vec4<${T}>>;
+#else
+@group(0) @binding(1) var<storage, read> A: array<${T}>;
+@group(0) @binding(2) var<storage, read> B: array<${T}>;
+#endif
+#if BIAS
+#if VEC
+@group(0) @binding(3) var<storage, read> bias: array<vec4<${T}>>;
+#else
+@group(0) @binding(3) var<storage, read> bias: array<${T}>;
+#endif
+#if RESIDUAL
+#if VEC
+@group(0) @binding(4) var<storage, read> residual: array<vec4<${T}>>;
+@group(0) @binding(5) var<storage, read_write> C: array<vec4<${T}>>;
+#else
+@group(0) @binding(4) var<storage, read> residual: array<${T}>;
+@group(0) @binding(5) var<storage, read_write> C: array<${T}>;
+#endif
+#else
+#if VEC
+@group(0) @binding(4) var<storage, read_write> C: array<vec4<${T}>>;
+#else
+@group(0) @binding(4) var<storage, read_write> C: array<${T}>;
+#endif
+#endif
+#else
+#if RESIDUAL
+#if VEC
+@group(0) @binding(3) var<storage, read> residual: array<vec4<${T}>>;
+@group(0) @binding(4) var<storage, read_write> C: array<vec4<${T}>>;
+#else
+@group(0) @binding(3) var<storage, read> residual: array<${T}>;
+@group(0) @binding(4) var<storage, read_write> C: array<${T}>;
+#endif
+#else
+#if VEC
+@group(0) @binding(3) var<storage, read_write> C: array<vec4<${T}>>;
+#else
+@group(0) @binding(3) var<storage, read_write> C: array<${T}>;
+#endif
+#endif
+#endif
+
+// erf with max abs error 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), as in elementwise.wgsl.
+fn erf4(x: vec4<f32>) -> vec4<f32> {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+    t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= vec4<f32>(0.0));
+}
+
+fn gelu4(x: vec4<f32>) -> vec4<f32> {
+  return 0.5 * x * (1.0 + erf4(x * 0.7071067811865476));
+}
+
+// Bias value(s) for output columns n..n+3 (column index into B's rows/columns).
+fn bias4(n: u32) -> vec4<f32> {
+#if BIAS
+#if VEC
+  return vec4<f32>(bias[n / 4u]);
+#else
+  let nb = select(p.N, 2u * p.N, ${GEGLU_ON});
+  var v = vec4<f32>(0.0);
+  for (var e = 0u; e < 4u; e++) {
+    if (n + e < nb) { v[e] = f32(bias[n + e]); }
+  }
+  return v;
+#endif
+#else
+  return vec4<f32>(0.0);
+#endif
+}
+
+// The epilogue for four consecutive outputs C[b, m, n..n+3] given their products `h` (and, for
+// GEGLU, the gate products `g` of columns N + n..): everything after the sum, in f32, one store.
+// `lanes` < 4 stores only the first lanes (the naive kernel's single element).
+fn finish(cb: u32, m: u32, n: u32, h: vec4<f32>, g: vec4<f32>, lanes: u32) {
+  var v = h * p.alpha + bias4(n);
+#if GEGLU
+  v = v * gelu4(g * p.alpha + bias4(p.N + n));
+#endif
+#if ACT_GELU
+  v = gelu4(v);
+#elif ACT_QUICK_GELU
+  v = v / (1.0 + exp(-1.702 * v));
+#elif ACT_SILU
+  v = v / (1.0 + exp(-v));
+#endif
+  let o = cb + m * p.N + n;
+#if VEC
+#if RESIDUAL
+  v += vec4<f32>(residual[o / 4u]);
+#endif
+  C[o / 4u] = vec4<${T}>(v);
+#else
+  for (var e = 0u; e < lanes; e++) {
+    if (n + e < p.N) {
+#if RESIDUAL
+      C[o + e] = ${T}(v[e] + f32(residual[o + e]));
+#else
+      C[o + e] = ${T}(v[e]);
+#endif
+    }
+  }
+#endif
+}
+
+#if NAIVE
+@compute @workgroup_size(16, 16)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n = gid.x;
+  let m = gid.y;
+  if (m >= p.M || n >= p.N) { return; }
+  let ab = gid.z * p.batch_a + m * p.K;
+  let bb = gid.z * p.batch_b;
+  var h = 0.0;
+  var g = 0.0;
+  for (var k = 0u; k < p.K; k++) {
+    let a = f32(A[ab + k]);
+#if TRANS_B
+    h += a * f32(B[bb + n * p.K + k]);
+#if GEGLU
+    g += a * f32(B[bb + (p.N + n) * p.K + k]);
+#endif
+#else
+    h += a * f32(B[bb + k * p.N + n]);
+#endif
+  }
+  finish(gid.z * p.batch_c, m, n, vec4<f32>(h), vec4<f32>(g), 1u);
+}
+#else
+
+// ---- TILED ----
+
+const BM = ${BM}u;          // output rows per workgroup
+const BN = ${BN}u;          // accumulator columns per workgroup (GEGLU: hidden + gate halves)
+const BK = ${BK}u;          // k per workgroup-memory tile
+const TM = ${TM}u;          // rows per invocation
+const TN4 = ${TN4}u;        // vec4 columns per invocation
+const WX = ${WX}u;          // invocations along N = BN / (4·TN4)
+const WY = ${WY}u;          // invocations along M = BM / TM
+const THREADS = WX * WY;
+const BK4 = BK / 4u;
+const BN4 = BN / 4u;
+const A_LOADS = BM * BK4 / THREADS;  // vec4 of A each invocation moves per tile
+const B_LOADS = BK * BN4 / THREADS;  // vec4 of B each invocation moves per tile
+const BN_OUT = select(BN, BN / 2u, ${GEGLU_ON});
+
+var<workgroup> As: array<vec4<${S}>, BM * BK4>;
+var<workgroup> Bs: array<vec4<${S}>, BK * BN4>;
+
+// A[b, m, k..k+3] (k % 4 == 0), zero outside the matrix.
+fn load_a(ab: u32, m: u32, k: u32) -> vec4<${S}> {
+#if VEC
+  if (m < p.M && k < p.K) { return vec4<${S}>(A[(ab + m * p.K + k) / 4u]); }
+  return vec4<${S}>();
+#else
+  var v = vec4<${S}>();
+  if (m < p.M) {
+    let row = ab + m * p.K;
+    for (var e = 0u; e < 4u; e++) {
+      if (k + e < p.K) { v[e] = ${S}(A[row + k + e]); }
+    }
+  }
+  return v;
+#endif
+}
+
+// Global row or column of B feeding accumulator column c of this workgroup's tile.
+fn b_index(n0: u32, c: u32) -> u32 {
+#if GEGLU
+  return select(n0 + c, p.N + n0 + c - BN / 2u, c >= BN / 2u);
+#else
+  return n0 + c;
+#endif
+}
+
+// Whether accumulator column c (tile-relative) maps to an existing column of C.
+fn col_valid(n0: u32, c: u32) -> bool {
+#if GEGLU
+  return n0 + c % (BN / 2u) < p.N;
+#else
+  return n0 + c < p.N;
+#endif
+}
+
+#if TRANS_B
+// B[b, n, k..k+3]: a vec4 of a weight row along K, zero outside.
+fn load_bt(bb: u32, n0: u32, c: u32, k: u32) -> vec4<${S}> {
+  let n = b_index(n0, c);
+#if VEC
+  if (col_valid(n0, c) && k < p.K) { return vec4<${S}>(B[(bb + n * p.K + k) / 4u]); }
+  return vec4<${S}>();
+#else
+  var v = vec4<${S}>();
+  if (col_valid(n0, c)) {
+    for (var e = 0u; e < 4u; e++) {
+      if (k + e < p.K) { v[e] = ${S}(B[bb + n * p.K + k + e]); }
+    }
+  }
+  return v;
+#endif
+}
+#else
+// B[b, k, n..n+3] (n % 4 == 0), zero outside.
+fn load_b(bb: u32, k: u32, n: u32) -> vec4<${S}> {
+#if VEC
+  if (k < p.K && n < p.N) { return vec4<${S}>(B[(bb + k * p.N + n) / 4u]); }
+  return vec4<${S}>();
+#else
+  var v = vec4<${S}>();
+  if (k < p.K) {
+    for (var e = 0u; e < 4u; e++) {
+      if (n + e < p.N) { v[e] = ${S}(B[bb + k * p.N + n + e]); }
+    }
+  }
+  return v;
+#endif
+}
+#endif
+
+@compute @workgroup_size(${WX}, ${WY})
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) lid: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
+  let m0 = wg.y * BM;
+  let n0 = wg.x * BN_OUT;
+  let ab = wg.z * p.batch_a;
+  let bb = wg.z * p.batch_b;
+
+  var acc: array<array<vec4<${S}>, TN4>, TM>;
+  var pa: array<vec4<${S}>, A_LOADS>;
+  var pb: array<vec4<${S}>, B_LOADS>;
+
+  // Tile loads into registers. A: slot s = t + l·THREADS → row s / BK4, k-vec4 s % BK4.
+  // B ([K, N]): row s / BN4, n-vec4 s % BN4. B (TRANS_B): column s % BN, k-vec4 s / BN
+  // (consecutive invocations: consecutive weight rows, so the scattered stores hit distinct banks).
+  for (var l = 0u; l < A_LOADS; l++) {
+    let s = t + l * THREADS;
+    pa[l] = load_a(ab, m0 + s / BK4, 4u * (s % BK4));
+  }
+  for (var l = 0u; l < B_LOADS; l++) {
+    let s = t + l * THREADS;
+#if TRANS_B
+    pb[l] = load_bt(bb, n0, s % BN, 4u * (s / BN));
+#else
+    pb[l] = load_b(bb, s / BN4, n0 + 4u * (s % BN4));
+#endif
+  }
+
+  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+    workgroupBarrier();
+    for (var l = 0u; l < A_LOADS; l++) {
+      As[t + l * THREADS] = pa[l];
+    }
+    for (var l = 0u; l < B_LOADS; l++) {
+      let s = t + l * THREADS;
+#if TRANS_B
+      let c = s % BN;
+      let kr = 4u * (s / BN);
+      for (var e = 0u; e < 4u; e++) {
+        Bs[(kr + e) * BN4 + c / 4u][c % 4u] = pb[l][e];
+      }
+#else
+      Bs[s] = pb[l];
+#endif
+    }
+    workgroupBarrier();
+
+    // Prefetch the next tile while this one is multiplied.
+    let k1 = k0 + BK;
+    if (k1 < p.K) {
+      for (var l = 0u; l < A_LOADS; l++) {
+        let s = t + l * THREADS;
+        pa[l] = load_a(ab, m0 + s / BK4, k1 + 4u * (s % BK4));
+      }
+      for (var l = 0u; l < B_LOADS; l++) {
+        let s = t + l * THREADS;
+#if TRANS_B
+        pb[l] = load_bt(bb, n0, s % BN, k1 + 4u * (s / BN));
+#else
+        pb[l] = load_b(bb, k1 + s / BN4, n0 + 4u * (s % BN4));
+#endif
+      }
+    }
+
+    for (var kk = 0u; kk < BK4; kk++) {
+      var a: array<vec4<${S}>, TM>;
+      for (var i = 0u; i < TM; i++) {
+        a[i] = As[(lid.y + i * WY) * BK4 + kk];
+      }
+      for (var e = 0u; e < 4u; e++) {
+        for (var j = 0u; j < TN4; j++) {
+          let b = Bs[(4u * kk + e) * BN4 + lid.x + j * WX];
+          for (var i = 0u; i < TM; i++) {
+            acc[i][j] = fma(vec4<${S}>(a[i][e]), b, acc[i][j]);
+          }
+        }
+      }
+    }
+  }
+
+  // Epilogue: invocation (tx, ty) holds accumulator vec4 columns tx + j·WX; with GEGLU the first
+  // TN4/2 are hidden columns and the last TN4/2 the gate columns of the same outputs.
+  let cb = wg.z * p.batch_c;
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + lid.y + i * WY;
+    if (m >= p.M) { continue; }
+#if GEGLU
+    for (var j = 0u; j < TN4 / 2u; j++) {
+      let n = n0 + 4u * (lid.x + j * WX);
+      if (n < p.N) {
+        finish(cb, m, n, vec4<f32>(acc[i][j]), vec4<f32>(acc[i][j + TN4 / 2u]), 4u);
+      }
+    }
+#else
+    for (var j = 0u; j < TN4; j++) {
+      let n = n0 + 4u * (lid.x + j * WX);
+      if (n < p.N) {
+        finish(cb, m, n, vec4<f32>(acc[i][j]), vec4<f32>(0.0), 4u);
+      }
+    }
+#endif
+  }
+}
+#endif
+#endif

@@ -1,0 +1,145 @@
+/**
+ * The layers shared by CLIP, the UNet and the VAE, each declaring its parameters under the
+ * checkpoint's names (`weight`, `bias`) and running on the ops of `src/ops/`.
+ *
+ * @module
+ */
+
+import type { Tensor } from "../gpu/tensor.ts";
+import { attention } from "../ops/attention.ts";
+import { conv2d } from "../ops/conv2d.ts";
+import { linear } from "../ops/linear.ts";
+import { groupNorm, layerNorm } from "../ops/norm.ts";
+import { nchwToNlc, nlcToNchw } from "../ops/layout.ts";
+import type { Param, VarBuilder } from "./params.ts";
+
+/** Called with each probed module's output (tests bisect mismatches with it). */
+export type Probe = (module: string, t: Tensor) => void;
+
+/** `torch.nn.Linear`. */
+export class Linear {
+  readonly weight: Param;
+  readonly bias: Param | null;
+  constructor(vs: VarBuilder, inF: number, outF: number, bias = true) {
+    this.weight = vs.param("weight", [outF, inF]);
+    this.bias = bias ? vs.param("bias", [outF]) : null;
+  }
+
+  /** x [..., in] → [..., out]. */
+  forward(
+    x: Tensor,
+    opts: { activation?: "none" | "gelu" | "quick_gelu" | "silu"; residual?: Tensor } = {},
+  ): Tensor {
+    return linear(x, this.weight.t, this.bias?.t ?? null, opts);
+  }
+}
+
+/** `torch.nn.Conv2d` with square kernels. */
+export class Conv2d {
+  readonly weight: Param;
+  readonly bias: Param;
+  constructor(
+    vs: VarBuilder,
+    inC: number,
+    outC: number,
+    readonly kernel: number,
+    readonly stride: 1 | 2 = 1,
+    readonly padding: number | [number, number, number, number] = kernel === 3 ? 1 : 0,
+  ) {
+    this.weight = vs.param("weight", [outC, inC, kernel, kernel]);
+    this.bias = vs.param("bias", [outC]);
+  }
+
+  /** x [B, C, H, W] → [B, O, H', W'], optionally + residual. */
+  forward(x: Tensor, residual?: Tensor): Tensor {
+    return conv2d(x, this.weight.t, this.bias.t, {
+      stride: this.stride,
+      padding: this.padding,
+      residual,
+    });
+  }
+}
+
+/** `torch.nn.GroupNorm`, optionally fused with the SiLU that follows it. */
+export class GroupNorm {
+  readonly weight: Param;
+  readonly bias: Param;
+  constructor(vs: VarBuilder, readonly groups: number, channels: number, readonly eps: number) {
+    this.weight = vs.param("weight", [channels]);
+    this.bias = vs.param("bias", [channels]);
+  }
+
+  /** Normalizes x [B, C, ...]; `silu` applies SiLU after the affine. */
+  forward(x: Tensor, silu = false): Tensor {
+    return groupNorm(x, this.groups, this.weight.t, this.bias.t, this.eps, { silu });
+  }
+}
+
+/** `torch.nn.LayerNorm` over the last dim. */
+export class LayerNorm {
+  readonly weight: Param;
+  readonly bias: Param;
+  constructor(vs: VarBuilder, channels: number, readonly eps: number) {
+    this.weight = vs.param("weight", [channels]);
+    this.bias = vs.param("bias", [channels]);
+  }
+
+  /** x [..., C] → same shape. */
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight.t, this.bias.t, this.eps);
+  }
+}
+
+/**
+ * diffusers' `Attention` (to_q, to_k, to_v, to_out.0) on token-major tensors. SD's UNet
+ * attention has no q/k/v biases; the VAE's has them.
+ */
+export class Attention {
+  readonly to_q: Linear;
+  readonly to_k: Linear;
+  readonly to_v: Linear;
+  readonly to_out: Linear;
+  constructor(
+    vs: VarBuilder,
+    queryDim: number,
+    contextDim: number,
+    readonly heads: number,
+    qkvBias: boolean,
+  ) {
+    this.to_q = new Linear(vs.pp("to_q"), queryDim, queryDim, qkvBias);
+    this.to_k = new Linear(vs.pp("to_k"), contextDim, queryDim, qkvBias);
+    this.to_v = new Linear(vs.pp("to_v"), contextDim, queryDim, qkvBias);
+    this.to_out = new Linear(vs.pp("to_out").pp(0), queryDim, queryDim);
+  }
+
+  /** x [B, N, C], context [B, M, Cc] (self-attention when absent) → [B, N, C] (+ residual). */
+  forward(x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
+    const ctx = context ?? x;
+    const q = this.to_q.forward(x);
+    const k = this.to_k.forward(ctx);
+    const v = this.to_v.forward(ctx);
+    const o = attention(q, k, v, this.heads);
+    return this.to_out.forward(o, { residual });
+  }
+}
+
+/**
+ * The VAE mid-block's single-head spatial attention: GroupNorm, q/k/v over H·W tokens,
+ * output projection and the residual connection.
+ */
+export class SpatialAttention {
+  readonly group_norm: GroupNorm;
+  readonly attn: Attention;
+  constructor(vs: VarBuilder, channels: number, groups: number, eps: number) {
+    this.group_norm = new GroupNorm(vs.pp("group_norm"), groups, channels, eps);
+    this.attn = new Attention(vs, channels, channels, 1, true);
+  }
+
+  /** x [B, C, H, W] → same shape. */
+  forward(x: Tensor): Tensor {
+    const [, , h, w] = x.shape;
+    const tokens = nchwToNlc(this.group_norm.forward(x));
+    const residual = nchwToNlc(x);
+    return nlcToNchw(this.attn.forward(tokens, undefined, residual), h, w);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Parameters by checkpoint key. Model code declares each parameter with its exact safetensors
+ * key and shape while it is built from its config (`vs.pp("to_q").param("weight", [n, k])`);
+ * loading then is a lookup: every declared key must exist with that shape, and every
+ * floating-point key of the source must be declared — mismatches are listed in one error.
+ *
+ * @module
+ */
+
+import type { DType, Gpu } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+
+/** Where parameter values come from (a safetensors file, a single-file checkpoint, the formula). */
+export interface WeightSource {
+  /** For messages, e.g. the file path. */
+  readonly label: string;
+  /** Every floating-point key this source holds (null: the source makes any key, e.g. synth). */
+  keys(): string[] | null;
+  /** The stored shape of `key`, or undefined when absent (synth: the declared shape). */
+  shape(key: string, declared: readonly number[]): readonly number[] | undefined;
+  /** The values of `key` converted to `dtype`, in the declared shape's element order. */
+  read(key: string, shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array>;
+}
+
+/** A declared parameter; `tensor` is set by {@linkcode ParamStore.load}. */
+export class Param {
+  #tensor: Tensor | null = null;
+  constructor(readonly key: string, readonly shape: readonly number[], readonly dtype: DType) {}
+
+  /** The loaded tensor. */
+  get t(): Tensor {
+    if (!this.#tensor) throw new Error(`parameter ${this.key} used before loading`);
+    return this.#tensor;
+  }
+
+  /** @internal */
+  set(t: Tensor): void {
+    this.#tensor = t;
+  }
+}
+
+/** All parameters of one model component (unet, vae or text encoder). */
+export class ParamStore {
+  readonly params: Param[] = [];
+  #byKey = new Map<string, Param>();
+
+  constructor(readonly component: string, readonly dtype: DType) {}
+
+  /** A builder rooted at the empty prefix. */
+  root(): VarBuilder {
+    return new VarBuilder(this, "");
+  }
+
+  /** @internal */
+  declare(key: string, shape: readonly number[]): Param {
+    if (this.#byKey.has(key)) throw new Error(`${this.component}: parameter ${key} declared twice`);
+    const p = new Param(key, shape, this.dtype);
+    this.params.push(p);
+    this.#byKey.set(key, p);
+    return p;
+  }
+
+  /** Number of parameter values. */
+  get count(): number {
+    let n = 0;
+    for (const p of this.params) n += p.shape.reduce((a, b) => a * b, 1);
+    return n;
+  }
+
+  /**
+   * Checks keys and shapes against `source`, then uploads every parameter. `onTensor` may
+   * transform a weight once at load (e.g. Winograd filter transforms).
+   */
+  async load(gpu: Gpu, source: WeightSource, onTensor?: (p: Param) => void): Promise<void> {
+    const problems: string[] = [];
+    for (const p of this.params) {
+      const s = source.shape(p.key, p.shape);
+      if (!s) problems.push(`missing ${p.key} [${p.shape}]`);
+      else if (s.join(",") !== p.shape.join(",")) {
+        problems.push(`${p.key}: shape [${s}] in the file, [${p.shape}] expected`);
+      }
+    }
+    const keys = source.keys();
+    if (keys) {
+      for (const k of keys) if (!this.#byKey.has(k)) problems.push(`unexpected ${k}`);
+      if (keys.length !== this.params.length && problems.length === 0) {
+        problems.push(`${keys.length} tensors in the file, ${this.params.length} expected`);
+      }
+    }
+    if (problems.length) {
+      const shown = problems.slice(0, 8).join("; ");
+      const more = problems.length > 8 ? ` (and ${problems.length - 8} more)` : "";
+      throw new Error(
+        `${source.label} does not match the ${this.component} config: ${shown}${more}`,
+      );
+    }
+    for (const p of this.params) {
+      const data = await source.read(p.key, p.shape, this.dtype);
+      p.set(Tensor.from(gpu, data, p.shape, this.dtype, { label: p.key, persistent: true }));
+      onTensor?.(p);
+    }
+  }
+}
+
+/** Builds dotted checkpoint keys: `vs.pp("down_blocks").pp(0).param("weight", shape)`. */
+export class VarBuilder {
+  constructor(readonly store: ParamStore, readonly prefix: string) {}
+
+  /** A builder for the sub-module `name`. */
+  pp(name: string | number): VarBuilder {
+    return new VarBuilder(this.store, this.prefix ? `${this.prefix}.${name}` : String(name));
+  }
+
+  /** Declares the parameter `prefix.name` with `shape`. */
+  param(name: string, shape: readonly number[]): Param {
+    return this.store.declare(this.prefix ? `${this.prefix}.${name}` : name, shape);
+  }
+}

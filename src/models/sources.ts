@@ -1,0 +1,79 @@
+/**
+ * Weight sources for {@linkcode ParamStore.load}: a diffusers safetensors file, a component of a
+ * single-file SD checkpoint (original key names, mapped), or the synthetic formula of SYNTH.md.
+ *
+ * @module
+ */
+
+import type { DType } from "../gpu/device.ts";
+import { SafeTensorsFile } from "../safetensors.ts";
+import { synthTensor, synthTensorF16 } from "../weights/synth.ts";
+import type { WeightSource } from "./params.ts";
+
+const FLOAT_DTYPES = new Set(["F32", "F16", "BF16", "F64"]);
+
+/** One safetensors file; `prefix` is stripped from its keys (`text_model.` for CLIP). */
+export class SafetensorsSource implements WeightSource {
+  readonly label: string;
+  #keys = new Map<string, string>(); // model key → file key
+
+  constructor(readonly file: SafeTensorsFile, prefix = "") {
+    this.label = file.path;
+    for (const [k, info] of file.tensors) {
+      if (!FLOAT_DTYPES.has(info.dtype)) continue; // e.g. CLIP's int64 position_ids
+      this.#keys.set(prefix && k.startsWith(prefix) ? k.slice(prefix.length) : k, k);
+    }
+  }
+
+  keys(): string[] {
+    return [...this.#keys.keys()];
+  }
+
+  shape(key: string): readonly number[] | undefined {
+    const k = this.#keys.get(key);
+    return k === undefined ? undefined : this.file.tensors.get(k)!.shape;
+  }
+
+  read(key: string, _shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array> {
+    return this.file.readAs(this.#keys.get(key)!, dtype);
+  }
+}
+
+/** A mapped view of tensors from a single-file checkpoint (keys already translated). */
+export class MappedSource implements WeightSource {
+  constructor(
+    readonly label: string,
+    readonly file: SafeTensorsFile,
+    /** model key → { file key, stored shape } */
+    readonly map: Map<string, { fileKey: string; shape: readonly number[] }>,
+  ) {}
+
+  keys(): string[] {
+    return [...this.map.keys()];
+  }
+
+  shape(key: string): readonly number[] | undefined {
+    return this.map.get(key)?.shape;
+  }
+
+  read(key: string, _shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array> {
+    return this.file.readAs(this.map.get(key)!.fileKey, dtype);
+  }
+}
+
+/** Every tensor computed from its name by SYNTH.md's formula (no files). */
+export class SynthSource implements WeightSource {
+  readonly label = "synthetic weights (SYNTH.md)";
+
+  keys(): null {
+    return null;
+  }
+
+  shape(_key: string, declared: readonly number[]): readonly number[] {
+    return declared;
+  }
+
+  read(key: string, shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array> {
+    return Promise.resolve(dtype === "f16" ? synthTensorF16(key, shape) : synthTensor(key, shape));
+  }
+}

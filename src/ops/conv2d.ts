@@ -1,0 +1,301 @@
+/**
+ * 2-D convolution with torch.nn.Conv2d semantics on NCHW tensors: an implicit-GEMM direct kernel
+ * (`kernels/conv2d_direct.wgsl`) for every shape, and Winograd F(2×2, 3×3)
+ * (`kernels/conv2d_winograd.wgsl`) for 3×3 stride-1 padding-1 convolutions when
+ * `variants(gpu).conv` is `"winograd"`. Bias, a residual and SiLU are fused into the epilogue.
+ *
+ * @module
+ */
+
+import type { DType, Gpu } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
+import { variants } from "./variants.ts";
+
+/** Options of {@linkcode conv2d}. */
+export interface Conv2dOptions {
+  /** Step in both directions (default 1). */
+  stride?: 1 | 2;
+  /** Zero padding: one number for every side, or `[top, bottom, left, right]` (default 0). */
+  padding?: number | [number, number, number, number];
+  /** `[B, O, H', W']`, added to the convolution (a ResNet skip connection). */
+  residual?: Tensor;
+  /** Applied last, after bias and residual (default `"none"`). */
+  activation?: "none" | "silu";
+}
+
+/** Output size of one spatial dimension (PyTorch's floor rule). */
+function outSize(size: number, k: number, padBefore: number, padAfter: number, s: number): number {
+  return Math.floor((size + padBefore + padAfter - k) / s) + 1;
+}
+
+/**
+ * `y = act(conv(x, w) + b + residual)` with torch.nn.Conv2d semantics.
+ *
+ * `x` is `[B, C, H, W]`, `w` `[O, C, k, k]` with k = 1 or 3, `b` `[O]`, all of one dtype; the
+ * result is `[B, O, H', W']` with `H' = ⌊(H + top + bottom − k) / stride⌋ + 1` (likewise W').
+ * 3×3 stride-1 convolutions with symmetric padding 1 use Winograd F(2×2, 3×3) when
+ * `variants(gpu).conv === "winograd"` (the transformed weight is made by {@linkcode prepareConv} on
+ * first use); everything else runs the direct implicit-GEMM kernel. Accumulation is f32.
+ *
+ * @example
+ * ```ts
+ * const h = conv2d(x, w, b, { padding: 1, residual: skip }); // ResNet conv2 + skip connection
+ * const d = conv2d(x, w, b, { stride: 2, padding: [0, 1, 0, 1] }); // VAE encoder downsample
+ * ```
+ */
+export function conv2d(
+  x: Tensor,
+  w: Tensor,
+  b?: Tensor | null,
+  opts: Conv2dOptions = {},
+): Tensor {
+  const stride = opts.stride ?? 1;
+  const pad = opts.padding ?? 0;
+  const [pt, pb, pl, pr] = typeof pad === "number" ? [pad, pad, pad, pad] : pad;
+  const act = opts.activation ?? "none";
+  const bias = b ?? null;
+  const residual = opts.residual ?? null;
+
+  if (x.shape.length !== 4 || w.shape.length !== 4) {
+    throw new Error(`conv2d: x [${x.shape}] and w [${w.shape}] must both be 4-D`);
+  }
+  const [B, C, H, W] = x.shape;
+  const [O, Cw, kh, kw] = w.shape;
+  if (Cw !== C || kh !== kw || (kh !== 1 && kh !== 3)) {
+    throw new Error(`conv2d: weight [${w.shape}] does not fit input [${x.shape}] (1×1 or 3×3)`);
+  }
+  if (stride !== 1 && stride !== 2) throw new Error(`conv2d: stride ${stride} is not 1 or 2`);
+  if (![pt, pb, pl, pr].every((v) => Number.isInteger(v) && v >= 0)) {
+    throw new Error(`conv2d: padding [${[pt, pb, pl, pr]}] must be non-negative integers`);
+  }
+  const OH = outSize(H, kh, pt, pb, stride);
+  const OW = outSize(W, kw, pl, pr, stride);
+  if (OH < 1 || OW < 1) throw new Error(`conv2d: input [${x.shape}] is smaller than the kernel`);
+  const dtype = x.dtype;
+  for (const [name, t] of [["w", w], ["b", bias], ["residual", residual]] as const) {
+    if (t && t.dtype !== dtype) {
+      throw new Error(`conv2d: ${name} is ${t.dtype} but x is ${dtype}`);
+    }
+  }
+  if (bias && (bias.size !== O)) throw new Error(`conv2d: bias [${bias.shape}] is not [${O}]`);
+  const outShape = [B, O, OH, OW];
+  if (residual && residual.shape.join() !== outShape.join()) {
+    throw new Error(`conv2d: residual [${residual.shape}] is not the output shape [${outShape}]`);
+  }
+
+  const winograd = kh === 3 && stride === 1 && pt === 1 && pb === 1 && pl === 1 && pr === 1 &&
+    variants(x.gpu).conv === "winograd";
+  const geom: Geometry = { B, C, H, W, O, OH, OW, k: kh, stride, pt, pl, dtype };
+  const epi: Epilogue = { bias, residual, silu: act === "silu" };
+  return winograd ? runWinograd(x, w, geom, epi) : runDirect(x, w, geom, epi);
+}
+
+/**
+ * Makes (once) the Winograd transform `U = G·g·Gᵀ` of a 3×3 weight `[O, C, 3, 3]` on the GPU and
+ * caches it beside the weight; {@linkcode conv2d} calls it lazily, the model loader may call it
+ * for every 3×3 weight at load. Other weights are ignored.
+ *
+ * The layout is `[16, Cp, Op]` in the weight's dtype (ξ = 4·row + column of the 4×4 transformed
+ * tile, then input channel, then output channel; Cp = C rounded up to 16 and Op = O rounded up to
+ * 64, zero padded): 16/9 × the weight's elements plus padding.
+ */
+export function prepareConv(w: Tensor): void {
+  if (w.shape.length !== 4 || w.shape[2] !== 3 || w.shape[3] !== 3) return;
+  if (transformed.has(w)) return;
+  const gpu = w.gpu;
+  const [O, C] = w.shape;
+  const Cp = roundUp(C, WINO_BK);
+  const Op = roundUp(O, 64);
+  const name = `winograd_weight_transform_${w.dtype}`;
+  const kernel = gpu.kernel(name, () =>
+    specialize(kernelSource("conv2d_winograd.wgsl"), { T: w.dtype, WEIGHT_TRANSFORM: true }));
+  const bytes = 16 * Cp * Op * (w.dtype === "f16" ? 2 : 4);
+  const u = gpu.alloc(bytes, "winograd-weight", true);
+  const uni = winogradUniforms({ C, H: 0, W: 0, O, Cp, Op, P: 0, p0: 0, Pc: 0, Pp: 0 });
+  gpu.dispatch(kernel, uni, [w.buffer, u], [Op / 64, Cp], { bytes: w.bytes + bytes });
+  transformed.set(w, { u, Cp, Op });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Geometry {
+  B: number;
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  OH: number;
+  OW: number;
+  k: number;
+  stride: number;
+  pt: number;
+  pl: number;
+  dtype: DType;
+}
+
+interface Epilogue {
+  bias: Tensor | null;
+  residual: Tensor | null;
+  silu: boolean;
+}
+
+const WINO_BK = 16; // GEMM depth step of conv2d_winograd.wgsl (C is padded to it)
+const WINO_CHUNK_BYTES = 128 * 1024 * 1024; // cap on each of V and M (f32) per chunk of tiles
+
+const transformed = new WeakMap<Tensor, { u: GPUBuffer; Cp: number; Op: number }>();
+
+function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
+}
+
+/** Bindings after the inputs (`first`): optional bias, optional residual, then y. */
+function epilogueBindings(first: number, epi: Epilogue): Record<string, number | boolean> {
+  let next = first;
+  const d: Record<string, number | boolean> = {
+    BIAS: !!epi.bias,
+    RESIDUAL: !!epi.residual,
+    SILU: epi.silu,
+  };
+  if (epi.bias) d.BIND_BIAS = next++;
+  if (epi.residual) d.BIND_RES = next++;
+  d.BIND_Y = next;
+  return d;
+}
+
+function epilogueSuffix(epi: Epilogue): string {
+  return `${epi.bias ? "_bias" : ""}${epi.residual ? "_residual" : ""}${epi.silu ? "_silu" : ""}`;
+}
+
+function epilogueBuffers(epi: Epilogue): GPUBuffer[] {
+  const out: GPUBuffer[] = [];
+  if (epi.bias) out.push(epi.bias.buffer);
+  if (epi.residual) out.push(epi.residual.buffer);
+  return out;
+}
+
+/** Register-block shape of the direct kernel for a problem: threads TY × TX, TM × TN each. */
+function directTile(O: number, pixels: number): { TY: number; TX: number; TM: number; TN: number } {
+  if (O <= 16) return { TY: 4, TX: 64, TM: 4, TN: 4 }; // 16 × 256: conv_out (3–4 channels)
+  const TM = O % 128 === 0 ? 8 : 4;
+  const TN = pixels >= 1024 ? 8 : 4;
+  return { TY: 16, TX: 16, TM, TN };
+}
+
+function runDirect(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
+  const gpu = x.gpu;
+  const N = g.OH * g.OW;
+  const pointwise = g.k === 1 && g.stride === 1 && g.pt === 0 && g.pl === 0 && g.OH === g.H &&
+    g.OW === g.W;
+  const t = directTile(g.O, N);
+  const BM = t.TY * t.TM, BN = t.TX * t.TN;
+  const name = `conv2d_direct_${g.k}x${g.k}${pointwise ? "_pointwise" : ""}_${g.dtype}_${BM}x${BN}${
+    epilogueSuffix(epi)
+  }`;
+  const kernel = gpu.kernel(name, () =>
+    specialize(kernelSource("conv2d_direct.wgsl"), {
+      T: g.dtype,
+      KS: g.k,
+      POINTWISE: pointwise,
+      ...t,
+      ...epilogueBindings(3, epi),
+    }));
+  const y = Tensor.empty(gpu, [g.B, g.O, g.OH, g.OW], g.dtype, name);
+  const K = g.C * g.k * g.k;
+  const u = new Uniforms()
+    .u32(g.C).u32(g.H).u32(g.W).u32(K)
+    .u32(g.O).u32(g.OH).u32(g.OW).u32(N)
+    .u32(g.stride).u32(g.pt).u32(g.pl).u32(0).buffer;
+  gpu.dispatch(
+    kernel,
+    u,
+    [x.buffer, w.buffer, ...epilogueBuffers(epi), y.buffer],
+    [Math.ceil(N / BN), Math.ceil(g.O / BM), g.B],
+    {
+      flops: 2 * g.B * g.O * N * K,
+      bytes: x.bytes + w.bytes + y.bytes * (epi.residual ? 2 : 1),
+    },
+  );
+  return y;
+}
+
+interface WinogradShape {
+  C: number;
+  H: number;
+  W: number;
+  O: number;
+  Cp: number;
+  Op: number;
+  P: number;
+  p0: number;
+  Pc: number;
+  Pp: number;
+}
+
+function winogradUniforms(s: WinogradShape): ArrayBuffer {
+  return new Uniforms()
+    .u32(s.C).u32(s.H).u32(s.W).u32(s.O)
+    .u32(s.Cp).u32(s.Op).u32(s.P).u32(s.p0)
+    .u32(s.Pc).u32(s.Pp).u32(0).u32(0).buffer;
+}
+
+function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
+  const gpu = x.gpu;
+  prepareConv(w);
+  const { u, Cp, Op } = transformed.get(w)!;
+  const tiles = Math.ceil(g.H / 2) * Math.ceil(g.W / 2);
+  const P = g.B * tiles;
+
+  // GEMM tile: 128 output channels when they divide evenly, 128 tiles when there are many.
+  const TM = Op % 128 === 0 ? 8 : 4;
+  const TN = P >= 1024 ? 8 : 4;
+  const BN = 16 * TN, BM = 16 * TM;
+  // Chunks of tiles so that V [16, Cp, Pp] and M [16, Op, Pp] (f32) stay under the cap.
+  const cap = Math.min(WINO_CHUNK_BYTES, gpu.maxBinding);
+  const maxPp = Math.max(BN, Math.floor(cap / (64 * Math.max(Cp, Op)) / BN) * BN);
+  const Pp = Math.min(roundUp(P, BN), maxPp);
+
+  const src = kernelSource("conv2d_winograd.wgsl");
+  const T = g.dtype;
+  const kIn = gpu.kernel(
+    `winograd_input_transform_${T}`,
+    () => specialize(src, { T, INPUT_TRANSFORM: true }),
+  );
+  const kGemm = gpu.kernel(
+    `winograd_gemm_${T}_${BM}x${BN}`,
+    () => specialize(src, { T, GEMM: true, TM, TN }),
+  );
+  const outName = `winograd_output_transform_${T}${epilogueSuffix(epi)}`;
+  const kOut = gpu.kernel(
+    outName,
+    () => specialize(src, { T, OUTPUT_TRANSFORM: true, ...epilogueBindings(2, epi) }),
+  );
+
+  const y = Tensor.empty(gpu, [g.B, g.O, g.H, g.W], T, outName);
+  const v = gpu.alloc(16 * Cp * Pp * 4, "winograd-v");
+  const m = gpu.alloc(16 * Op * Pp * 4, "winograd-m");
+  const elt = T === "f16" ? 2 : 4;
+  const directFlops = 2 * g.B * g.O * g.H * g.W * g.C * 9;
+  for (let p0 = 0; p0 < P; p0 += Pp) {
+    const Pc = Math.min(Pp, P - p0);
+    const uni = winogradUniforms({ C: g.C, H: g.H, W: g.W, O: g.O, Cp, Op, P, p0, Pc, Pp });
+    gpu.dispatch(kIn, uni, [x.buffer, v], [Math.ceil(Pp / 64), Cp], {
+      bytes: (Pc / P) * x.bytes + 16 * Cp * Pp * 4,
+    });
+    gpu.dispatch(kGemm, uni, [u, v, m], [Pp / BN, Op / BM, 16], {
+      flops: directFlops * (Pc / P), // the direct convolution's, so rates compare
+      bytes: 16 * (Cp * Op * elt + (Cp + Op) * Pp * 4),
+    });
+    gpu.dispatch(
+      kOut,
+      uni,
+      [m, ...epilogueBuffers(epi), y.buffer],
+      [Math.ceil(Pc / 64), g.O],
+      { bytes: 16 * g.O * Pc * 4 + (Pc / P) * y.bytes * (epi.residual ? 2 : 1) },
+    );
+  }
+  // Recorded work runs in queue order, so the pool may hand these out to later dispatches now.
+  gpu.free(v);
+  gpu.free(m);
+  return y;
+}

@@ -1,0 +1,333 @@
+/**
+ * Matrix products: torch-style `linear` with fused bias / activation / residual epilogues, batched
+ * `matmul`, and SD's GEGLU feed-forward projection. Kernel family: `kernels/matmul.wgsl` (a tiled,
+ * register-blocked kernel and its naive twin, selectable with {@linkcode setMatmulVariant}).
+ *
+ * @module
+ */
+
+import { bytesOf, type DType, type Gpu } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
+import { grid1d, mul, unary } from "./elementwise.ts";
+import { variants } from "./variants.ts";
+
+/** Activation fused into a matmul epilogue (applied after the bias, before the residual). */
+export type Activation = "none" | "gelu" | "quick_gelu" | "silu";
+
+/** How matrix products run on a device — for measuring each optimization against its baseline. */
+export interface MatmulVariant {
+  /** `tiled`: register-blocked workgroup tiles (default); `naive`: one invocation per output. */
+  kernel: "tiled" | "naive";
+  /**
+   * Accumulator type of the tiled kernel for f16 tensors: `f32` (default, safe for long sums) or
+   * `f16` (packed half arithmetic, faster, rounding error growing with K). f32 tensors always
+   * accumulate in f32.
+   */
+  accumulate: "f32" | "f16";
+  /** Output tile per workgroup: `auto` picks by problem size; `128` or `64` forces one. */
+  tile: "auto" | "128" | "64";
+}
+
+const DEFAULT_VARIANT: Readonly<MatmulVariant> = { kernel: "tiled", accumulate: "f32", tile: "auto" };
+const chosen = new WeakMap<Gpu, MatmulVariant>();
+
+/** The matmul variant in force on `gpu`. */
+export function matmulVariant(gpu: Gpu): Readonly<MatmulVariant> {
+  return chosen.get(gpu) ?? DEFAULT_VARIANT;
+}
+
+/**
+ * Selects the matmul kernel on `gpu`; fields not given keep their current value.
+ *
+ * @example
+ * ```ts
+ * setMatmulVariant(gpu, { kernel: "naive" }); // baseline for a measurement
+ * ```
+ */
+export function setMatmulVariant(gpu: Gpu, v: Partial<MatmulVariant>): void {
+  chosen.set(gpu, { ...matmulVariant(gpu), ...v });
+}
+
+/** One tile configuration of the tiled kernel (see the header of `kernels/matmul.wgsl`). */
+interface Tile {
+  bm: number;
+  bn: number;
+  bk: number;
+  tm: number;
+  tn4: number;
+}
+
+/** Problem description shared by every entry point. */
+interface Problem {
+  a: Tensor;
+  b: Tensor;
+  bias: Tensor | null;
+  residual: Tensor | null;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  batchB: number; // 0: B broadcast over the batch
+  transB: boolean;
+  alpha: number;
+  activation: Activation;
+  geglu: boolean;
+  outShape: number[];
+}
+
+// Below this many 128×128 workgroups a device is under-filled (an H100 has 132 SMs), so the
+// 64×64 tile (4× the workgroups) is used instead.
+const MIN_BIG_TILES = 256;
+
+function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
+  const v = matmulVariant(gpu).tile;
+  const cols = pr.geglu ? 2 * pr.n : pr.n;
+  const big = v === "128" ||
+    (v === "auto" &&
+      Math.ceil(pr.m / 128) * Math.ceil(cols / 128) * pr.batch >= MIN_BIG_TILES);
+  let t: Tile;
+  if (big) t = { bm: 128, bn: 128, bk: 32, tm: 8, tn4: 2 };
+  else if (pr.geglu) t = { bm: 64, bn: 128, bk: 32, tm: 4, tn4: 2 };
+  else t = { bm: 64, bn: 64, bk: 32, tm: 4, tn4: 1 };
+  // Workgroup memory: As [bm][bk] + Bs [bk][bn] of the accumulator type; halve BK to fit.
+  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
+  while ((t.bm + t.bn) * t.bk * bytesOf(s) > limit && t.bk > 4) t = { ...t, bk: t.bk / 2 };
+  return t;
+}
+
+function run(pr: Problem): Tensor {
+  const gpu = pr.a.gpu;
+  const dtype = pr.a.dtype;
+  const cfg = matmulVariant(gpu);
+  const naive = cfg.kernel === "naive";
+  const s: DType = dtype === "f16" && cfg.accumulate === "f16" ? "f16" : "f32";
+  const vec = !naive && pr.k % 4 === 0 && pr.n % 4 === 0;
+  const tile = naive ? null : pickTile(gpu, pr, s);
+  const fusion = [
+    pr.bias ? "_bias" : "",
+    pr.activation !== "none" ? `_${pr.activation}` : "",
+    pr.residual ? "_res" : "",
+    pr.geglu ? "_geglu" : "",
+  ].join("");
+  const name = "matmul_" + (naive ? "naive" : "tiled") + `_${dtype}` +
+    (s !== "f32" ? "_acc16" : "") + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
+    (tile ? `_${tile.bm}x${tile.bn}k${tile.bk}` : "") + fusion;
+  const kernel = gpu.kernel(name, () =>
+    specialize(kernelSource("matmul.wgsl"), {
+      T: dtype,
+      S: s,
+      NAIVE: naive,
+      TRANS_B: pr.transB,
+      VEC: vec,
+      BIAS: pr.bias !== null,
+      RESIDUAL: pr.residual !== null,
+      GEGLU: pr.geglu,
+      GEGLU_ON: pr.geglu ? "true" : "false",
+      ACT_GELU: pr.activation === "gelu",
+      ACT_QUICK_GELU: pr.activation === "quick_gelu",
+      ACT_SILU: pr.activation === "silu",
+      BM: tile?.bm ?? 0,
+      BN: tile?.bn ?? 0,
+      BK: tile?.bk ?? 0,
+      TM: tile?.tm ?? 0,
+      TN4: tile?.tn4 ?? 0,
+      WX: tile ? tile.bn / (4 * tile.tn4) : 0,
+      WY: tile ? tile.bm / tile.tm : 0,
+    }));
+  const out = Tensor.empty(gpu, pr.outShape, dtype, name);
+  const u = new Uniforms()
+    .u32(pr.m).u32(pr.n).u32(pr.k)
+    .u32(pr.m * pr.k).u32(pr.batchB).u32(pr.m * pr.n)
+    .f32(pr.alpha).u32(0).buffer;
+  const bufs = [pr.a.buffer, pr.b.buffer];
+  if (pr.bias) bufs.push(pr.bias.buffer);
+  if (pr.residual) bufs.push(pr.residual.buffer);
+  bufs.push(out.buffer);
+  const cols = pr.geglu ? 2 * pr.n : pr.n;
+  const grid: [number, number, number] = tile
+    ? [
+      Math.ceil(pr.n / (pr.geglu ? tile.bn / 2 : tile.bn)),
+      Math.ceil(pr.m / tile.bm),
+      pr.batch,
+    ]
+    : [Math.ceil(pr.n / 16), Math.ceil(pr.m / 16), pr.batch];
+  gpu.dispatch(kernel, u, bufs, grid, {
+    flops: 2 * pr.batch * pr.m * cols * pr.k,
+    bytes: pr.a.bytes + pr.b.bytes + out.bytes + (pr.residual?.bytes ?? 0),
+  });
+  return out;
+}
+
+function checkDtypes(op: string, ts: (Tensor | null | undefined)[]): DType {
+  const dtype = ts[0]!.dtype;
+  for (const t of ts) {
+    if (t && t.dtype !== dtype) {
+      throw new Error(`${op}: mixed dtypes ${ts.map((x) => x?.dtype).join(", ")}`);
+    }
+  }
+  return dtype;
+}
+
+/**
+ * `y = x · wᵀ + b`, then the activation, then `+ residual`: torch `Linear` on the last axis, with
+ * everything after the sum fused into the matmul's epilogue.
+ *
+ * @param x input `[..., K]`
+ * @param w weight `[N, K]` (torch layout; read along K, never transposed in memory)
+ * @param b bias `[N]`, or null/undefined
+ * @param opts `activation` (default none) and `residual` `[..., N]` added last
+ * @returns `[..., N]`
+ *
+ * @example
+ * ```ts
+ * const h = linear(x, w1, b1, { activation: "gelu" });
+ * const y = linear(h, w2, b2, { residual: x });
+ * ```
+ */
+export function linear(
+  x: Tensor,
+  w: Tensor,
+  b?: Tensor | null,
+  opts: { activation?: Activation; residual?: Tensor } = {},
+): Tensor {
+  checkDtypes("linear", [x, w, b, opts.residual]);
+  const k = x.shape.at(-1)!;
+  if (w.shape.length !== 2 || w.shape[1] !== k) {
+    throw new Error(`linear: weight [${w.shape}] does not match input [${x.shape}]`);
+  }
+  const n = w.shape[0];
+  if (b && b.size !== n) throw new Error(`linear: bias [${b.shape}] for ${n} outputs`);
+  const outShape = [...x.shape.slice(0, -1), n];
+  const m = x.size / k;
+  if (opts.residual && opts.residual.size !== m * n) {
+    throw new Error(`linear: residual [${opts.residual.shape}] for output [${outShape}]`);
+  }
+  return run({
+    a: x,
+    b: w,
+    bias: b ?? null,
+    residual: opts.residual ?? null,
+    batch: 1,
+    m,
+    n,
+    k,
+    batchB: 0,
+    transB: true,
+    alpha: 1,
+    activation: opts.activation ?? "none",
+    geglu: false,
+    outShape,
+  });
+}
+
+/**
+ * Batched `out = alpha · a · b` (or `a · bᵀ` with `transB`).
+ *
+ * @param a `[B, M, K]` (or `[M, K]`)
+ * @param b `[B, K, N]`, or `[B, N, K]` with `transB`; its batch may be 1 (shared by every item)
+ * @returns `[B, M, N]` (`[M, N]` for 2-D `a`)
+ *
+ * @example
+ * ```ts
+ * const scores = matmul(q, k, { transB: true, alpha: 1 / Math.sqrt(headDim) });
+ * ```
+ */
+export function matmul(
+  a: Tensor,
+  b: Tensor,
+  opts: { transB?: boolean; alpha?: number } = {},
+): Tensor {
+  checkDtypes("matmul", [a, b]);
+  const transB = opts.transB ?? false;
+  const a3 = a.shape.length === 2 ? [1, ...a.shape] : [...a.shape];
+  const b3 = b.shape.length === 2 ? [1, ...b.shape] : [...b.shape];
+  if (a3.length !== 3 || b3.length !== 3) {
+    throw new Error(`matmul: expected 2-D or 3-D operands, got [${a.shape}] and [${b.shape}]`);
+  }
+  const [batch, m, k] = a3;
+  const [bb, r0, r1] = b3;
+  const [kb, n] = transB ? [r1, r0] : [r0, r1];
+  if (kb !== k || (bb !== batch && bb !== 1)) {
+    throw new Error(
+      `matmul: cannot multiply [${a.shape}] by [${b.shape}]${transB ? " (transB)" : ""}`,
+    );
+  }
+  return run({
+    a,
+    b,
+    bias: null,
+    residual: null,
+    batch,
+    m,
+    n,
+    k,
+    batchB: bb === 1 ? 0 : k * n,
+    transB,
+    alpha: opts.alpha ?? 1,
+    activation: "none",
+    geglu: false,
+    outShape: a.shape.length === 2 ? [m, n] : [batch, m, n],
+  });
+}
+
+/**
+ * SD's feed-forward GEGLU: `proj = x · wᵀ + b` with `w [2F, K]`, then
+ * `proj[..., :F] · GELU(proj[..., F:])` (erf-exact GELU; diffusers' `hidden, gate = chunk(2)`).
+ * With `variants(gpu).gelu === "fused"` one matmul computes both halves and multiplies in its
+ * epilogue (no `[..., 2F]` tensor); `"naive"` runs linear → split → GELU → multiply.
+ *
+ * @returns `[..., F]`
+ */
+export function geglu(x: Tensor, w: Tensor, b: Tensor): Tensor {
+  checkDtypes("geglu", [x, w, b]);
+  const k = x.shape.at(-1)!;
+  if (w.shape.length !== 2 || w.shape[1] !== k || w.shape[0] % 2 !== 0 || b.size !== w.shape[0]) {
+    throw new Error(`geglu: weight [${w.shape}], bias [${b.shape}] do not fit input [${x.shape}]`);
+  }
+  const f = w.shape[0] / 2;
+  const m = x.size / k;
+  const outShape = [...x.shape.slice(0, -1), f];
+  if (variants(x.gpu).gelu === "fused") {
+    return run({
+      a: x,
+      b: w,
+      bias: b,
+      residual: null,
+      batch: 1,
+      m,
+      n: f,
+      k,
+      batchB: 0,
+      transB: true,
+      alpha: 1,
+      activation: "none",
+      geglu: true,
+      outShape,
+    });
+  }
+  const proj = linear(x, w, b);
+  const [hidden, gate] = splitHalves(proj, m, f);
+  proj.release();
+  const g = unary("gelu", gate);
+  gate.release();
+  const y = mul(hidden, g);
+  hidden.release();
+  g.release();
+  const out = y.reshape(outShape);
+  y.release();
+  return out;
+}
+
+/** `[M, 2F]` → `[M, F]` halves (naive GEGLU's split). */
+function splitHalves(x: Tensor, m: number, f: number): [Tensor, Tensor] {
+  const gpu = x.gpu;
+  const name = `matmul_split_half_${x.dtype}`;
+  const kernel = gpu.kernel(name, () =>
+    specialize(kernelSource("matmul.wgsl"), { SPLIT_HALF: true, T: x.dtype }));
+  const h = Tensor.empty(gpu, [m, f], x.dtype, name);
+  const g = Tensor.empty(gpu, [m, f], x.dtype, name);
+  const u = new Uniforms().u32(m).u32(f).u32(0).u32(0).u32(0).u32(0).f32(0).u32(0).buffer;
+  gpu.dispatch(kernel, u, [x.buffer, h.buffer, g.buffer], grid1d(m * f), { bytes: 2 * x.bytes });
+  return [h, g];
+}

@@ -1,0 +1,205 @@
+/**
+ * Normalization ops: GroupNorm (+ optional SiLU) and LayerNorm, statistics in f32.
+ * Kernel families: `kernels/groupnorm.wgsl`, `kernels/layernorm.wgsl`.
+ *
+ * GroupNorm has the paper's two variants (`variants(gpu).groupnorm`): `"fused"` — one kernel
+ * computing the group statistics, normalizing, applying γ/β and the SiLU with no intermediate
+ * tensor (groups larger than one 4096-value chunk add a partial-statistics pass before it) — and
+ * `"naive"` — stats → normalize → affine → SiLU, each pass writing a tensor.
+ *
+ * @module
+ */
+
+import { bytesOf, type Gpu } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
+import { unary } from "./elementwise.ts";
+import { variants } from "./variants.ts";
+
+/** Invocations per GroupNorm workgroup (WG in groupnorm.wgsl). */
+const GN_WG = 256;
+/** Units (vectors of VEC elements) each invocation holds in a GroupNorm chunk. */
+const GN_VPT = 4;
+/** Invocations per LayerNorm workgroup (WG in layernorm.wgsl). */
+const LN_WG = 64;
+/** Largest LayerNorm registers-per-invocation specialization (C ≤ 64·32·4 = 8192 with vec4). */
+const LN_MAX_VPT = 32;
+
+/** Options of {@linkcode groupNorm}. */
+export interface GroupNormOptions {
+  /** Apply SiLU after the affine transform (ResNet blocks' `norm → silu`). */
+  silu?: boolean;
+}
+
+type GroupNormMode =
+  | "fused"
+  | "split_stats"
+  | "split_apply"
+  | "naive_stats"
+  | "naive_normalize"
+  | "naive_affine";
+
+function groupNormKernel(gpu: Gpu, mode: GroupNormMode, t: string, vec: number, silu: boolean) {
+  const name = `groupnorm_${mode}_${t}_v${vec}${silu ? "_silu" : ""}`;
+  return gpu.kernel(name, () =>
+    specialize(kernelSource("groupnorm.wgsl"), {
+      T: t,
+      VEC: vec,
+      VEC4: vec === 4,
+      VPT: GN_VPT,
+      SILU: silu,
+      FUSED_SINGLE: mode === "fused",
+      SPLIT_STATS: mode === "split_stats",
+      SPLIT_APPLY: mode === "split_apply",
+      NAIVE_STATS: mode === "naive_stats",
+      NAIVE_NORMALIZE: mode === "naive_normalize",
+      NAIVE_AFFINE: mode === "naive_affine",
+    }));
+}
+
+/** 1-D unit count → 2-D grid of `wg`-wide workgroups (kernels index gid.x + gid.y·nwg.x·wg). */
+function grid1d(n: number, wg: number): [number, number] {
+  const groups = Math.ceil(n / wg);
+  if (groups <= 65535) return [groups, 1];
+  const y = Math.ceil(groups / 65535);
+  return [Math.ceil(groups / y), y];
+}
+
+/**
+ * `torch.nn.GroupNorm(groups, C, eps)` on `x` [B, C, ...spatial] (NCHW) with weight `gamma` and
+ * bias `beta` [C], optionally followed by SiLU. Statistics in f32; storage in `x.dtype`. The
+ * implementation follows `variants(x.gpu).groupnorm`.
+ *
+ * @example
+ * ```ts
+ * const h = groupNorm(x, 32, p["norm1.weight"], p["norm1.bias"], 1e-5, { silu: true });
+ * ```
+ */
+export function groupNorm(
+  x: Tensor,
+  groups: number,
+  gamma: Tensor,
+  beta: Tensor,
+  eps: number,
+  opts: GroupNormOptions = {},
+): Tensor {
+  const gpu = x.gpu;
+  const [batch, channels] = x.shape;
+  if (x.shape.length < 2 || channels % groups !== 0) {
+    throw new Error(`groupNorm: ${groups} groups do not divide x [${x.shape}]`);
+  }
+  for (const [what, t] of [["gamma", gamma], ["beta", beta]] as const) {
+    if (t.size !== channels || t.dtype !== x.dtype) {
+      throw new Error(
+        `groupNorm: ${what} [${t.shape}] ${t.dtype} does not match ${channels} channels of ${x.dtype}`,
+      );
+    }
+  }
+  const silu = opts.silu ?? false;
+  const spatial = x.size / (batch * channels);
+  const cpg = channels / groups;
+  const vec = spatial % 4 === 0 ? 4 : 1;
+  const nu = (cpg * spatial) / vec; // units per group
+  const bg = batch * groups;
+  const chunks = Math.ceil(nu / (GN_WG * GN_VPT));
+  const u = new Uniforms()
+    .u32(nu).u32(spatial / vec).u32(cpg).u32(groups).u32(chunks).u32(x.size / vec)
+    .f32(eps).f32(1 / (cpg * spatial)).buffer;
+  const t = x.dtype;
+  const xb = x.bytes;
+  const gb = gamma.bytes + beta.bytes;
+  const y = Tensor.empty(gpu, x.shape, t, "groupnorm");
+
+  if (variants(gpu).groupnorm === "naive") {
+    const stats = Tensor.empty(gpu, [bg, 2], "f32", "groupnorm_stats");
+    gpu.dispatch(groupNormKernel(gpu, "naive_stats", t, vec, false), u, [
+      x.buffer,
+      stats.buffer,
+    ], [bg], { bytes: 2 * xb + stats.bytes });
+    const xhat = Tensor.empty(gpu, x.shape, t, "groupnorm_xhat");
+    gpu.dispatch(
+      groupNormKernel(gpu, "naive_normalize", t, vec, false),
+      u,
+      [x.buffer, stats.buffer, xhat.buffer],
+      grid1d(x.size / vec, GN_WG),
+      { bytes: 2 * xb + stats.bytes },
+    );
+    stats.release();
+    gpu.dispatch(
+      groupNormKernel(gpu, "naive_affine", t, vec, false),
+      u,
+      [xhat.buffer, gamma.buffer, beta.buffer, y.buffer],
+      grid1d(x.size / vec, GN_WG),
+      { bytes: 2 * xb + gb },
+    );
+    xhat.release();
+    if (!silu) return y;
+    const z = unary("silu", y);
+    y.release();
+    return z;
+  }
+
+  if (chunks === 1) {
+    gpu.dispatch(groupNormKernel(gpu, "fused", t, vec, silu), u, [
+      x.buffer,
+      gamma.buffer,
+      beta.buffer,
+      y.buffer,
+    ], [bg], { bytes: 2 * xb + gb });
+    return y;
+  }
+  const partials = Tensor.empty(gpu, [bg, chunks, 2], "f32", "groupnorm_partials");
+  gpu.dispatch(groupNormKernel(gpu, "split_stats", t, vec, false), u, [
+    x.buffer,
+    partials.buffer,
+  ], [chunks, bg], { bytes: xb + partials.bytes });
+  gpu.dispatch(
+    groupNormKernel(gpu, "split_apply", t, vec, silu),
+    u,
+    [x.buffer, partials.buffer, gamma.buffer, beta.buffer, y.buffer],
+    [chunks, bg],
+    { bytes: 2 * xb + partials.bytes + gb },
+  );
+  partials.release();
+  return y;
+}
+
+/**
+ * `torch.nn.LayerNorm(C, eps)` over the last dimension of `x` [..., C] with weight `gamma` and
+ * bias `beta` [C]: one workgroup per row, statistics in f32, storage in `x.dtype`.
+ *
+ * @example
+ * ```ts
+ * const h = layerNorm(x, p["norm1.weight"], p["norm1.bias"], 1e-5);
+ * ```
+ */
+export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number): Tensor {
+  const gpu = x.gpu;
+  const c = x.shape.at(-1) ?? 0;
+  for (const [what, t] of [["gamma", gamma], ["beta", beta]] as const) {
+    if (t.size !== c || t.dtype !== x.dtype) {
+      throw new Error(
+        `layerNorm: ${what} [${t.shape}] ${t.dtype} does not match last dim ${c} of ${x.dtype}`,
+      );
+    }
+  }
+  const vec = c % 4 === 0 ? 4 : 1;
+  const units = c / vec;
+  let vpt = 1;
+  while (vpt * LN_WG < units) vpt *= 2;
+  if (vpt > LN_MAX_VPT) {
+    throw new Error(`layerNorm: last dim ${c} exceeds ${LN_WG * LN_MAX_VPT * vec} channels`);
+  }
+  const rows = x.size / c;
+  const t = x.dtype;
+  const name = `layernorm_${t}_v${vec}_r${vpt}`;
+  const kernel = gpu.kernel(name, () =>
+    specialize(kernelSource("layernorm.wgsl"), { T: t, VEC4: vec === 4, VPT: vpt }));
+  const y = Tensor.empty(gpu, x.shape, t, "layernorm");
+  const u = new Uniforms().u32(units).u32(rows).f32(eps).f32(1 / c).buffer;
+  const grid: [number, number] = rows <= 65535 ? [rows, 1] : [65535, Math.ceil(rows / 65535)];
+  gpu.dispatch(kernel, u, [x.buffer, gamma.buffer, beta.buffer, y.buffer], grid, {
+    bytes: 2 * x.bytes + 2 * c * bytesOf(t),
+  });
+  return y;
+}

@@ -1,0 +1,319 @@
+/**
+ * The text-to-image pipeline: tokens → text states [uncond, cond] → seeded latents → scheduler
+ * loop with classifier-free guidance → VAE decode → RGB in [0, 1], as diffusers'
+ * `StableDiffusionPipeline` does it.
+ *
+ * Precision: the UNet runs in the chosen precision (f16 where the adapter has shader-f16); the
+ * text encoder runs in f32 (it runs once per prompt, so f32 costs nothing noticeable), and the VAE
+ * in f32 when its config says `force_upcast` (SD 1.x: its decoder overflows f16).
+ *
+ * @module
+ */
+
+import type { DType, Gpu } from "./gpu/device.ts";
+import { Tensor } from "./gpu/tensor.ts";
+import { cast, cfgCombine } from "./ops/elementwise.ts";
+import { ClipTextModel } from "./models/clip.ts";
+import { loadConfigs, type ModelConfigs, sd15Configs } from "./models/config.ts";
+import type { Param, WeightSource } from "./models/params.ts";
+import { SafetensorsSource, SynthSource } from "./models/sources.ts";
+import { UNet } from "./models/unet.ts";
+import { Vae } from "./models/vae.ts";
+import { prepareConv } from "./ops/conv2d.ts";
+import { TorchGenerator } from "./rng.ts";
+import { SafeTensorsFile } from "./safetensors.ts";
+import {
+  createScheduler,
+  loadSchedulerConfig,
+  type SchedulerConfig,
+  type SchedulerName,
+  SD15_SCHEDULER_CONFIG,
+} from "../scheduler/mod.ts";
+import { ClipTokenizer } from "./tokenizer.ts";
+import { existsSync } from "./std/fs.ts";
+import { join } from "./std/path.ts";
+import { loadSingleFile } from "./models/single_file.ts";
+
+/** Where the weights come from. */
+export type ModelSource =
+  | { kind: "dir"; dir: string }
+  | { kind: "single"; file: string; configDir?: string; tokenizerDir: string }
+  | { kind: "synth"; tokenizerDir: string };
+
+/** Options of {@linkcode StableDiffusion.load}. */
+export interface LoadOptions {
+  /** UNet precision; default f16 when the adapter has shader-f16. */
+  precision?: DType;
+  /** Called with a short stage name and elapsed ms (load profiling). */
+  onStage?: (stage: string, ms: number) => void;
+}
+
+/** One image's parameters. */
+export interface GenerateParams {
+  prompt: string;
+  negative?: string;
+  seed: number;
+  steps: number;
+  guidance: number;
+  width: number;
+  height: number;
+  scheduler: SchedulerName;
+}
+
+/** Callbacks during {@linkcode StableDiffusion.generate}. */
+export interface GenerateHooks {
+  /** After each denoising step (1-based). */
+  onStep?: (step: number, total: number) => void;
+  /** Stage wall times: "tokenize", "text_encoder", "unet_step", "vae_decode". */
+  onStage?: (stage: string, ms: number) => void;
+  /** Latents before each step and the initial ones, for tests. */
+  onLatents?: (k: number, latents: Float32Array) => void;
+}
+
+/** The result of one generation. */
+export interface Generated {
+  /** H×W×3 RGB values in [0, 1], row-major (diffusers' `output_type="np"`). */
+  pixels: Float32Array;
+  width: number;
+  height: number;
+  /** The timesteps the scheduler ran. */
+  timesteps: number[];
+}
+
+/** A user-facing error (one line, no stack). */
+export class PipelineError extends Error {
+  override name = "PipelineError";
+}
+
+function pickFile(dir: string, base: string, precision: DType): string {
+  const f16 = join(dir, `${base}.fp16.safetensors`);
+  const f32 = join(dir, `${base}.safetensors`);
+  const order = precision === "f16" ? [f16, f32] : [f32, f16];
+  for (const f of order) if (existsSync(f)) return f;
+  throw new PipelineError(
+    `no weights in ${dir}: expected ${base}.fp16.safetensors or ${base}.safetensors (run \`sd fetch\`, or pass --model synth)`,
+  );
+}
+
+/** Checks a finite result; a NaN/Inf means a broken model or an f16 overflow. */
+export function assertFinite(values: Float32Array, what: string): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) {
+      throw new PipelineError(
+        `${what} contains NaN/Inf (at ${i}): the weights may be corrupt or f16 overflowed — try --precision f32`,
+      );
+    }
+  }
+}
+
+/** Loaded models, ready to generate. */
+export class StableDiffusion {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly configs: ModelConfigs,
+    readonly tokenizer: ClipTokenizer,
+    readonly text: ClipTextModel,
+    readonly unet: UNet,
+    readonly vae: Vae,
+    readonly schedulerConfig: SchedulerConfig,
+    readonly precision: DType,
+  ) {}
+
+  /** Loads tokenizer, configs and weights, checking every key and shape. */
+  static async load(
+    gpu: Gpu,
+    source: ModelSource,
+    opts: LoadOptions = {},
+  ): Promise<StableDiffusion> {
+    const precision: DType = opts.precision ?? (gpu.hasF16 ? "f16" : "f32");
+    if (precision === "f16" && !gpu.hasF16) {
+      throw new PipelineError(
+        "--precision f16 needs the shader-f16 feature, which this adapter lacks: use --precision f32",
+      );
+    }
+    const stage = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      const r = await fn();
+      opts.onStage?.(name, performance.now() - t0);
+      return r;
+    };
+    const configs = source.kind === "dir"
+      ? await loadConfigs(source.dir)
+      : source.kind === "single" && source.configDir
+      ? await loadConfigs(source.configDir)
+      : sd15Configs();
+    const schedulerConfig = source.kind === "dir"
+      ? await loadSchedulerConfig(join(source.dir, "scheduler", "scheduler_config.json"))
+      : source.kind === "single" && source.configDir
+      ? await loadSchedulerConfig(join(source.configDir, "scheduler", "scheduler_config.json"))
+      : { ...SD15_SCHEDULER_CONFIG };
+    const tokenizer = await ClipTokenizer.fromFolder(
+      source.kind === "dir" ? join(source.dir, "tokenizer") : source.tokenizerDir,
+    );
+    const vaeDtype: DType = configs.vae.force_upcast ? "f32" : precision;
+    const text = new ClipTextModel(configs.text_encoder, "f32");
+    const unet = new UNet(configs.unet, precision);
+    const vae = new Vae(configs.vae, vaeDtype);
+
+    // Winograd filter transforms happen once, at load.
+    const prepare = (p: Param) => {
+      if (p.shape.length === 4 && p.shape[2] === 3) prepareConv(p.t);
+    };
+    const sources: Record<string, WeightSource> = {};
+    const files: SafeTensorsFile[] = [];
+    try {
+      if (source.kind === "dir") {
+        const open = async (sub: string, base: string, prefix = "") => {
+          const f = await SafeTensorsFile.open(pickFile(join(source.dir, sub), base, precision));
+          files.push(f);
+          return new SafetensorsSource(f, prefix);
+        };
+        sources.text_encoder = await open("text_encoder", "model", "text_model.");
+        sources.unet = await open("unet", "diffusion_pytorch_model");
+        sources.vae = await open("vae", "diffusion_pytorch_model");
+      } else if (source.kind === "single") {
+        const single = await loadSingleFile(source.file, configs);
+        files.push(single.file);
+        Object.assign(sources, single.sources);
+      } else {
+        const synth = new SynthSource();
+        sources.text_encoder = sources.unet = sources.vae = synth;
+      }
+      await stage("load_text_encoder", () => text.store.load(gpu, sources.text_encoder));
+      await stage("load_unet", () => unet.store.load(gpu, sources.unet, prepare));
+      await stage("load_vae", () => vae.store.load(gpu, sources.vae, prepare));
+      await gpu.flush();
+    } finally {
+      for (const f of files) f.close();
+    }
+    return new StableDiffusion(
+      gpu,
+      configs,
+      tokenizer,
+      text,
+      unet,
+      vae,
+      schedulerConfig,
+      precision,
+    );
+  }
+
+  /** Text states [uncond, cond] (or [cond] without guidance) → [B, 77, C] on the GPU (f32). */
+  encodeText(
+    prompt: string,
+    negative: string,
+    withUncond: boolean,
+    onDropped?: (words: string) => void,
+  ): Tensor {
+    const texts = withUncond ? [negative, prompt] : [prompt];
+    const ids = new Uint32Array(texts.length * 77);
+    texts.forEach((t, i) => {
+      const { ids: row, dropped } = this.tokenizer.encode(t);
+      if (dropped) onDropped?.(dropped);
+      ids.set(row, i * 77);
+    });
+    return this.text.forward(ids, texts.length);
+  }
+
+  /** Runs one text-to-image generation. */
+  async generate(p: GenerateParams, hooks: GenerateHooks = {}): Promise<Generated> {
+    const { gpu, unet } = this;
+    if (p.width % 8 || p.height % 8) {
+      throw new PipelineError(
+        `width and height must be multiples of 8 (got ${p.width}×${p.height})`,
+      );
+    }
+    const h = p.height / 8, w = p.width / 8;
+    const latentC = this.configs.unet.in_channels;
+    const cfg = p.guidance > 1;
+    const timed = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
+      const t0 = performance.now();
+      const r = await fn();
+      if (hooks.onStage) {
+        await gpu.flush();
+        hooks.onStage(name, performance.now() - t0);
+      }
+      return r;
+    };
+
+    const ctx32 = await timed(
+      "text_encoder",
+      () =>
+        this.encodeText(
+          p.prompt,
+          p.negative ?? "",
+          cfg,
+          (d) => console.error(`sd: prompt longer than 77 tokens; dropped: "${d}"`),
+        ),
+    );
+    const ctx = unet.store.dtype === "f32" ? ctx32 : cast(ctx32, unet.store.dtype);
+    ctx.pin();
+    if (ctx !== ctx32) ctx32.release();
+
+    const generator = new TorchGenerator(p.seed);
+    const scheduler = createScheduler(p.scheduler, this.schedulerConfig, {
+      randn: (n) => generator.randn(n),
+    });
+    scheduler.setTimesteps(p.steps);
+    const n = latentC * h * w;
+    let latents = generator.randn(n);
+    const sigma0 = scheduler.initNoiseSigma;
+    if (sigma0 !== 1) latents = latents.map((v) => v * sigma0);
+    hooks.onLatents?.(0, latents);
+
+    const batch = cfg ? 2 : 1;
+    const timesteps = scheduler.timesteps;
+    try {
+      for (let k = 0; k < timesteps.length; k++) {
+        const t = timesteps[k];
+        const t0 = performance.now();
+        const xin = scheduler.scaleModelInput(latents, t);
+        const input = new Float32Array(batch * n);
+        for (let b = 0; b < batch; b++) input.set(xin, b * n);
+        const sample = Tensor.from(gpu, input, [batch, latentC, h, w], unet.store.dtype);
+        const out = unet.forward(sample, t, ctx);
+        sample.release();
+        const eps = cfg ? cfgCombine(out, p.guidance) : out;
+        const epsCpu = await eps.read();
+        if (eps !== out) eps.release();
+        out.release();
+        latents = scheduler.step(epsCpu, t, latents);
+        assertFinite(latents, `latents after step ${k + 1}`);
+        hooks.onLatents?.(k + 1, latents);
+        hooks.onStage?.("unet_step", performance.now() - t0);
+        hooks.onStep?.(k + 1, timesteps.length);
+      }
+    } finally {
+      ctx.release();
+    }
+
+    const pixels = await timed("vae_decode", () => this.decode(latents, h, w));
+    return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
+  }
+
+  /** VAE-decodes latents [4, h, w] → HWC RGB in [0, 1]. */
+  async decode(latents: Float32Array, h: number, w: number): Promise<Float32Array> {
+    const { vae, gpu } = this;
+    const lc = this.configs.vae.latent_channels;
+    const scaled = latents.map((v) => v / this.configs.vae.scaling_factor);
+    const z = Tensor.from(gpu, scaled, [1, lc, h, w], vae.store.dtype);
+    const img = vae.decode(z);
+    z.release();
+    const chw = await img.read();
+    img.release();
+    assertFinite(chw, "the decoded image");
+    return chwToHwc01(chw, 3, 8 * h, 8 * w);
+  }
+}
+
+/** [C, H, W] in [-1, 1] → [H, W, C] in [0, 1] (`(x / 2 + 0.5).clamp(0, 1)`). */
+export function chwToHwc01(chw: Float32Array, c: number, h: number, w: number): Float32Array {
+  const out = new Float32Array(c * h * w);
+  for (let ci = 0; ci < c; ci++) {
+    for (let i = 0; i < h * w; i++) {
+      const v = chw[ci * h * w + i] / 2 + 0.5;
+      out[i * c + ci] = v < 0 ? 0 : v > 1 ? 1 : v;
+    }
+  }
+  return out;
+}

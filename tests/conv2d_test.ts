@@ -1,0 +1,335 @@
+import { assert } from "../src/std/assert.ts";
+import type { DType, Gpu } from "../src/gpu/device.ts";
+import { Tensor } from "../src/gpu/tensor.ts";
+import { conv2d, prepareConv } from "../src/ops/conv2d.ts";
+import { setVariants, type Variants } from "../src/ops/variants.ts";
+import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
+
+/** One convolution problem (torch.nn.Conv2d semantics). */
+interface Case {
+  name: string;
+  B: number;
+  C: number;
+  O: number;
+  H: number;
+  W: number;
+  k: 1 | 3;
+  stride: 1 | 2;
+  padding: number | [number, number, number, number];
+  bias?: boolean;
+  residual?: boolean;
+  silu?: boolean;
+}
+
+interface Data {
+  x: Float32Array;
+  w: Float32Array;
+  b: Float32Array | null;
+  r: Float32Array | null;
+  OH: number;
+  OW: number;
+}
+
+function pads(c: Case): [number, number, number, number] {
+  return typeof c.padding === "number"
+    ? [c.padding, c.padding, c.padding, c.padding]
+    : c.padding;
+}
+
+function roundTo(dtype: DType, a: Float32Array): Float32Array {
+  return dtype === "f16" ? Float32Array.from(new Float16Array(a)) : a;
+}
+
+/** Inputs of a case (x ∈ [−1, 1), w scaled like PyTorch's init), rounded to `dtype`. */
+function makeData(c: Case, dtype: DType, seed: number): Data {
+  const [pt, pb, pl, pr] = pads(c);
+  const OH = Math.floor((c.H + pt + pb - c.k) / c.stride) + 1;
+  const OW = Math.floor((c.W + pl + pr - c.k) / c.stride) + 1;
+  const wScale = 1 / Math.sqrt(c.C * c.k * c.k);
+  return {
+    x: roundTo(dtype, randomData(c.B * c.C * c.H * c.W, seed, 1)),
+    w: roundTo(dtype, randomData(c.O * c.C * c.k * c.k, seed + 1, wScale)),
+    b: c.bias === false ? null : roundTo(dtype, randomData(c.O, seed + 2, 0.5)),
+    r: c.residual ? roundTo(dtype, randomData(c.B * c.O * OH * OW, seed + 3, 1)) : null,
+    OH,
+    OW,
+  };
+}
+
+/** CPU reference (f64 sums) of output element (n, o, oy, ox): act(conv + bias + residual). */
+function refAt(c: Case, d: Data, n: number, o: number, oy: number, ox: number): number {
+  const [pt, , pl] = pads(c);
+  let s = d.b ? d.b[o] : 0;
+  for (let ci = 0; ci < c.C; ci++) {
+    for (let ky = 0; ky < c.k; ky++) {
+      const iy = oy * c.stride - pt + ky;
+      if (iy < 0 || iy >= c.H) continue;
+      for (let kx = 0; kx < c.k; kx++) {
+        const ix = ox * c.stride - pl + kx;
+        if (ix < 0 || ix >= c.W) continue;
+        s += d.x[((n * c.C + ci) * c.H + iy) * c.W + ix] *
+          d.w[((o * c.C + ci) * c.k + ky) * c.k + kx];
+      }
+    }
+  }
+  if (d.r) s += d.r[((n * c.O + o) * d.OH + oy) * d.OW + ox];
+  return c.silu ? s / (1 + Math.exp(-s)) : s;
+}
+
+/** Runs a case on the GPU and returns the whole output (f32). */
+async function runGpu(gpu: Gpu, c: Case, d: Data, dtype: DType): Promise<Float32Array> {
+  const x = Tensor.from(gpu, d.x, [c.B, c.C, c.H, c.W], dtype);
+  const w = Tensor.from(gpu, d.w, [c.O, c.C, c.k, c.k], dtype);
+  const b = d.b ? Tensor.from(gpu, d.b, [c.O], dtype) : null;
+  const r = d.r ? Tensor.from(gpu, d.r, [c.B, c.O, d.OH, d.OW], dtype) : undefined;
+  const y = conv2d(x, w, b, {
+    stride: c.stride,
+    padding: c.padding,
+    residual: r,
+    activation: c.silu ? "silu" : "none",
+  });
+  assert(
+    y.shape.join() === [c.B, c.O, d.OH, d.OW].join(),
+    `${c.name}: output shape [${y.shape}], expected [${[c.B, c.O, d.OH, d.OW]}]`,
+  );
+  const out = await y.read();
+  for (const t of [x, w, b, r, y]) t?.release();
+  return out;
+}
+
+const TOL: Record<DType, number> = { f32: 1e-5, f16: 1e-2 };
+const MODES: Variants["conv"][] = ["direct", "winograd"];
+
+/** Checks every output element against the CPU; returns the relative L2 error. */
+async function checkFull(gpu: Gpu, c: Case, dtype: DType, mode: string): Promise<number> {
+  const d = makeData(c, dtype, 11);
+  const got = await runGpu(gpu, c, d, dtype);
+  const want = new Float32Array(got.length);
+  let i = 0;
+  for (let n = 0; n < c.B; n++) {
+    for (let o = 0; o < c.O; o++) {
+      for (let oy = 0; oy < d.OH; oy++) {
+        for (let ox = 0; ox < d.OW; ox++) want[i++] = refAt(c, d, n, o, oy, ox);
+      }
+    }
+  }
+  const e = relL2(got, want);
+  assert(Number.isFinite(e), `${c.name} ${mode} ${dtype}: non-finite output`);
+  assert(
+    e < TOL[dtype],
+    `${c.name} ${mode} ${dtype}: rel L2 ${e.toExponential(2)} (max abs ${
+      maxAbs(got, want).toExponential(2)
+    })`,
+  );
+  return e;
+}
+
+/** Checks `samples` random output elements (SD-sized shapes); returns the relative L2 error. */
+async function checkSampled(
+  gpu: Gpu,
+  c: Case,
+  dtype: DType,
+  mode: string,
+  samples = 500,
+): Promise<number> {
+  const d = makeData(c, dtype, 23);
+  const t0 = performance.now();
+  const got = await runGpu(gpu, c, d, dtype);
+  const ms = performance.now() - t0;
+  const pick = randomData(4 * samples, 99, 1).map((v) => (v + 1) / 2); // uniform [0, 1)
+  const g = new Float32Array(samples), want = new Float32Array(samples);
+  for (let s = 0; s < samples; s++) {
+    const n = Math.floor(pick[4 * s] * c.B), o = Math.floor(pick[4 * s + 1] * c.O);
+    const oy = Math.floor(pick[4 * s + 2] * d.OH), ox = Math.floor(pick[4 * s + 3] * d.OW);
+    g[s] = got[((n * c.O + o) * d.OH + oy) * d.OW + ox];
+    want[s] = refAt(c, d, n, o, oy, ox);
+  }
+  const e = relL2(g, want);
+  const gflop = 2 * c.B * c.O * d.OH * d.OW * c.C * c.k * c.k / 1e9;
+  console.log(
+    `  ${c.name} ${mode} ${dtype}: rel L2 ${e.toExponential(2)} over ${samples} outputs, ` +
+      `max abs ${maxAbs(g, want).toExponential(2)}; ${gflop.toFixed(1)} GFLOP in ${
+        ms.toFixed(0)
+      } ms (with upload and readback)`,
+  );
+  assert(Number.isFinite(e) && e < TOL[dtype], `${c.name} ${mode} ${dtype}: rel L2 ${e}`);
+  return e;
+}
+
+const SMALL: Case[] = [
+  { name: "3x3 s1 p1 C3 O5 7x7", B: 1, C: 3, O: 5, H: 7, W: 7, k: 3, stride: 1, padding: 1 },
+  { name: "3x3 s2 p1 C3 O5 7x7", B: 1, C: 3, O: 5, H: 7, W: 7, k: 3, stride: 2, padding: 1 },
+  { name: "1x1 C3 O5 7x7", B: 1, C: 3, O: 5, H: 7, W: 7, k: 1, stride: 1, padding: 0 },
+  {
+    name: "3x3 s2 pad(0,1,0,1) C3 O5 7x7",
+    B: 1,
+    C: 3,
+    O: 5,
+    H: 7,
+    W: 7,
+    k: 3,
+    stride: 2,
+    padding: [0, 1, 0, 1],
+  },
+  {
+    name: "3x3 s1 p1 B2 C3 O5 6x9 no bias",
+    B: 2,
+    C: 3,
+    O: 5,
+    H: 6,
+    W: 9,
+    k: 3,
+    stride: 1,
+    padding: 1,
+    bias: false,
+  },
+  {
+    name: "3x3 s1 p1 B2 C3 O5 7x7 residual",
+    B: 2,
+    C: 3,
+    O: 5,
+    H: 7,
+    W: 7,
+    k: 3,
+    stride: 1,
+    padding: 1,
+    residual: true,
+  },
+  {
+    name: "3x3 s1 p1 C3 O5 7x7 silu",
+    B: 1,
+    C: 3,
+    O: 5,
+    H: 7,
+    W: 7,
+    k: 3,
+    stride: 1,
+    padding: 1,
+    silu: true,
+  },
+  {
+    name: "1x1 B2 C5 O3 5x3 residual silu",
+    B: 2,
+    C: 5,
+    O: 3,
+    H: 5,
+    W: 3,
+    k: 1,
+    stride: 1,
+    padding: 0,
+    residual: true,
+    silu: true,
+  },
+  // Several K steps, partial tiles, channel counts that are not multiples of the tiles.
+  { name: "3x3 s1 p1 B2 C19 O72 17x33", B: 2, C: 19, O: 72, H: 17, W: 33, k: 3, stride: 1, padding: 1 },
+  { name: "3x3 s1 p1 C24 O128 40x40", B: 1, C: 24, O: 128, H: 40, W: 40, k: 3, stride: 1, padding: 1 },
+  { name: "1x1 s2 C21 O40 9x11", B: 1, C: 21, O: 40, H: 9, W: 11, k: 1, stride: 2, padding: 0 },
+  // Winograd in two chunks of tiles (V would pass 128 MiB in one).
+  { name: "3x3 s1 p1 C3 O4 390x386", B: 1, C: 3, O: 4, H: 390, W: 386, k: 3, stride: 1, padding: 1 },
+];
+
+/** SD-sized shapes (llvmpipe runs about 8 GFLOP/s: direct-conv FLOP counts kept below ~15). */
+const SD: Case[] = [
+  // UNet down_blocks.0 ResNet conv at 512×512 (64×64 latents), batch 2 as with guidance.
+  { name: "3x3 320->320 B2 64x64", B: 2, C: 320, O: 320, H: 64, W: 64, k: 3, stride: 1, padding: 1 },
+  // VAE mid/up_blocks.0 conv: 512→512 at 32×32 (the decoder runs it at 64×64 and 128×128; 128×128
+  // is 77 GFLOP, too slow for the software adapter), with the ResNet skip fused.
+  {
+    name: "3x3 512->512 B1 32x32 residual",
+    B: 1,
+    C: 512,
+    O: 512,
+    H: 32,
+    W: 32,
+    k: 3,
+    stride: 1,
+    padding: 1,
+    residual: true,
+  },
+  // UNet downsampler (stride 2) and a ResNet 1×1 shortcut.
+  { name: "3x3 s2 320->320 B2 64x64", B: 2, C: 320, O: 320, H: 64, W: 64, k: 3, stride: 2, padding: 1 },
+  { name: "1x1 640->320 B2 32x32", B: 2, C: 640, O: 320, H: 32, W: 32, k: 1, stride: 1, padding: 0 },
+];
+
+Deno.test({
+  name: "conv2d: small shapes, direct and winograd, f32 and f16 vs CPU",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    for (const dtype of ["f32", "f16"] as const) {
+      if (dtype === "f16" && !gpu.hasF16) continue;
+      for (const mode of MODES) {
+        setVariants(gpu, { conv: mode });
+        let worst = 0;
+        for (const c of SMALL) worst = Math.max(worst, await checkFull(gpu, c, dtype, mode));
+        console.log(`  small shapes ${mode} ${dtype}: worst rel L2 ${worst.toExponential(2)}`);
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "conv2d: SD-sized shapes (sampled outputs), direct and winograd, f32 and f16",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    for (const dtype of ["f32", "f16"] as const) {
+      if (dtype === "f16" && !gpu.hasF16) continue;
+      for (const mode of MODES) {
+        setVariants(gpu, { conv: mode });
+        for (const c of SD) {
+          // Winograd only changes 3×3 stride-1 convolutions: run the rest once.
+          if (mode === "winograd" && !(c.k === 3 && c.stride === 1)) continue;
+          await checkSampled(gpu, c, dtype, mode);
+        }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "conv2d: prepareConv caches the Winograd weight; a prepared weight gives the same result",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    setVariants(gpu, { conv: "winograd" });
+    const c: Case = { name: "prepared", B: 1, C: 8, O: 6, H: 5, W: 6, k: 3, stride: 1, padding: 1 };
+    const d = makeData(c, "f32", 5);
+    const x = Tensor.from(gpu, d.x, [1, 8, 5, 6], "f32");
+    const w = Tensor.from(gpu, d.w, [6, 8, 3, 3], "f32", { persistent: true });
+    prepareConv(w);
+    prepareConv(w); // idempotent
+    prepareConv(Tensor.from(gpu, d.w, [6 * 8 * 9, 1, 1, 1], "f32")); // not 3×3: ignored
+    const a = await conv2d(x, w, null, { padding: 1 }).read();
+    setVariants(gpu, { conv: "direct" });
+    const b = await conv2d(x, w, null, { padding: 1 }).read();
+    const e = relL2(a, b);
+    assert(e < 1e-5, `winograd vs direct on a prepared weight: rel L2 ${e}`);
+  },
+});
+
+Deno.test({
+  name: "conv2d: rejects mismatched shapes and dtypes",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const x = Tensor.from(gpu, new Float32Array(2 * 3 * 4 * 4), [2, 3, 4, 4], "f32");
+    const w = Tensor.from(gpu, new Float32Array(5 * 4 * 9), [5, 4, 3, 3], "f32");
+    let msg = "";
+    try {
+      conv2d(x, w);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(msg.includes("does not fit"), `expected a channel-mismatch error, got "${msg}"`);
+    const w2 = Tensor.from(gpu, new Float32Array(5 * 3 * 9), [5, 3, 3, 3], "f32");
+    const r = Tensor.from(gpu, new Float32Array(2 * 5 * 3 * 3), [2, 5, 3, 3], "f32");
+    msg = "";
+    try {
+      conv2d(x, w2, null, { padding: 1, residual: r });
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    assert(msg.includes("residual"), `expected a residual-shape error, got "${msg}"`);
+  },
+});

@@ -1,0 +1,335 @@
+import { assert } from "../src/std/assert.ts";
+import type { DType, Gpu } from "../src/gpu/device.ts";
+import { Tensor } from "../src/gpu/tensor.ts";
+import {
+  type Activation,
+  geglu,
+  linear,
+  matmul,
+  type MatmulVariant,
+  matmulVariant,
+  setMatmulVariant,
+} from "../src/ops/linear.ts";
+import { setVariants, variants } from "../src/ops/variants.ts";
+import { hasGpu, randomData, relL2, testGpu } from "./gpu.ts";
+
+// ---- CPU references (float64 loops) ----
+
+/** erf to ~1.2e-7 (Numerical Recipes' erfc fit), evaluated in double precision. */
+function erf(x: number): number {
+  const z = Math.abs(x);
+  const t = 1 / (1 + 0.5 * z);
+  const r = t * Math.exp(
+    -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+                  t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+                                  t * (-0.82215223 + t * 0.17087277)))))))),
+  );
+  return x >= 0 ? 1 - r : r - 1;
+}
+const ACT: Record<Activation, (x: number) => number> = {
+  none: (x) => x,
+  gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
+  quick_gelu: (x) => x / (1 + Math.exp(-1.702 * x)),
+  silu: (x) => x / (1 + Math.exp(-x)),
+};
+
+interface RefProblem {
+  a: Float32Array; // [batch, M, K]
+  b: Float32Array; // [batchB, K, N] or [batchB, N, K] (transB); batchB 1 broadcasts
+  batch: number;
+  m: number;
+  n: number; // columns of the product (GEGLU: 2F)
+  k: number;
+  bBatched: boolean;
+  transB: boolean;
+  alpha?: number;
+  bias?: Float32Array;
+  activation?: Activation;
+  residual?: Float32Array;
+}
+
+/** One element of alpha·A·op(B) + bias → activation → + residual, at (batch z, row i, col j). */
+function refAt(p: RefProblem, z: number, i: number, j: number): number {
+  // sum_k a[z, i, k] · b[z', k, j]  (or b[z', j, k] with transB)
+  const ao = (z * p.m + i) * p.k;
+  const bo = p.bBatched ? z * p.k * p.n : 0;
+  let s = 0;
+  for (let kk = 0; kk < p.k; kk++) {
+    const bv = p.transB ? p.b[bo + j * p.k + kk] : p.b[bo + kk * p.n + j];
+    s += p.a[ao + kk] * bv;
+  }
+  let v = s * (p.alpha ?? 1) + (p.bias ? p.bias[j] : 0);
+  v = ACT[p.activation ?? "none"](v);
+  if (p.residual) v += p.residual[(z * p.m + i) * p.n + j];
+  return v;
+}
+
+/** The whole output [batch, M, N]. */
+function refAll(p: RefProblem): Float64Array {
+  const out = new Float64Array(p.batch * p.m * p.n);
+  for (let z = 0; z < p.batch; z++) {
+    for (let i = 0; i < p.m; i++) {
+      for (let j = 0; j < p.n; j++) out[(z * p.m + i) * p.n + j] = refAt(p, z, i, j);
+    }
+  }
+  return out;
+}
+
+/** GEGLU reference: proj = x·wᵀ + b ([M, 2F]); out[m, f] = proj[m, f] · GELU(proj[m, F + f]). */
+function refGeglu(x: Float32Array, w: Float32Array, b: Float32Array, m: number, k: number) {
+  const f = w.length / k / 2;
+  const p: RefProblem = { a: x, b: w, batch: 1, m, n: 2 * f, k, bBatched: false, transB: true, bias: b };
+  const out = new Float64Array(m * f);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < f; j++) out[i * f + j] = refAt(p, 0, i, j) * ACT.gelu(refAt(p, 0, i, f + j));
+  }
+  return out;
+}
+
+// ---- helpers ----
+
+/** Values as stored in `dtype` (f16 inputs are rounded before the CPU reference sees them). */
+function stored(x: Float32Array, dtype: DType): Float32Array {
+  return dtype === "f16" ? Float32Array.from(new Float16Array(x)) : x;
+}
+
+const TOL: Record<DType, number> = { f32: 1e-5, f16: 1e-2 };
+
+function dtypes(gpu: Gpu): DType[] {
+  return gpu.hasF16 ? ["f32", "f16"] : ["f32"];
+}
+
+/** Runs `fn` under each matmul variant of `list`, restoring the previous one afterwards. */
+async function eachVariant(
+  gpu: Gpu,
+  list: Partial<MatmulVariant>[],
+  fn: (label: string) => Promise<void>,
+): Promise<void> {
+  const saved = { ...matmulVariant(gpu) };
+  try {
+    for (const v of list) {
+      setMatmulVariant(gpu, { ...saved, ...v });
+      await fn(`${v.kernel ?? saved.kernel}/${v.tile ?? saved.tile}`);
+    }
+  } finally {
+    setMatmulVariant(gpu, saved);
+  }
+}
+
+const SMALL_VARIANTS: Partial<MatmulVariant>[] = [
+  { kernel: "tiled", tile: "128" },
+  { kernel: "tiled", tile: "64" },
+  { kernel: "naive" },
+];
+
+const report: string[] = [];
+function check(label: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number) {
+  const e = relL2(got, want);
+  report.push(`${label}: rel L2 ${e.toExponential(2)}`);
+  assert(e < tol, `${label}: rel L2 ${e} ≥ ${tol}`);
+}
+
+// ---- tests ----
+
+Deno.test({
+  name: "linear: odd shapes, every activation, residual — tiled 128/64 and naive, f32 and f16",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const shapes = [
+      { m: 7, k: 13, n: 5 },
+      { m: 9, k: 77, n: 6 },
+      { m: 130, k: 36, n: 68 }, // vec4 path, two row tiles, partial column tile
+      { m: 3, k: 8, n: 132 },
+    ];
+    await eachVariant(gpu, SMALL_VARIANTS, async (v) => {
+      for (const dtype of dtypes(gpu)) {
+        for (const { m, k, n } of shapes) {
+          const x = stored(randomData(m * k, 11, 1), dtype);
+          const w = stored(randomData(n * k, 12, 0.5), dtype);
+          const b = stored(randomData(n, 13, 0.5), dtype);
+          const r = stored(randomData(m * n, 14, 1), dtype);
+          const tx = Tensor.from(gpu, x, [m, k], dtype);
+          const tw = Tensor.from(gpu, w, [n, k], dtype);
+          const tb = Tensor.from(gpu, b, [n], dtype);
+          const tr = Tensor.from(gpu, r, [m, n], dtype);
+          const base = { a: x, b: w, batch: 1, m, n, k, bBatched: false, transB: true };
+          const label = `linear ${v} ${dtype} ${m}x${k}→${n}`;
+          check(`${label} no bias`, await linear(tx, tw).read(), refAll(base), TOL[dtype]);
+          for (const act of ["none", "gelu", "quick_gelu", "silu"] as const) {
+            const got = await linear(tx, tw, tb, { activation: act }).read();
+            check(`${label} bias ${act}`, got, refAll({ ...base, bias: b, activation: act }), TOL[dtype]);
+          }
+          const got = await linear(tx, tw, tb, { activation: "gelu", residual: tr }).read();
+          const want = refAll({ ...base, bias: b, activation: "gelu", residual: r });
+          check(`${label} bias gelu residual`, got, want, TOL[dtype]);
+          const got2 = await linear(tx, tw, null, { residual: tr }).read();
+          check(`${label} residual`, got2, refAll({ ...base, residual: r }), TOL[dtype]);
+          for (const t of [tx, tw, tb, tr]) t.release();
+        }
+      }
+    });
+    // Leading dimensions are kept: [2, 3, K] → [2, 3, N].
+    const x = Tensor.from(gpu, randomData(2 * 3 * 8, 1), [2, 3, 8], "f32");
+    const w = Tensor.from(gpu, randomData(4 * 8, 2), [4, 8], "f32");
+    const y = linear(x, w);
+    assert(y.shape.join() === "2,3,4", `linear output shape [${y.shape}]`);
+    await gpu.flush();
+  },
+});
+
+Deno.test({
+  name: "matmul: batch, transB, alpha, broadcast B, K=77 / N=77 — tiled 128/64 and naive",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const cases = [
+      { batch: 3, m: 7, k: 13, n: 5, transB: false, bBatched: true, alpha: 1 },
+      { batch: 3, m: 7, k: 13, n: 5, transB: true, bBatched: true, alpha: 0.25 },
+      { batch: 3, m: 7, k: 13, n: 5, transB: false, bBatched: false, alpha: -2 },
+      { batch: 2, m: 65, k: 77, n: 40, transB: false, bBatched: true, alpha: 1 }, // P·V
+      { batch: 2, m: 65, k: 40, n: 77, transB: true, bBatched: true, alpha: 0.158 }, // Q·Kᵀ
+      { batch: 2, m: 67, k: 40, n: 132, transB: false, bBatched: false, alpha: 1 }, // vec4
+      { batch: 1, m: 1, k: 1, n: 1, transB: false, bBatched: true, alpha: 1 },
+    ];
+    await eachVariant(gpu, SMALL_VARIANTS, async (v) => {
+      for (const dtype of dtypes(gpu)) {
+        for (const c of cases) {
+          const bb = c.bBatched ? c.batch : 1;
+          const a = stored(randomData(c.batch * c.m * c.k, 21, 1), dtype);
+          const b = stored(randomData(bb * c.k * c.n, 22, 1), dtype);
+          const ta = Tensor.from(gpu, a, [c.batch, c.m, c.k], dtype);
+          const tb = Tensor.from(gpu, b, c.transB ? [bb, c.n, c.k] : [bb, c.k, c.n], dtype);
+          const y = matmul(ta, tb, { transB: c.transB, alpha: c.alpha });
+          assert(y.shape.join() === [c.batch, c.m, c.n].join(), `matmul shape [${y.shape}]`);
+          const label = `matmul ${v} ${dtype} ${c.batch}×${c.m}x${c.k}→${c.n}` +
+            `${c.transB ? " transB" : ""}${c.bBatched ? "" : " broadcast"} α=${c.alpha}`;
+          check(label, await y.read(), refAll({ ...c, a, b }), TOL[dtype]);
+          ta.release();
+          tb.release();
+          y.release();
+        }
+      }
+    });
+  },
+});
+
+Deno.test({
+  name: "geglu: fused epilogue and naive split + GELU + mul, odd and vec4 shapes",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const saved = variants(gpu).gelu;
+    try {
+      for (const gelu of ["fused", "naive"] as const) {
+        setVariants(gpu, { gelu });
+        await eachVariant(gpu, SMALL_VARIANTS, async (v) => {
+          for (const dtype of dtypes(gpu)) {
+            for (const { m, k, f } of [{ m: 7, k: 13, f: 5 }, { m: 70, k: 16, f: 36 }]) {
+              const x = stored(randomData(m * k, 31, 1), dtype);
+              const w = stored(randomData(2 * f * k, 32, 0.7), dtype);
+              const b = stored(randomData(2 * f, 33, 0.5), dtype);
+              const y = geglu(
+                Tensor.from(gpu, x, [1, m, k], dtype),
+                Tensor.from(gpu, w, [2 * f, k], dtype),
+                Tensor.from(gpu, b, [2 * f], dtype),
+              );
+              assert(y.shape.join() === `1,${m},${f}`, `geglu shape [${y.shape}]`);
+              const label = `geglu ${gelu} ${v} ${dtype} ${m}x${k}→${f}`;
+              check(label, await y.read(), refGeglu(x, w, b, m, k), TOL[dtype]);
+            }
+          }
+        });
+      }
+    } finally {
+      setVariants(gpu, { gelu: saved });
+    }
+  },
+});
+
+/** Compares `count` pseudo-random elements of `got` [batch, M, N] with the CPU reference. */
+function checkSampled(
+  label: string,
+  got: Float32Array,
+  p: RefProblem,
+  tol: number,
+  count = 2000,
+  at: (z: number, i: number, j: number) => number = (z, i, j) => refAt(p, z, i, j),
+) {
+  const idx = randomData(count, 99, 0.5).map((u) => Math.floor((u + 0.5) * got.length));
+  const g = new Float64Array(count), w = new Float64Array(count);
+  idx.forEach((flat, s) => {
+    const j = flat % p.n, i = Math.floor(flat / p.n) % p.m, z = Math.floor(flat / (p.m * p.n));
+    g[s] = got[flat];
+    w[s] = at(z, i, j);
+  });
+  check(label, g, w, tol);
+}
+
+Deno.test({
+  name: "linear/matmul/geglu at SD shapes (sampled check), f32 and f16",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    for (const dtype of dtypes(gpu)) {
+      // Transformer block projection at 64×64 latents: [4096, 320] → 320, bias + residual.
+      {
+        const [m, k, n] = [4096, 320, 320];
+        const x = stored(randomData(m * k, 41, 1), dtype);
+        const w = stored(randomData(n * k, 42, 0.06), dtype);
+        const b = stored(randomData(n, 43, 0.1), dtype);
+        const r = stored(randomData(m * n, 44, 1), dtype);
+        const y = linear(
+          Tensor.from(gpu, x, [1, m, k], dtype),
+          Tensor.from(gpu, w, [n, k], dtype),
+          Tensor.from(gpu, b, [n], dtype),
+          { residual: Tensor.from(gpu, r, [1, m, n], dtype) },
+        );
+        const p = { a: x, b: w, batch: 1, m, n, k, bBatched: false, transB: true, bias: b, residual: r };
+        checkSampled(`SD linear ${dtype} [4096,320]→320 bias+res`, await y.read(), p, TOL[dtype]);
+      }
+      // Cross-attention K/V projection of the text states: [2, 77, 768] → 320, no bias.
+      {
+        const [m, k, n] = [2 * 77, 768, 320];
+        const x = stored(randomData(m * k, 51, 1), dtype);
+        const w = stored(randomData(n * k, 52, 0.04), dtype);
+        const y = linear(Tensor.from(gpu, x, [2, 77, k], dtype), Tensor.from(gpu, w, [n, k], dtype));
+        const p = { a: x, b: w, batch: 1, m, n, k, bBatched: false, transB: true };
+        check(`SD cross-attn K/V ${dtype} [2,77,768]→320`, await y.read(), refAll(p), TOL[dtype]);
+      }
+      // Feed-forward GEGLU at 32×32 latents: [1024, 640] → 2·2560 → 2560.
+      {
+        const [m, k, f] = [1024, 640, 2560];
+        const x = stored(randomData(m * k, 61, 1), dtype);
+        const w = stored(randomData(2 * f * k, 62, 0.04), dtype);
+        const b = stored(randomData(2 * f, 63, 0.1), dtype);
+        const y = geglu(
+          Tensor.from(gpu, x, [1, m, k], dtype),
+          Tensor.from(gpu, w, [2 * f, k], dtype),
+          Tensor.from(gpu, b, [2 * f], dtype),
+        );
+        const p = { a: x, b: w, batch: 1, m, n: f, k, bBatched: false, transB: true, bias: b };
+        const at = (_z: number, i: number, j: number) => {
+          const q = { ...p, n: 2 * f };
+          return refAt(q, 0, i, j) * ACT.gelu(refAt(q, 0, i, f + j));
+        };
+        checkSampled(`SD geglu fused ${dtype} [1024,640]→2560`, await y.read(), p, TOL[dtype], 2000, at);
+      }
+      // Attention scores per head at 32×32 latents, head dim 80: [16, 1024, 80] · [16, 77, 80]ᵀ.
+      {
+        const [batch, m, k, n] = [16, 1024, 80, 77];
+        const a = stored(randomData(batch * m * k, 71, 1), dtype);
+        const b = stored(randomData(batch * n * k, 72, 1), dtype);
+        const y = matmul(
+          Tensor.from(gpu, a, [batch, m, k], dtype),
+          Tensor.from(gpu, b, [batch, n, k], dtype),
+          { transB: true, alpha: 1 / Math.sqrt(k) },
+        );
+        const p = { a, b, batch, m, n, k, bBatched: true, transB: true, alpha: 1 / Math.sqrt(k) };
+        checkSampled(`SD scores ${dtype} 16×[1024,80]·[77,80]ᵀ`, await y.read(), p, TOL[dtype]);
+      }
+    }
+    await gpu.flush();
+    console.error(report.join("\n"));
+  },
+});
