@@ -55,22 +55,114 @@ struct Params {
 const KS = ${KS}u;       // kernel size (square)
 const TY = ${TY}u;       // thread rows (along output channels)
 const TX = ${TX}u;       // thread columns (along pixels); TY·TX = 256
-const TM = ${TM}u;       // output channels per thread (multiple of 4)
-const TN = ${TN}u;       // pixels per thread (multiple of 4)
-const BM = TY * TM;      // output channels per workgroup
-const BN = TX * TN;      // pixels per workgroup (64, 128 or 256: divides or equals 256)
+const BM = TY * ${TM}u;  // output channels per workgroup (TM = 4 or 8 per invocation)
+const BN = TX * ${TN}u;  // pixels per workgroup: 64, 128 or 256 (TN = 4 or 8 per invocation)
 const BK = 16u;          // GEMM depth per step
-const LA = BM * BK / 256u;   // weights loaded per invocation per step
-const LB = BN * BK / 256u;   // inputs gathered per invocation per step
-const BN_PER = 256u / BN;    // rows of Bs filled per pass of the workgroup (1 when BN = 256)
+const S = 256u / BN;     // rows of Bs filled by one pass of the workgroup (1 when BN = 256)
 const A_STRIDE = BM / 4u + 1u; // As row length in vec4 (one spare vec4 spreads the banks)
 const B_STRIDE = BN / 4u;      // Bs row length in vec4
-const MV = TM / 4u;
-const NV = TN / 4u;
 
 var<workgroup> As: array<vec4<f32>, BK * A_STRIDE>;  // As[kk][m], m = output channel in tile
 var<workgroup> Bs: array<vec4<f32>, BK * B_STRIDE>;  // Bs[kk][n], n = pixel in tile
 
+// c + a ⊗ b for a 4 × 4 register block kept as 4 row vectors (c[r] = output channel r).
+fn rank1(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(
+    fma(vec4<f32>(a.x), b, c[0]),
+    fma(vec4<f32>(a.y), b, c[1]),
+    fma(vec4<f32>(a.z), b, c[2]),
+    fma(vec4<f32>(a.w), b, c[3]),
+  );
+}
+
+// W[o, k] widened to f32, 0 outside the matrix.
+fn load_w(o: u32, k: u32) -> f32 {
+  if (o < p.O && k < p.K) {
+    return f32(w[o * p.K + k]);
+  }
+  return 0.0;
+}
+
+// X̂[k, n] of the image whose x offset is xb, for the pixel whose top-left tap is (iy0, ix0).
+fn gather(k: u32, n_ok: bool, xb: u32, n: u32, iy0: i32, ix0: i32) -> f32 {
+  if (!n_ok || k >= p.K) {
+    return 0.0;
+  }
+#if POINTWISE
+  return f32(x[xb + k * p.N + n]);
+#else
+  let c = k / (KS * KS);
+  let r = k % (KS * KS);
+  let iy = iy0 + i32(r / KS);
+  let ix = ix0 + i32(r % KS);
+  if (iy < 0 || iy >= i32(p.H) || ix < 0 || ix >= i32(p.W)) {
+    return 0.0;
+  }
+  return f32(x[xb + (c * p.H + u32(iy)) * p.W + u32(ix)]);
+#endif
+}
+
+// Four gathered values: rows k, k + S, k + 2S, k + 3S.
+fn gather4(k: u32, n_ok: bool, xb: u32, n: u32, iy0: i32, ix0: i32) -> vec4<f32> {
+  return vec4<f32>(
+    gather(k, n_ok, xb, n, iy0, ix0),
+    gather(k + S, n_ok, xb, n, iy0, ix0),
+    gather(k + 2u * S, n_ok, xb, n, iy0, ix0),
+    gather(k + 3u * S, n_ok, xb, n, iy0, ix0),
+  );
+}
+
+// The transposing store of four weights W[m, kq·4 … kq·4 + 3] into As.
+fn store_a(v: vec4<f32>, kq: u32, m: u32) {
+  let col = m / 4u;
+  let lane = m % 4u;
+  As[(4u * kq) * A_STRIDE + col][lane] = v.x;
+  As[(4u * kq + 1u) * A_STRIDE + col][lane] = v.y;
+  As[(4u * kq + 2u) * A_STRIDE + col][lane] = v.z;
+  As[(4u * kq + 3u) * A_STRIDE + col][lane] = v.w;
+}
+
+// Four gathered values (rows kk, kk + S, kk + 2S, kk + 3S of pixel nb) into Bs.
+fn store_b(v: vec4<f32>, kk: u32, nb: u32) {
+  let col = nb / 4u;
+  let lane = nb % 4u;
+  Bs[kk * B_STRIDE + col][lane] = v.x;
+  Bs[(kk + S) * B_STRIDE + col][lane] = v.y;
+  Bs[(kk + 2u * S) * B_STRIDE + col][lane] = v.z;
+  Bs[(kk + 3u * S) * B_STRIDE + col][lane] = v.w;
+}
+
+// Epilogue of one 4 × 4 block: output channels o … o + 3, pixels n … n + 3 of image b.
+fn store_block(c: mat4x4<f32>, o: u32, n: u32, b: u32) {
+  for (var r = 0u; r < 4u; r++) {
+    if (o + r >= p.O) {
+      return;
+    }
+#if BIAS
+    let bo = f32(bias[o + r]);
+#else
+    let bo = 0.0;
+#endif
+    let yb = (b * p.O + o + r) * p.N;
+    let row = c[r];
+    for (var l = 0u; l < 4u; l++) {
+      if (n + l < p.N) {
+        var v = row[l] + bo;
+#if RESIDUAL
+        v += f32(res[yb + n + l]);
+#endif
+#if SILU
+        v = v / (1.0 + exp(-v));
+#endif
+        y[yb + n + l] = ${T}(v);
+      }
+    }
+  }
+}
+
+// The register block and the staging registers are written out (no loops over function-scope
+// arrays) so that they stay in registers whatever the driver's loop unrolling does. TM8 / TN8 add
+// the second row / column half of the block; LA2 a second weight quad, RB2 / RB4 more gathers.
 @compute @workgroup_size(256)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -82,121 +174,118 @@ fn main(
   let tx = tid % TX;
   let ty = tid / TX;
 
-  // Weight loads: column ka of rows ma + i·(256/BK) (16 consecutive invocations read 16
-  // consecutive k of one row).
-  let ka = tid % BK;
-  let ma = tid / BK;
-  // Input gathers: pixel nb (fixed for this invocation), rows kb + i·BN_PER.
+  // Weight quads: 4 consecutive k (quad kq) of tile row ma; the second quad is 64 rows further.
+  let kq = tid % 4u;
+  let ma = tid / 4u;
+  let a_on = ma < BM;  // BM = 16: only the first 64 invocations load weights
+  // Gathers: pixel nb (fixed for this invocation), rows kb + i·S.
   let nb = tid % BN;
   let kb = tid / BN;
   let n = n0 + nb;
   let n_ok = n < p.N;
   let xb = b * p.C * p.H * p.W;
-#if !POINTWISE
+#if POINTWISE
+  let iy0 = 0;
+  let ix0 = 0;
+#else
   let oy = n / p.OW;
   let ox = n % p.OW;
   let iy0 = i32(oy * p.stride) - i32(p.pad_top);
   let ix0 = i32(ox * p.stride) - i32(p.pad_left);
 #endif
 
-  var ra: array<f32, LA>;
-  var rb: array<f32, LB>;
-  var acc: array<vec4<f32>, TM * NV>;
+  var ra0: vec4<f32>;
+  var rb0: vec4<f32>;
+  var c00: mat4x4<f32>;
+#if LA2
+  var ra1: vec4<f32>;
+#endif
+#if RB2
+  var rb1: vec4<f32>;
+#endif
+#if RB4
+  var rb2: vec4<f32>;
+  var rb3: vec4<f32>;
+#endif
+#if TM8
+  var c10: mat4x4<f32>;
+#endif
+#if TN8
+  var c01: mat4x4<f32>;
+#endif
+#if TM8_TN8
+  var c11: mat4x4<f32>;
+#endif
 
   let steps = (p.K + BK - 1u) / BK;
   for (var t = 0u; t <= steps; t++) {
     if (t > 0u) {
       // Registers of step t − 1 → workgroup memory.
       workgroupBarrier();
-      for (var i = 0u; i < LA; i++) {
-        let m = ma + i * (256u / BK);
-        As[ka * A_STRIDE + m / 4u][m % 4u] = ra[i];
+      if (a_on) {
+        store_a(ra0, kq, ma);
       }
-      for (var i = 0u; i < LB; i++) {
-        let kk = kb + i * BN_PER;
-        Bs[kk * B_STRIDE + nb / 4u][nb % 4u] = rb[i];
-      }
+#if LA2
+      store_a(ra1, kq, ma + 64u);
+#endif
+      store_b(rb0, kb, nb);
+#if RB2
+      store_b(rb1, kb + 4u * S, nb);
+#endif
+#if RB4
+      store_b(rb2, kb + 8u * S, nb);
+      store_b(rb3, kb + 12u * S, nb);
+#endif
       workgroupBarrier();
     }
     if (t < steps) {
-      // Global loads of step t (in flight during the arithmetic of step t − 1 below).
+      // Global loads of step t, in flight during the arithmetic of step t − 1 below.
       let k0 = t * BK;
-      let k = k0 + ka;
-      for (var i = 0u; i < LA; i++) {
-        let o = o0 + ma + i * (256u / BK);
-        var v = 0.0;
-        if (o < p.O && k < p.K) {
-          v = f32(w[o * p.K + k]);
-        }
-        ra[i] = v;
-      }
-      for (var i = 0u; i < LB; i++) {
-        let kg = k0 + kb + i * BN_PER;
-        var v = 0.0;
-#if POINTWISE
-        if (n_ok && kg < p.K) {
-          v = f32(x[xb + kg * p.N + n]);
-        }
-#else
-        let c = kg / (KS * KS);
-        let r = kg % (KS * KS);
-        let iy = iy0 + i32(r / KS);
-        let ix = ix0 + i32(r % KS);
-        if (n_ok && kg < p.K && iy >= 0 && iy < i32(p.H) && ix >= 0 && ix < i32(p.W)) {
-          v = f32(x[xb + (c * p.H + u32(iy)) * p.W + u32(ix)]);
-        }
+      let ka = k0 + 4u * kq;
+      let oa = o0 + ma;
+      ra0 = vec4<f32>(load_w(oa, ka), load_w(oa, ka + 1u), load_w(oa, ka + 2u), load_w(oa, ka + 3u));
+#if LA2
+      let oa1 = oa + 64u;
+      ra1 = vec4<f32>(load_w(oa1, ka), load_w(oa1, ka + 1u), load_w(oa1, ka + 2u), load_w(oa1, ka + 3u));
 #endif
-        rb[i] = v;
-      }
+      rb0 = gather4(k0 + kb, n_ok, xb, n, iy0, ix0);
+#if RB2
+      rb1 = gather4(k0 + kb + 4u * S, n_ok, xb, n, iy0, ix0);
+#endif
+#if RB4
+      rb2 = gather4(k0 + kb + 8u * S, n_ok, xb, n, iy0, ix0);
+      rb3 = gather4(k0 + kb + 12u * S, n_ok, xb, n, iy0, ix0);
+#endif
     }
     if (t > 0u) {
       for (var kk = 0u; kk < BK; kk++) {
-        var a: array<vec4<f32>, MV>;
-        var bv: array<vec4<f32>, NV>;
-        for (var j = 0u; j < MV; j++) {
-          a[j] = As[kk * A_STRIDE + ty + j * TY];
-        }
-        for (var j = 0u; j < NV; j++) {
-          bv[j] = Bs[kk * B_STRIDE + tx + j * TX];
-        }
-        for (var i = 0u; i < TM; i++) {
-          let av = vec4<f32>(a[i / 4u][i % 4u]);
-          for (var j = 0u; j < NV; j++) {
-            acc[i * NV + j] = fma(av, bv[j], acc[i * NV + j]);
-          }
-        }
+        let a0 = As[kk * A_STRIDE + ty];
+        let b0 = Bs[kk * B_STRIDE + tx];
+        c00 = rank1(c00, a0, b0);
+#if TM8
+        let a1 = As[kk * A_STRIDE + ty + TY];
+        c10 = rank1(c10, a1, b0);
+#endif
+#if TN8
+        let b1 = Bs[kk * B_STRIDE + tx + TX];
+        c01 = rank1(c01, a0, b1);
+#endif
+#if TM8_TN8
+        c11 = rank1(c11, a1, b1);
+#endif
       }
     }
   }
 
   // Epilogue: bias, residual, activation; one rounding to T.
-  for (var i = 0u; i < TM; i++) {
-    let o = o0 + (ty + (i / 4u) * TY) * 4u + i % 4u;
-    if (o >= p.O) {
-      continue;
-    }
-#if BIAS
-    let bo = f32(bias[o]);
-#else
-    let bo = 0.0;
+  store_block(c00, o0 + ty * 4u, n0 + tx * 4u, b);
+#if TM8
+  store_block(c10, o0 + (ty + TY) * 4u, n0 + tx * 4u, b);
 #endif
-    let yb = (b * p.O + o) * p.N;
-    for (var j = 0u; j < NV; j++) {
-      let nc = n0 + (tx + j * TX) * 4u;
-      let v4 = acc[i * NV + j];
-      for (var l = 0u; l < 4u; l++) {
-        let nn = nc + l;
-        if (nn < p.N) {
-          var v = v4[l] + bo;
-#if RESIDUAL
-          v += f32(res[yb + nn]);
+#if TN8
+  store_block(c01, o0 + ty * 4u, n0 + (tx + TX) * 4u, b);
 #endif
-#if SILU
-          v = v / (1.0 + exp(-v));
+#if TM8_TN8
+  store_block(c11, o0 + (ty + TY) * 4u, n0 + (tx + TX) * 4u, b);
 #endif
-          y[yb + nn] = ${T}(v);
-        }
-      }
-    }
-  }
 }

@@ -138,21 +138,34 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;    // [16, Cp, Pp]
 @group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;  // [16, Op, Pp]
 
-const TM = ${TM}u;   // output channels per invocation (multiple of 4)
-const TN = ${TN}u;   // tiles per invocation (multiple of 4)
-const BM = 16u * TM;
-const BN = 16u * TN;
+const BM = 16u * ${TM}u;  // output channels per workgroup (64 or 128)
+const BN = 16u * ${TN}u;  // tiles per workgroup (64 or 128)
 const BK = 16u;
 const AV = BM / 4u;  // vec4 per row of As
 const BV = BN / 4u;  // vec4 per row of Bs
-const LA = BK * AV / 256u;
-const LB = BK * BV / 256u;
-const MV = TM / 4u;
-const NV = TN / 4u;
 
 var<workgroup> As: array<vec4<f32>, BK * AV>;  // As[kk][o]
 var<workgroup> Bs: array<vec4<f32>, BK * BV>;  // Bs[kk][p]
 
+// c + a ⊗ b for a 4 × 4 register block kept as 4 row vectors (c[r] = row r).
+fn rank1(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+  return mat4x4<f32>(
+    fma(vec4<f32>(a.x), b, c[0]),
+    fma(vec4<f32>(a.y), b, c[1]),
+    fma(vec4<f32>(a.z), b, c[2]),
+    fma(vec4<f32>(a.w), b, c[3]),
+  );
+}
+
+// Stores the 4 × 4 block c: rows o … o + 3, tile columns as the vec4 at index col of M[ξ][o].
+fn store_block(c: mat4x4<f32>, row: u32, col: u32, ppv: u32) {
+  for (var r = 0u; r < 4u; r++) {
+    m[(row + r) * ppv + col] = c[r];
+  }
+}
+
+// The register block is written out (no loops over function-scope arrays) so that it stays in
+// registers whatever the driver's loop unrolling does; TM8 / TN8 add the second row / column half.
 @compute @workgroup_size(256)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -165,63 +178,83 @@ fn main(
   let ty = tid / 16u;
   let opv = p.Op / 4u;
   let ppv = p.Pp / 4u;
-  let ub = xi * p.Cp * opv + o0 / 4u;  // U[ξ][0][o0] in vec4
-  let vb = xi * p.Cp * ppv + n0 / 4u;  // V[ξ][0][n0] in vec4
+  let ub = xi * p.Cp * opv + o0 / 4u + (tid / AV) * opv + tid % AV;  // U[ξ][kk][o0 + …]
+  let vb = xi * p.Cp * ppv + n0 / 4u + (tid / BV) * ppv + tid % BV;  // V[ξ][kk][n0 + …]
+  let ua = (256u / AV) * opv;  // second load of a step: 256 vec4 further in As
+  let vba = (256u / BV) * ppv;
 
-  var ra: array<vec4<f32>, LA>;
-  var rb: array<vec4<f32>, LB>;
-  var acc: array<vec4<f32>, TM * NV>;
+  var ra0: vec4<f32>;
+  var rb0: vec4<f32>;
+  var c00: mat4x4<f32>;
+#if TM8
+  var ra1: vec4<f32>;
+  var c10: mat4x4<f32>;
+#endif
+#if TN8
+  var rb1: vec4<f32>;
+  var c01: mat4x4<f32>;
+#endif
+#if TM8_TN8
+  var c11: mat4x4<f32>;
+#endif
 
   let steps = p.Cp / BK;
   for (var t = 0u; t <= steps; t++) {
     if (t > 0u) {
       workgroupBarrier();
-      for (var i = 0u; i < LA; i++) {
-        As[tid + i * 256u] = ra[i];
-      }
-      for (var i = 0u; i < LB; i++) {
-        Bs[tid + i * 256u] = rb[i];
-      }
+      As[tid] = ra0;
+      Bs[tid] = rb0;
+#if TM8
+      As[tid + 256u] = ra1;
+#endif
+#if TN8
+      Bs[tid + 256u] = rb1;
+#endif
       workgroupBarrier();
     }
     if (t < steps) {
-      let k0 = t * BK;
-      for (var i = 0u; i < LA; i++) {
-        let e = tid + i * 256u;
-        ra[i] = vec4<f32>(u[ub + (k0 + e / AV) * opv + e % AV]);
-      }
-      for (var i = 0u; i < LB; i++) {
-        let e = tid + i * 256u;
-        rb[i] = v[vb + (k0 + e / BV) * ppv + e % BV];
-      }
+      let ka = t * BK * opv;
+      let kb = t * BK * ppv;
+      ra0 = vec4<f32>(u[ub + ka]);
+      rb0 = v[vb + kb];
+#if TM8
+      ra1 = vec4<f32>(u[ub + ka + ua]);
+#endif
+#if TN8
+      rb1 = v[vb + kb + vba];
+#endif
     }
     if (t > 0u) {
       for (var kk = 0u; kk < BK; kk++) {
-        var a: array<vec4<f32>, MV>;
-        var bv: array<vec4<f32>, NV>;
-        for (var j = 0u; j < MV; j++) {
-          a[j] = As[kk * AV + ty + j * 16u];
-        }
-        for (var j = 0u; j < NV; j++) {
-          bv[j] = Bs[kk * BV + tx + j * 16u];
-        }
-        for (var i = 0u; i < TM; i++) {
-          let av = vec4<f32>(a[i / 4u][i % 4u]);
-          for (var j = 0u; j < NV; j++) {
-            acc[i * NV + j] = fma(av, bv[j], acc[i * NV + j]);
-          }
-        }
+        let a0 = As[kk * AV + ty];
+        let b0 = Bs[kk * BV + tx];
+        c00 = rank1(c00, a0, b0);
+#if TM8
+        let a1 = As[kk * AV + ty + 16u];
+        c10 = rank1(c10, a1, b0);
+#endif
+#if TN8
+        let b1 = Bs[kk * BV + tx + 16u];
+        c01 = rank1(c01, a0, b1);
+#endif
+#if TM8_TN8
+        c11 = rank1(c11, a1, b1);
+#endif
       }
     }
   }
 
-  for (var i = 0u; i < TM; i++) {
-    let o = o0 + (ty + (i / 4u) * 16u) * 4u + i % 4u;
-    let mb = (xi * p.Op + o) * ppv + n0 / 4u;
-    for (var j = 0u; j < NV; j++) {
-      m[mb + tx + j * 16u] = acc[i * NV + j];
-    }
-  }
+  let mb = (xi * p.Op + o0) * ppv + n0 / 4u;
+  store_block(c00, ty * 4u, mb + tx, ppv);
+#if TM8
+  store_block(c10, (ty + 16u) * 4u, mb + tx, ppv);
+#endif
+#if TN8
+  store_block(c01, ty * 4u, mb + tx + 16u, ppv);
+#endif
+#if TM8_TN8
+  store_block(c11, (ty + 16u) * 4u, mb + tx + 16u, ppv);
+#endif
 }
 #endif
 

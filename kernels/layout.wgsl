@@ -6,20 +6,23 @@
 //       a 32×32 tile, workgroup 32×8, each invocation moving 4 elements, so both the reads (along
 //       K) and the writes (along R) are contiguous across the 32 lanes of x. The tile row is
 //       padded to 33 to keep the column reads off one bank; it is f32 (exact for f16).
-//   CONCAT     layout_concat_<T>       y[o, j] = j < na ? a[o·na + a_off + j] : b[o·nb + j − na]
+//   CONCAT     layout_concat_<T>_v<VEC>  y[o, j] = j < na ? a[o·na + a_off + j] : b[o·nb + j − na]
 //       for o < outer, j < na + nb: torch.cat along one dim (channels: outer = B, na = C1·H·W;
-//       batch: outer = 1) and, with nb = 0, a slice (a_off = start row · row size).
-//   UPSAMPLE   layout_upsample2x_<T>   nearest 2×: y[p, i, j] = x[p, i/2, j/2], p = b·C + c.
+//       batch: outer = 1) and, with nb = 0, a slice (a_off = start row · row size). Counted in
+//       units of VEC elements: VEC = 4 when na, nb and a_off are multiples of 4 (16-byte moves).
+//   UPSAMPLE   layout_upsample2x_<T>   nearest 2×: y[p, 2i + di, 2j + dj] = x[p, i, j], p = b·C + c.
+//       One invocation per input element; it writes its two output rows as one vec2 each
+//       (an output row has 2w elements = w vec2s, so every vec2 is aligned).
 //   EMBEDDING  layout_embedding_<T>[_pos]  y[r, c] = table[ids[r], c] (+ pos[r % L, c]), r = b·L + l;
 //       the sum with the position row is done in f32 and rounded to T once.
 // The 1-D modes run one invocation per output element, 256 a workgroup, element index
 // gid.x + gid.y·(num_workgroups.x·256) so more than 65535·256 elements fit.
 
 struct Params {
-  n: u32,   // output elements (1-D modes); TRANSPOSE: R
-  a: u32,   // CONCAT: na; UPSAMPLE: input height h; EMBEDDING: L; TRANSPOSE: K
-  b: u32,   // CONCAT: nb; UPSAMPLE: input width w; EMBEDDING: C
-  c: u32,   // CONCAT: a_off (elements); EMBEDDING: V (rows of the table, for the bound check)
+  n: u32,   // invocations (1-D modes: output units; UPSAMPLE: input elements); TRANSPOSE: R
+  a: u32,   // CONCAT: na (units); UPSAMPLE: input height h; EMBEDDING: L; TRANSPOSE: K
+  b: u32,   // CONCAT: nb (units); UPSAMPLE: input width w; EMBEDDING: C
+  c: u32,   // CONCAT: a_off (units); EMBEDDING: V (rows of the table, for the bound check)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -53,12 +56,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 #else
 
 #if CONCAT
-@group(0) @binding(1) var<storage, read> a: array<${T}>;
-@group(0) @binding(2) var<storage, read> b: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> y: array<${T}>;
+#if VEC4
+alias VT = vec4<${T}>;
+#else
+alias VT = ${T};
+#endif
+@group(0) @binding(1) var<storage, read> a: array<VT>;
+@group(0) @binding(2) var<storage, read> b: array<VT>;
+@group(0) @binding(3) var<storage, read_write> y: array<VT>;
 #elif UPSAMPLE
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec2<${T}>>;
 #elif EMBEDDING
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> table: array<${T}>;
@@ -84,12 +92,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     y[i] = b[o * p.b + j - p.a];
   }
 #elif UPSAMPLE
-  let ow = 2u * p.b;
-  let ox = i % ow;
-  let t = i / ow;
-  let oy = t % (2u * p.a);
-  let plane = t / (2u * p.a);
-  y[i] = x[(plane * p.a + oy / 2u) * p.b + ox / 2u];
+  let w = p.b;
+  let ix = i % w;
+  let t = i / w;       // plane · h + iy
+  let iy = t % p.a;
+  let plane = t / p.a;
+  let v = vec2<${T}>(x[i]);
+  let o = (plane * 2u * p.a + 2u * iy) * w + ix;  // in vec2 units: output row = w vec2s
+  y[o] = v;
+  y[o + w] = v;
 #elif EMBEDDING
   let r = i / p.b;
   let c = i - r * p.b;

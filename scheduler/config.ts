@@ -82,15 +82,16 @@ export interface SchedulerConfig {
 }
 
 /**
- * Stable Diffusion 1.5's scheduler config, as in its repository
- * (https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/blob/main/scheduler/scheduler_config.json,
- * the same file as runwayml/stable-diffusion-v1-5 and CompVis/stable-diffusion-v1-4):
- * PNDM, scaled-linear β from 0.00085 to 0.012 over 1000 steps, `steps_offset` 1. The file has no
- * `timestep_spacing` or `prediction_type`, so every scheduler built from it takes its own defaults
- * for those ("leading" for DDIM/PNDM, "linspace" for the σ-based ones; "epsilon").
+ * Stable Diffusion 1.5's scheduler config, field for field its repository's file
+ * (https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/blob/451f4fe16113bff5a5d2269ed5ad43b0592e9a14/scheduler/scheduler_config.json,
+ * 308 bytes, sha256 699cce92…e091 as pinned in weights.lock; the runwayml repo had the same
+ * file): PNDM, scaled-linear β from 0.00085 to 0.012 over 1000 steps, `steps_offset` 1. The file
+ * has no `timestep_spacing` or `prediction_type`, so every scheduler built from it takes its own
+ * defaults for those ("leading" for DDIM/PNDM, "linspace" for the σ-based ones; "epsilon").
  */
 export const SD15_SCHEDULER_CONFIG: Readonly<SchedulerConfig> = Object.freeze({
   _class_name: "PNDMScheduler",
+  _diffusers_version: "0.6.0",
   beta_end: 0.012,
   beta_schedule: "scaled_linear",
   beta_start: 0.00085,
@@ -146,8 +147,16 @@ function quoteNonFinite(text: string): string {
 }
 
 function isKind(value: unknown, kind: FieldKind): boolean {
-  if (kind === "number[]") return Array.isArray(value) && value.every((v) => typeof v === "number");
-  return typeof value === kind;
+  switch (kind) {
+    case "number[]":
+      return Array.isArray(value) && value.every((v) => typeof v === "number");
+    case "number":
+      return typeof value === "number";
+    case "boolean":
+      return typeof value === "boolean";
+    case "string":
+      return typeof value === "string";
+  }
 }
 
 /**

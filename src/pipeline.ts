@@ -66,7 +66,7 @@ export interface GenerateHooks {
   onStep?: (step: number, total: number) => void;
   /** Stage wall times: "tokenize", "text_encoder", "unet_step", "vae_decode". */
   onStage?: (stage: string, ms: number) => void;
-  /** Latents before each step and the initial ones, for tests. */
+  /** k = 0: the initial noise (unscaled, as diffusers' `latents_in`); k ≥ 1: latents after step k. */
   onLatents?: (k: number, latents: Float32Array) => void;
 }
 
@@ -257,9 +257,9 @@ export class StableDiffusion {
     scheduler.setTimesteps(p.steps);
     const n = latentC * h * w;
     let latents = generator.randn(n);
+    hooks.onLatents?.(0, latents);
     const sigma0 = scheduler.initNoiseSigma;
     if (sigma0 !== 1) latents = latents.map((v) => v * sigma0);
-    hooks.onLatents?.(0, latents);
 
     const batch = cfg ? 2 : 1;
     const timesteps = scheduler.timesteps;

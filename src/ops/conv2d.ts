@@ -198,6 +198,12 @@ function runDirect(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
       KS: g.k,
       POINTWISE: pointwise,
       ...t,
+      TM8: t.TM === 8,
+      TN8: t.TN === 8,
+      TM8_TN8: t.TM === 8 && t.TN === 8,
+      LA2: BM === 128,
+      RB2: BN >= 128,
+      RB4: BN === 256,
       ...epilogueBindings(3, epi),
     }));
   const y = Tensor.empty(gpu, [g.B, g.O, g.OH, g.OW], g.dtype, name);
@@ -263,7 +269,8 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   );
   const kGemm = gpu.kernel(
     `winograd_gemm_${T}_${BM}x${BN}`,
-    () => specialize(src, { T, GEMM: true, TM, TN }),
+    () =>
+      specialize(src, { T, GEMM: true, TM, TN, TM8: TM === 8, TN8: TN === 8, TM8_TN8: TM + TN === 16 }),
   );
   const outName = `winograd_output_transform_${T}${epilogueSuffix(epi)}`;
   const kOut = gpu.kernel(

@@ -13,8 +13,9 @@ import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 
 type Mode = "transpose" | "concat" | "upsample2x" | "embedding";
 
-function layoutKernel(gpu: Gpu, mode: Mode, t: string, pos = false) {
-  const name = `layout_${mode}_${t}${pos ? "_pos" : ""}`;
+function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; vec?: number } = {}) {
+  const vec = opts.vec ?? 1;
+  const name = `layout_${mode}_${t}${mode === "concat" ? `_v${vec}` : ""}${opts.pos ? "_pos" : ""}`;
   return gpu.kernel(name, () =>
     specialize(kernelSource("layout.wgsl"), {
       T: t,
@@ -22,7 +23,8 @@ function layoutKernel(gpu: Gpu, mode: Mode, t: string, pos = false) {
       CONCAT: mode === "concat",
       UPSAMPLE: mode === "upsample2x",
       EMBEDDING: mode === "embedding",
-      POS: pos,
+      POS: !!opts.pos,
+      VEC4: vec === 4,
     }));
 }
 
@@ -90,11 +92,12 @@ function concat(
   const gpu = a.gpu;
   const y = Tensor.empty(gpu, shape, a.dtype, "concat");
   const n = outer * (na + nb);
+  const vec = na % 4 === 0 && nb % 4 === 0 && aOff % 4 === 0 ? 4 : 1;
   gpu.dispatch(
-    layoutKernel(gpu, "concat", a.dtype),
-    uniforms(n, na, nb, aOff),
+    layoutKernel(gpu, "concat", a.dtype, { vec }),
+    uniforms(n / vec, na / vec, nb / vec, aOff / vec),
     [a.buffer, b.buffer, y.buffer],
-    grid1d(n),
+    grid1d(n / vec),
     { bytes: 2 * n * bytesOf(a.dtype) },
   );
   return y;
@@ -164,9 +167,9 @@ export function upsampleNearest2x(x: Tensor): Tensor {
   const y = Tensor.empty(gpu, [b, c, 2 * h, 2 * w], x.dtype, "upsample2x");
   gpu.dispatch(
     layoutKernel(gpu, "upsample2x", x.dtype),
-    uniforms(y.size, h, w, 0),
+    uniforms(x.size, h, w, 0),
     [x.buffer, y.buffer],
-    grid1d(y.size),
+    grid1d(x.size),
     { bytes: x.bytes + y.bytes },
   );
   return y;
@@ -219,7 +222,7 @@ export function embedding(
     ? [idBuf, table.buffer, positions.buffer, y.buffer]
     : [idBuf, table.buffer, y.buffer];
   gpu.dispatch(
-    layoutKernel(gpu, "embedding", table.dtype, !!positions),
+    layoutKernel(gpu, "embedding", table.dtype, { pos: !!positions }),
     uniforms(n, l, c, v),
     bufs,
     grid1d(n),

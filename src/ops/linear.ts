@@ -29,7 +29,11 @@ export interface MatmulVariant {
   tile: "auto" | "128" | "64";
 }
 
-const DEFAULT_VARIANT: Readonly<MatmulVariant> = { kernel: "tiled", accumulate: "f32", tile: "auto" };
+const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
+  kernel: "tiled",
+  accumulate: "f32",
+  tile: "auto",
+};
 const chosen = new WeakMap<Gpu, MatmulVariant>();
 
 /** The matmul variant in force on `gpu`. */
@@ -323,8 +327,10 @@ export function geglu(x: Tensor, w: Tensor, b: Tensor): Tensor {
 function splitHalves(x: Tensor, m: number, f: number): [Tensor, Tensor] {
   const gpu = x.gpu;
   const name = `matmul_split_half_${x.dtype}`;
-  const kernel = gpu.kernel(name, () =>
-    specialize(kernelSource("matmul.wgsl"), { SPLIT_HALF: true, T: x.dtype }));
+  const kernel = gpu.kernel(
+    name,
+    () => specialize(kernelSource("matmul.wgsl"), { SPLIT_HALF: true, T: x.dtype }),
+  );
   const h = Tensor.empty(gpu, [m, f], x.dtype, name);
   const g = Tensor.empty(gpu, [m, f], x.dtype, name);
   const u = new Uniforms().u32(m).u32(f).u32(0).u32(0).u32(0).u32(0).f32(0).u32(0).buffer;

@@ -112,10 +112,16 @@ export function groupNorm(
 
   if (variants(gpu).groupnorm === "naive") {
     const stats = Tensor.empty(gpu, [bg, 2], "f32", "groupnorm_stats");
-    gpu.dispatch(groupNormKernel(gpu, "naive_stats", t, vec, false), u, [
-      x.buffer,
-      stats.buffer,
-    ], [bg], { bytes: 2 * xb + stats.bytes });
+    gpu.dispatch(
+      groupNormKernel(gpu, "naive_stats", t, vec, false),
+      u,
+      [
+        x.buffer,
+        stats.buffer,
+      ],
+      [bg],
+      { bytes: 2 * xb + stats.bytes },
+    );
     const xhat = Tensor.empty(gpu, x.shape, t, "groupnorm_xhat");
     gpu.dispatch(
       groupNormKernel(gpu, "naive_normalize", t, vec, false),
@@ -140,19 +146,31 @@ export function groupNorm(
   }
 
   if (chunks === 1) {
-    gpu.dispatch(groupNormKernel(gpu, "fused", t, vec, silu), u, [
-      x.buffer,
-      gamma.buffer,
-      beta.buffer,
-      y.buffer,
-    ], [bg], { bytes: 2 * xb + gb });
+    gpu.dispatch(
+      groupNormKernel(gpu, "fused", t, vec, silu),
+      u,
+      [
+        x.buffer,
+        gamma.buffer,
+        beta.buffer,
+        y.buffer,
+      ],
+      [bg],
+      { bytes: 2 * xb + gb },
+    );
     return y;
   }
   const partials = Tensor.empty(gpu, [bg, chunks, 2], "f32", "groupnorm_partials");
-  gpu.dispatch(groupNormKernel(gpu, "split_stats", t, vec, false), u, [
-    x.buffer,
-    partials.buffer,
-  ], [chunks, bg], { bytes: xb + partials.bytes });
+  gpu.dispatch(
+    groupNormKernel(gpu, "split_stats", t, vec, false),
+    u,
+    [
+      x.buffer,
+      partials.buffer,
+    ],
+    [chunks, bg],
+    { bytes: xb + partials.bytes },
+  );
   gpu.dispatch(
     groupNormKernel(gpu, "split_apply", t, vec, silu),
     u,
@@ -193,8 +211,10 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number): 
   const rows = x.size / c;
   const t = x.dtype;
   const name = `layernorm_${t}_v${vec}_r${vpt}`;
-  const kernel = gpu.kernel(name, () =>
-    specialize(kernelSource("layernorm.wgsl"), { T: t, VEC4: vec === 4, VPT: vpt }));
+  const kernel = gpu.kernel(
+    name,
+    () => specialize(kernelSource("layernorm.wgsl"), { T: t, VEC4: vec === 4, VPT: vpt }),
+  );
   const y = Tensor.empty(gpu, x.shape, t, "layernorm");
   const u = new Uniforms().u32(units).u32(rows).f32(eps).f32(1 / c).buffer;
   const grid: [number, number] = rows <= 65535 ? [rows, 1] : [65535, Math.ceil(rows / 65535)];

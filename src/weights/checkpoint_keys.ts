@@ -392,7 +392,10 @@ function lookup(key: string, config: CheckpointKeyConfig): CheckpointKeyTarget |
     if (!hit) continue;
     const inner = mapInner(key.slice(cut + 1), hit.inner);
     if (!inner) continue;
-    const target: CheckpointKeyTarget = { component: hit.component, name: `${hit.to}.${inner.name}` };
+    const target: CheckpointKeyTarget = {
+      component: hit.component,
+      name: `${hit.to}.${inner.name}`,
+    };
     if (inner.squeeze) target.transform = "squeeze_attn_1x1";
     return target;
   }

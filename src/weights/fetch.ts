@@ -24,18 +24,9 @@
 
 import { createHash } from "node:crypto";
 import { dirname, join } from "../std/path.ts";
-import {
-  cachedFilePath,
-  cacheRoot,
-  clearVerified,
-  isVerified,
-  markVerified,
-  missingFiles,
-  modelCacheDir,
-} from "./cache.ts";
+import { cacheRoot, clearVerified, markVerified, missingFiles, modelCacheDir } from "./cache.ts";
 import {
   type FileFilter,
-  fileUrl,
   type LockedFile,
   type LockedModel,
   lockedModel,
@@ -192,7 +183,9 @@ export function stderrProgress(): (p: FetchProgress) => void {
     }
     const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 100;
     const secs = (performance.now() - started) / 1000;
-    const rate = p.kind === "hashing" || secs <= 0 ? "" : `  ${mib((p.bytesDone - from) / secs)} MiB/s`;
+    const rate = p.kind === "hashing" || p.kind === "start" || secs <= 0
+      ? ""
+      : `  ${mib((p.bytesDone - from) / secs)} MiB/s`;
     const what = p.kind === "hashing" ? "checking" : `${p.index}/${p.count}`;
     write(
       `\r\x1b[2K${p.model} ${what} ${p.path}  ${mib(p.bytesDone)}/${mib(p.bytesTotal)} MiB ` +
@@ -216,11 +209,20 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** The short tail of a network error (`Connection refused (os error 111)`). */
+/**
+ * The informative part of a network error: the innermost cause, without the URL (named elsewhere)
+ * and transport boilerplate (`tcp connect error: Connection refused (os error 111)`).
+ */
 function shortCause(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  const tail = msg.split(": ").at(-1)?.trim();
-  return tail || msg;
+  let inner = e;
+  for (let depth = 0; depth < 8 && inner instanceof Error && inner.cause !== undefined; depth++) {
+    inner = inner.cause;
+  }
+  const msg = inner instanceof Error ? inner.message : String(inner);
+  return msg
+    .replace(/^error sending request for url \([^)]*\):\s*/, "")
+    .replace(/^client error \([^)]*\):\s*/, "")
+    .trim() || msg;
 }
 
 async function removeIfExists(path: string): Promise<void> {
@@ -254,7 +256,17 @@ async function writeAll(f: Deno.FsFile, data: Uint8Array): Promise<void> {
 
 /** A failure worth retrying (the part file is kept). */
 class Transient extends Error {
-  constructor(message: string, readonly connected: boolean, options?: ErrorOptions) {
+  /**
+   * @param message one line naming the file
+   * @param connected whether the server answered at all (false: no connection could be made)
+   * @param detail the bare cause, for the offline message
+   */
+  constructor(
+    message: string,
+    readonly connected: boolean,
+    readonly detail: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
   }
 }
@@ -316,7 +328,13 @@ async function attempt(job: FileJob): Promise<void> {
       res = await fetch(job.url, { headers, signal, redirect: "follow" });
     } catch (e) {
       if (signal?.aborted) throw signal.reason;
-      throw new Transient(shortCause(e), false, { cause: e });
+      const why = shortCause(e);
+      throw new Transient(
+        `cannot connect for ${job.name}/${file.path} to ${job.url} (${why})`,
+        false,
+        why,
+        { cause: e },
+      );
     }
     if (res.status === 416 && have > 0) {
       // The part is not a prefix the server can continue (e.g. already whole): start over.
@@ -330,7 +348,7 @@ async function attempt(job: FileJob): Promise<void> {
       const msg = `cannot download ${job.name}/${file.path}: HTTP ${res.status} ` +
         `${res.statusText} from ${res.url || job.url}`;
       if (res.status >= 500 || res.status === 429 || res.status === 408) {
-        throw new Transient(msg, true);
+        throw new Transient(msg, true, `HTTP ${res.status}`);
       }
       throw new WeightsError("http", msg);
     }
@@ -357,7 +375,9 @@ async function attempt(job: FileJob): Promise<void> {
         );
       }
     }
-    if (!res.body) throw new Transient(`empty response for ${file.path}`, true);
+    if (!res.body) {
+      throw new Transient(`empty response for ${job.name}/${file.path}`, true, "empty response");
+    }
 
     let hash: ReturnType<typeof createHash>;
     if (offset > 0) {
@@ -374,9 +394,10 @@ async function attempt(job: FileJob): Promise<void> {
       hash = createHash("sha256");
     }
 
-    const out = await Deno.open(part, offset > 0
-      ? { write: true, append: true }
-      : { write: true, create: true, truncate: true });
+    const out = await Deno.open(
+      part,
+      offset > 0 ? { write: true, append: true } : { write: true, create: true, truncate: true },
+    );
     let done = offset;
     let last = 0;
     report("start", done, offset);
@@ -385,7 +406,11 @@ async function attempt(job: FileJob): Promise<void> {
         if (done + chunk.length > file.bytes) {
           out.close();
           await removeIfExists(part);
-          throw mismatch(job, { bytes: done + chunk.length, sha256: null }, "longer than the lock says from");
+          throw mismatch(
+            job,
+            { bytes: done + chunk.length, sha256: null },
+            "longer than the lock says from",
+          );
         }
         await writeAll(out, chunk);
         hash.update(chunk);
@@ -403,10 +428,12 @@ async function attempt(job: FileJob): Promise<void> {
       } catch { /* already closed */ }
       if (e instanceof WeightsError) throw e;
       if (signal?.aborted) throw signal.reason;
+      const why = shortCause(e);
       throw new Transient(
         `download of ${job.name}/${file.path} interrupted after ${done} of ${file.bytes} bytes ` +
-          `(${shortCause(e)})`,
+          `(${why})`,
         true,
+        why,
         { cause: e },
       );
     }
@@ -415,6 +442,7 @@ async function attempt(job: FileJob): Promise<void> {
       throw new Transient(
         `download of ${job.name}/${file.path} ended after ${done} of ${file.bytes} bytes`,
         true,
+        "short body",
       );
     }
     const digest = hash.digest("hex");
@@ -427,7 +455,11 @@ async function attempt(job: FileJob): Promise<void> {
     report("done", done);
     return;
   }
-  throw new Transient(`${job.url} kept refusing the requested range`, true);
+  throw new Transient(
+    `${job.url} kept refusing the requested range for ${job.name}/${file.path}`,
+    true,
+    "range refused",
+  );
 }
 
 function offlineMessage(
@@ -553,7 +585,7 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
             const rest = missing.slice(i);
             throw new WeightsError(
               "offline",
-              offlineMessage(name, dir, model, rest, e.message),
+              offlineMessage(name, dir, model, rest, e.detail),
               { cause: e },
             );
           }

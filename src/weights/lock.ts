@@ -185,7 +185,7 @@ export function parseLock(text: string, source: string): WeightsLock {
           !Array.isArray(fo.variants) || fo.variants.length === 0 ||
           !fo.variants.every((v) => typeof v === "string" && VARIANT.test(v))
         ) {
-          fail(`${ff}.variants`, "expected a non-empty array of names like \"f16\"");
+          fail(`${ff}.variants`, 'expected a non-empty array of names like "f16"');
         }
       }
       if (fo.note !== undefined && typeof fo.note !== "string") fail(`${ff}.note`, "expected text");

@@ -1,0 +1,92 @@
+/**
+ * The config each scheduler runs with when swapped in as diffusers users do,
+ * `X.from_config(pipe.scheduler.config)`: X's own `__init__` defaults, overridden by every field
+ * the model's file sets (fields the file lacks — SD 1.5's has no `timestep_spacing` — keep X's
+ * default: "linspace" for Euler/LMS/DPM-Solver, "leading" for DDIM/PNDM), plus the option that
+ * makes the named variant ("dpm++2m-karras": `use_karras_sigmas=True`).
+ *
+ * @module
+ */
+
+import type { SchedulerConfig } from "./config.ts";
+import { DDIM_DEFAULTS, type DdimConfig } from "./ddim.ts";
+import { DPM_SOLVER_DEFAULTS, type DpmSolverConfig } from "./dpmpp_2m.ts";
+import { EULER_ANCESTRAL_DEFAULTS, type EulerAncestralConfig } from "./euler_ancestral.ts";
+import { EULER_DEFAULTS, type EulerConfig } from "./euler.ts";
+import { LMS_DEFAULTS, type LmsConfig } from "./lms.ts";
+import type { SchedulerName } from "./names.ts";
+import { PNDM_DEFAULTS, type PndmConfig } from "./pndm.ts";
+
+/** The complete config type of each scheduler. */
+export interface SchedulerConfigs {
+  "ddim": DdimConfig;
+  "pndm": PndmConfig;
+  "euler": EulerConfig;
+  "euler-a": EulerAncestralConfig;
+  "lms": LmsConfig;
+  "dpm++2m": DpmSolverConfig;
+  "dpm++2m-karras": DpmSolverConfig;
+}
+
+const CLASS_DEFAULTS: { [N in SchedulerName]: SchedulerConfigs[N] } = {
+  "ddim": DDIM_DEFAULTS,
+  "pndm": PNDM_DEFAULTS,
+  "euler": EULER_DEFAULTS,
+  "euler-a": EULER_ANCESTRAL_DEFAULTS,
+  "lms": LMS_DEFAULTS,
+  "dpm++2m": DPM_SOLVER_DEFAULTS,
+  "dpm++2m-karras": DPM_SOLVER_DEFAULTS,
+};
+
+/** What the name itself sets, over the file (`X.from_config(config, **overrides)`). */
+export const NAME_OVERRIDES: Readonly<Record<SchedulerName, SchedulerConfig>> = {
+  "ddim": {},
+  "pndm": {},
+  "euler": {},
+  "euler-a": {},
+  "lms": {},
+  "dpm++2m": { use_karras_sigmas: false },
+  "dpm++2m-karras": { use_karras_sigmas: true },
+};
+
+/**
+ * Whether `key` of `source` holds a value diffusers took from the source class's defaults rather
+ * than from a file — such values are not passed on by `X.from_config` (diffusers records them in
+ * `_use_default_values`). `save_pretrained` drops that list but writes every value, so a saved
+ * PNDM config (tiny-sd's) lists `timestep_spacing: "leading"` although SD 1.5's file never set
+ * it; the reference pipeline then gives Euler/LMS/DPM-Solver "linspace". We follow the list when
+ * present, and otherwise treat the three fields SD 1.5's file lacks as defaults when they equal
+ * PNDM's defaults.
+ */
+function usedDefault(source: SchedulerConfig, key: string): boolean {
+  const listed = (source as Record<string, unknown>)["_use_default_values"];
+  if (Array.isArray(listed)) return listed.includes(key);
+  if (!["timestep_spacing", "prediction_type", "trained_betas"].includes(key)) return false;
+  const cls = (source as Record<string, unknown>)["_class_name"];
+  if (cls !== undefined && cls !== "PNDMScheduler") return false;
+  return (source as Record<string, unknown>)[key] ===
+    (PNDM_DEFAULTS as unknown as Record<string, unknown>)[key];
+}
+
+/**
+ * The complete config of scheduler `name` built from `source` (a model's scheduler config, e.g.
+ * SD 1.5's PNDM one): class defaults ← fields set in `source` (not undefined; keys starting with
+ * "_", like `_class_name`, are dropped) ← the name's overrides.
+ *
+ * @example
+ * ```ts
+ * schedulerConfigFor("euler", SD15_SCHEDULER_CONFIG).timestep_spacing; // "linspace"
+ * schedulerConfigFor("ddim", SD15_SCHEDULER_CONFIG).timestep_spacing; // "leading"
+ * ```
+ */
+export function schedulerConfigFor<N extends SchedulerName>(
+  name: N,
+  source: SchedulerConfig,
+): SchedulerConfigs[N] {
+  const explicit = Object.fromEntries(
+    Object.entries(source).filter(([key, value]) =>
+      value !== undefined && !key.startsWith("_") && !usedDefault(source, key)
+    ),
+  );
+  return { ...CLASS_DEFAULTS[name], ...explicit, ...NAME_OVERRIDES[name] } as SchedulerConfigs[N];
+}

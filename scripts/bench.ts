@@ -1,0 +1,141 @@
+/**
+ * `deno task bench`: the paper's Table 1 analogue on this machine. SD 1.5 architecture with
+ * synthetic weights (no download), text-to-image with guidance; for each configuration —
+ * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
+ * + Winograd — one warm-up run, then a timed run: end-to-end latency (text encoder + UNet steps +
+ * VAE decode + PNG encode), mean UNet step, VAE decode, and peak GPU memory.
+ *
+ * Usage: deno task bench [--size 512] [--steps 20] [--precision f16] [--tokenizer DIR]
+ *        [--only LIST] [--json]
+ * On a software adapter: deno task bench --size 64 --steps 2
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { Gpu } from "../src/gpu/device.ts";
+import { setVariants, type Variants } from "../src/ops/variants.ts";
+import { StableDiffusion } from "../src/pipeline.ts";
+import { encodePng } from "../src/png.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    size: { type: "string", default: "512" },
+    steps: { type: "string", default: "20" },
+    guidance: { type: "string", default: "7.5" },
+    precision: { type: "string" },
+    tokenizer: { type: "string" },
+    only: { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+});
+
+const CONFIGS: { name: string; variants: Variants }[] = [
+  {
+    name: "baseline (naive)",
+    variants: { groupnorm: "naive", gelu: "naive", attention: "naive", conv: "direct" },
+  },
+  {
+    name: "+ fused GroupNorm/GELU",
+    variants: { groupnorm: "fused", gelu: "fused", attention: "naive", conv: "direct" },
+  },
+  {
+    name: "+ partitioned softmax",
+    variants: { groupnorm: "fused", gelu: "fused", attention: "partitioned", conv: "direct" },
+  },
+  {
+    name: "+ Flash attention",
+    variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "direct" },
+  },
+  {
+    name: "+ Winograd",
+    variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "winograd" },
+  },
+];
+
+function defaultTokenizerDir(): string {
+  for (const d of ["../shared/fixtures/clip-tokenizer", ".device/clip-tokenizer"]) {
+    try {
+      Deno.statSync(`${d}/vocab.json`);
+      return d;
+    } catch { /* next */ }
+  }
+  throw new Error("bench needs CLIP's vocab.json + merges.txt: pass --tokenizer DIR");
+}
+
+const size = Number(args.size), steps = Number(args.steps), guidance = Number(args.guidance);
+const gpu = await Gpu.create();
+const precision = (args.precision ?? (gpu.hasF16 ? "f16" : "f32")) as "f16" | "f32";
+const t0 = performance.now();
+const sd = await StableDiffusion.load(gpu, {
+  kind: "synth",
+  tokenizerDir: args.tokenizer ?? defaultTokenizerDir(),
+}, { precision });
+const loadMs = performance.now() - t0;
+const weightBytes = gpu.allocatedBytes;
+
+interface Row {
+  config: string;
+  totalMs: number;
+  textMs: number;
+  unetStepMs: number;
+  vaeMs: number;
+  pngMs: number;
+  peakGB: number;
+}
+
+async function runOnce(): Promise<Omit<Row, "config" | "peakGB">> {
+  const stages: Record<string, number[]> = {};
+  const t = performance.now();
+  const out = await sd.generate({
+    prompt: "a photograph of an astronaut riding a horse",
+    seed: 42,
+    steps,
+    guidance,
+    width: size,
+    height: size,
+    scheduler: "pndm",
+  }, { onStage: (s, ms) => (stages[s] ??= []).push(ms) });
+  const tp = performance.now();
+  encodePng(out.pixels, out.width, out.height, { parameters: "bench" });
+  const pngMs = performance.now() - tp;
+  const mean = (a: number[] = []) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+  return {
+    totalMs: performance.now() - t,
+    textMs: mean(stages.text_encoder),
+    unetStepMs: mean(stages.unet_step),
+    vaeMs: mean(stages.vae_decode),
+    pngMs,
+  };
+}
+
+const only = args.only?.split(",").map(Number);
+const rows: Row[] = [];
+for (const [i, c] of CONFIGS.entries()) {
+  if (only && !only.includes(i)) continue;
+  setVariants(gpu, c.variants);
+  await runOnce(); // warm-up: compiles this configuration's kernels
+  gpu.trimPool();
+  gpu.resetPeak();
+  const r = await runOnce();
+  rows.push({ config: c.name, ...r, peakGB: gpu.peakBytes / 1e9 });
+  console.error(`${c.name}: ${r.totalMs.toFixed(0)} ms`);
+}
+
+const header = `sd bench — ${gpu.description}; Deno ${Deno.version.deno}; SD 1.5 architecture (synthetic weights), ` +
+  `${size}×${size}, ${steps} steps (PNDM, ${steps + 1} UNet calls), guidance ${guidance} (batch 2), ${precision}; ` +
+  `load ${loadMs.toFixed(0)} ms (weights ${(weightBytes / 1e9).toFixed(2)} GB), compile ${gpu.compileMs.toFixed(0)} ms`;
+if (args.json) {
+  console.log(JSON.stringify({ header, device: gpu.description, deno: Deno.version.deno, size, steps, precision, rows }));
+} else {
+  const lines = [
+    header,
+    "| configuration | end to end (ms) | text (ms) | UNet step (ms) | VAE decode (ms) | PNG (ms) | peak GPU memory (GB) |",
+    "|---|---:|---:|---:|---:|---:|---:|",
+    ...rows.map((r) =>
+      `| ${r.config} | ${r.totalMs.toFixed(0)} | ${r.textMs.toFixed(1)} | ${r.unetStepMs.toFixed(1)} | ` +
+      `${r.vaeMs.toFixed(1)} | ${r.pngMs.toFixed(1)} | ${r.peakGB.toFixed(2)} |`
+    ),
+  ];
+  console.log(lines.join("\n"));
+}

@@ -1,0 +1,460 @@
+/**
+ * The command line: the one `parseArgs` call, the help text, and the validation of every option
+ * (shared with batch lines, which override the same settings).
+ *
+ * @module
+ */
+
+import { ArgsError, parseArgs } from "../std/args.ts";
+import type { DType } from "../gpu/device.ts";
+import type { Variants } from "../ops/variants.ts";
+import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from "../../scheduler/mod.ts";
+import { UsageError } from "./errors.ts";
+import { VERSION } from "./version.ts";
+
+/** Defaults of the per-image settings. */
+export const DEFAULTS = {
+  steps: 20,
+  guidance: 7.5,
+  width: 512,
+  height: 512,
+  scheduler: "pndm" as SchedulerName,
+  batch: 1,
+} as const;
+
+/** Bounds the options are checked against. */
+export const LIMITS = {
+  /** Smallest width/height in pixels. */
+  minSize: 64,
+  /** Largest width/height in pixels. */
+  maxSize: 2048,
+  /** Most denoising steps (SD's 1000 training timesteps). */
+  maxSteps: 1000,
+  /** Most images of one `--batch`. */
+  maxBatch: 10000,
+} as const;
+
+/** The settings of one image; a batch line may override each. */
+export interface JobSettings {
+  /** The prompt ("" is valid: an unconditional image). */
+  prompt: string;
+  /** The negative prompt ("" for none). */
+  negative: string;
+  /** The seed; null draws a random one. */
+  seed: number | null;
+  /** Denoising steps. */
+  steps: number;
+  /** Classifier-free guidance scale. */
+  guidance: number;
+  /** Image width in pixels. */
+  width: number;
+  /** Image height in pixels. */
+  height: number;
+  /** Scheduler name. */
+  scheduler: SchedulerName;
+  /** A `.png` file or a directory; null for the current directory. */
+  out: string | null;
+}
+
+/** What `--profile` asked for. */
+export interface ProfileRequest {
+  /** A table for people, or JSON. */
+  format: "table" | "json";
+  /** Write the JSON here instead of stderr. */
+  file?: string;
+}
+
+/** The subcommands; `generate` is the default (no subcommand). */
+export type Command = "generate" | "tokens" | "fetch" | "help" | "version";
+
+/** Everything the command line says. */
+export interface CliOptions {
+  /** What to do. */
+  command: Command;
+  /**
+   * `generate`: the prompt, or null to read jobs from stdin. `tokens`: the prompt to tokenize.
+   */
+  prompt: string | null;
+  /** Per-image settings for every job (a batch line overrides them); `prompt` is unused here. */
+  job: Omit<JobSettings, "prompt">;
+  /** Images per job, seeds seed, seed+1, …. */
+  batch: number;
+  /** `--model`; null when not given (the lock's default, sd15). */
+  model: string | null;
+  /** `--weights`: a diffusers folder or a single `.safetensors` file. */
+  weights: string | null;
+  /** `--config`: configs (and tokenizer) for a single-file checkpoint. */
+  config: string | null;
+  /** `--tokenizer`: a folder with `vocab.json` and `merges.txt`. */
+  tokenizer: string | null;
+  /** `--lock`: the weights lock to fetch by. */
+  lock: string | null;
+  /** `--precision`; null picks f16 where the adapter has shader-f16. */
+  precision: DType | null;
+  /** Kernel variants chosen on the command line. */
+  variants: Partial<Variants>;
+  /** `--profile`, or null. */
+  profile: ProfileRequest | null;
+  /** `--quiet`: no progress or notes on stderr. */
+  quiet: boolean;
+  /** `--json`: one JSON line per image on stdout, also for a single run. */
+  json: boolean;
+}
+
+const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
+  attention: ["flash", "partitioned", "naive"],
+  conv: ["winograd", "direct"],
+  groupnorm: ["fused", "naive"],
+  gelu: ["fused", "naive"],
+};
+
+const STRING_OPTIONS = [
+  "negative",
+  "seed",
+  "steps",
+  "guidance",
+  "width",
+  "height",
+  "scheduler",
+  "batch",
+  "out",
+  "model",
+  "weights",
+  "config",
+  "tokenizer",
+  "lock",
+  "precision",
+  "attention",
+  "conv",
+  "groupnorm",
+  "gelu",
+] as const;
+const BOOLEAN_OPTIONS = ["quiet", "json", "help", "version"] as const;
+const OPTIONAL_VALUE_OPTIONS = ["profile"] as const;
+const ALIASES = { h: "help", V: "version", q: "quiet", o: "out" } as const;
+
+/** The text of `sd --help`. */
+export const HELP = `sd ${VERSION} — Stable Diffusion 1.x text-to-image on the GPU (WebGPU)
+
+Usage:
+  sd [options] "<prompt>"      one image (or --batch N) → <prompt-slug>-<seed>.png
+  sd [options] -               jobs from stdin, one a line (also when stdin is not a terminal
+                               and no prompt is given)
+  sd tokens "<prompt>"         the 77 CLIP token ids of a prompt, as a JSON array
+  sd fetch [--model sd15]      download and verify a model's weights into the cache
+  ("sd 42" is the prompt "42"; "sd -- tokens" is the prompt "tokens".)
+
+Image:
+  --negative TEXT        negative prompt (default: none)
+  --seed N               noise seed, an integer ≥ 0 (default: random; always printed and recorded)
+  --steps N              denoising steps, 1–${LIMITS.maxSteps} (default: ${DEFAULTS.steps})
+  --guidance G           classifier-free guidance scale, ≥ 0; ≤ 1 turns it off (default: ${DEFAULTS.guidance})
+  --width W              width in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.width})
+  --height H             height in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.height})
+  --scheduler NAME       ${SCHEDULER_NAMES.join(", ")} (default: ${DEFAULTS.scheduler})
+  --batch N              N images per prompt, seeds seed, seed+1, … (default: 1)
+  -o, --out PATH         a .png file, or a directory for <prompt-slug>-<seed>.png (default: the
+                         current directory); an existing file is never overwritten: -1, -2, … is
+                         appended to the name
+
+Model:
+  --model NAME           sd15 or sd14 (downloaded into the cache on first use), or synth (SD 1.5's
+                         architecture with synthetic weights: no download) (default: sd15)
+  --weights PATH         a local diffusers-layout folder, or a single-file .safetensors checkpoint
+  --config DIR           configs (and tokenizer/) for a single-file checkpoint (default: SD 1.5's)
+  --tokenizer DIR        a folder with CLIP's vocab.json and merges.txt
+  --lock FILE            the weights lock to download by (default: $SD_LOCK, else the bundled one)
+  --precision P          f16 or f32 (default: f16 where the GPU has shader-f16, else f32)
+
+Kernels (to measure each optimization):
+  --attention A          flash, partitioned or naive (default: flash)
+  --conv C               winograd or direct (default: winograd)
+  --groupnorm G          fused or naive (default: fused)
+  --gelu G               fused or naive (default: fused)
+
+Output:
+  --json                 one JSON line per image on stdout: {"path","seed","prompt","ms"}
+                         (always so for jobs from stdin)
+  -q, --quiet            no progress and no notes on stderr (errors still)
+  --profile[=FORMAT]     after the run, GPU time per kernel and wall time per stage on stderr;
+                         FORMAT: table (default), json, or json:FILE (the JSON into FILE)
+  -h, --help             this help
+  -V, --version          the version
+
+Jobs from stdin: a plain line is a prompt with the command-line settings; a line holding a JSON
+object overrides them: {"prompt": "a cat", "negative": "", "seed": 1, "steps": 20,
+"guidance": 7.5, "width": 512, "height": 512, "scheduler": "ddim", "out": "cats/"}.
+The model loads once; each image prints {"path","seed","prompt","ms"} on stdout. Empty lines are
+skipped; a bad line is reported with its line number and the batch goes on.
+
+Examples:
+  sd "a photograph of an astronaut riding a horse"
+  sd "a red fox in the snow" --seed 42 --steps 30 --scheduler dpm++2m-karras -o foxes/
+  sd "a lighthouse at dusk" --batch 4 --json
+  cat prompts.txt | sd - --json | jq -r .path
+  sd "a cat" --model synth --steps 4 --width 256 --height 256 --profile
+  sd tokens "a cat"
+
+Exit status: 0 all images written, 1 a generation failed, 2 bad options.
+Environment: SD_CACHE (weights cache; default ~/.cache/sd), SD_LOCK (weights lock),
+SD_DEBUG=1 (stack traces).
+`;
+
+/** How a field is named in messages: `--steps` on the command line, `"steps"` in a batch line. */
+function show(field: string, raw: unknown): string {
+  return field.startsWith("-")
+    ? `${field} ${typeof raw === "string" ? raw : JSON.stringify(raw)}`
+    : `${field}: ${JSON.stringify(raw)}`;
+}
+
+function toNumber(raw: unknown, field: string, example: string): number {
+  const n = typeof raw === "number"
+    ? raw
+    : typeof raw === "string" && raw.trim() !== ""
+    ? Number(raw)
+    : NaN;
+  if (!Number.isFinite(n)) {
+    throw new UsageError(`${show(field, raw)} is not a number; write e.g. ${example}`);
+  }
+  return n;
+}
+
+/** Checks a step count (an integer in 1–1000). `field` names it in messages. */
+export function parseSteps(raw: unknown, field = "--steps"): number {
+  const n = toNumber(raw, field, `${field} ${DEFAULTS.steps}`);
+  if (!Number.isInteger(n) || n < 1 || n > LIMITS.maxSteps) {
+    throw new UsageError(
+      `${
+        show(field, raw)
+      } is out of range; use an integer from 1 to ${LIMITS.maxSteps} (default ${DEFAULTS.steps})`,
+    );
+  }
+  return n;
+}
+
+/** Checks a guidance scale (finite, ≥ 0). */
+export function parseGuidance(raw: unknown, field = "--guidance"): number {
+  const n = toNumber(raw, field, `${field} ${DEFAULTS.guidance}`);
+  if (n < 0) {
+    throw new UsageError(
+      `${
+        show(field, raw)
+      } is negative; use a scale ≥ 0 (default ${DEFAULTS.guidance}; ≤ 1 turns guidance off)`,
+    );
+  }
+  return n;
+}
+
+/** Checks a width or height (an integer multiple of 8 in 64–2048). */
+export function parseSize(raw: unknown, field: string): number {
+  const n = toNumber(raw, field, `${field} 512`);
+  const hint = `use a multiple of 8 from ${LIMITS.minSize} to ${LIMITS.maxSize} (default 512)`;
+  if (!Number.isInteger(n) || n % 8 !== 0) {
+    throw new UsageError(`${show(field, raw)} is not a multiple of 8; ${hint}`);
+  }
+  if (n < LIMITS.minSize || n > LIMITS.maxSize) {
+    throw new UsageError(`${show(field, raw)} is out of range; ${hint}`);
+  }
+  return n;
+}
+
+/** Checks a seed (an integer in [0, 2^53)). */
+export function parseSeed(raw: unknown, field = "--seed"): number {
+  const n = toNumber(raw, field, `${field} 42`);
+  if (!Number.isSafeInteger(n) || n < 0) {
+    throw new UsageError(
+      `${
+        show(field, raw)
+      } is not a valid seed; use an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+    );
+  }
+  return n;
+}
+
+/** Checks an image count for `--batch` (an integer ≥ 1). */
+export function parseBatch(raw: unknown, field = "--batch"): number {
+  const n = toNumber(raw, field, `${field} 4`);
+  if (!Number.isInteger(n) || n < 1 || n > LIMITS.maxBatch) {
+    throw new UsageError(
+      `${show(field, raw)} is out of range; use an integer from 1 to ${LIMITS.maxBatch}`,
+    );
+  }
+  return n;
+}
+
+/** Checks a scheduler name. */
+export function parseScheduler(raw: unknown, field = "--scheduler"): SchedulerName {
+  if (typeof raw !== "string" || !isSchedulerName(raw)) {
+    throw new UsageError(
+      `unknown scheduler ${
+        typeof raw === "string" ? `"${raw}"` : JSON.stringify(raw)
+      } (${field}); use one of ${SCHEDULER_NAMES.join(", ")}`,
+    );
+  }
+  return raw;
+}
+
+function choice<T extends string>(raw: string, field: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(raw)) {
+    throw new UsageError(`${field} "${raw}" is not known; use one of ${choices.join(", ")}`);
+  }
+  return raw as T;
+}
+
+/** Parses a `--profile` value: true (bare flag), `table`, `json` or `json:FILE`. */
+export function parseProfile(raw: string | true): ProfileRequest {
+  if (raw === true || raw === "table") return { format: "table" };
+  if (raw === "json") return { format: "json" };
+  if (raw.startsWith("json:") && raw.length > 5) return { format: "json", file: raw.slice(5) };
+  throw new UsageError(
+    `--profile=${raw} is not known; use --profile, --profile=json or --profile=json:FILE`,
+  );
+}
+
+const ALL_OPTIONS = [...STRING_OPTIONS, ...BOOLEAN_OPTIONS, ...OPTIONAL_VALUE_OPTIONS];
+
+/** Edit distance, for "did you mean" hints. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const next = Math.min(row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = row[j];
+      row[j] = next;
+    }
+  }
+  return row[b.length];
+}
+
+function suggest(option: string): string {
+  const name = option.replace(/^-+/, "").split("=")[0];
+  let best = "";
+  let bestD = Infinity;
+  for (const o of ALL_OPTIONS) {
+    const d = distance(name, o);
+    if (d < bestD) [best, bestD] = [o, d];
+  }
+  return bestD <= 2 && name.length > 1 ? `did you mean --${best}? ` : "";
+}
+
+/**
+ * Parses and validates the command line. `stdinIsTerminal` decides whether a missing prompt
+ * means "read jobs from stdin" (stdin is a pipe or file) or a usage error (stdin is a terminal).
+ *
+ * @throws {UsageError} with `<what>; <what to do>` for anything wrong
+ * @example
+ * ```ts
+ * const opts = parseCli(["a cat", "--steps", "4"], { stdinIsTerminal: true });
+ * opts.prompt; // "a cat"
+ * opts.job.steps; // 4
+ * ```
+ */
+export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean }): CliOptions {
+  let parsed;
+  try {
+    parsed = parseArgs(args, {
+      string: STRING_OPTIONS,
+      boolean: BOOLEAN_OPTIONS,
+      optionalValue: OPTIONAL_VALUE_OPTIONS,
+      alias: ALIASES,
+    });
+  } catch (e) {
+    if (e instanceof ArgsError) {
+      const hint = e.kind === "unknown" ? suggest(e.option) : "";
+      throw new UsageError(`${e.message}; ${hint}run sd --help for the options`);
+    }
+    throw e;
+  }
+  const { values: v, positionals, afterDashDash } = parsed;
+  const str = (name: string): string | undefined => v[name] as string | undefined;
+
+  let command: Command = "generate";
+  let words = positionals;
+  if (v.help) command = "help";
+  else if (v.version) command = "version";
+  else if (afterDashDash > 0 && (positionals[0] === "tokens" || positionals[0] === "fetch")) {
+    command = positionals[0];
+    words = positionals.slice(1);
+  }
+
+  let prompt: string | null = words.join(" ");
+  if (command === "generate") {
+    if (words.length === 0) {
+      if (io.stdinIsTerminal) {
+        throw new UsageError(
+          'no prompt; give one (sd "a cat"), "" for an unconditional image, or - to read jobs from stdin',
+        );
+      }
+      prompt = null;
+    } else if (words[0] === "-" && afterDashDash > 0) {
+      if (words.length > 1) {
+        throw new UsageError(
+          `"-" reads the prompts from stdin and takes no prompt (got "${
+            words.slice(1).join(" ")
+          }"); give either`,
+        );
+      }
+      prompt = null;
+    }
+  } else if (command === "fetch" && words.length > 0) {
+    throw new UsageError(
+      `sd fetch takes no prompt (got "${prompt}"); name the model with --model`,
+    );
+  }
+
+  const precision = str("precision");
+  const model = str("model") ?? null;
+  const weights = str("weights") ?? null;
+  const config = str("config") ?? null;
+  if (model !== null && weights !== null) {
+    throw new UsageError(
+      "--model and --weights exclude each other; --weights names the model files itself",
+    );
+  }
+  if (config !== null && model !== "synth" && !(weights?.toLowerCase().endsWith(".safetensors"))) {
+    throw new UsageError(
+      "--config applies to a single-file checkpoint (--weights FILE.safetensors) or --model synth; a diffusers folder has its own configs",
+    );
+  }
+  const variants: Partial<Variants> = {};
+  for (const k of Object.keys(VARIANT_CHOICES) as (keyof Variants)[]) {
+    const raw = str(k);
+    if (raw !== undefined) {
+      (variants as Record<string, string>)[k] = choice(raw, `--${k}`, VARIANT_CHOICES[k]);
+    }
+  }
+  const outRaw = str("out");
+  if (outRaw === "") throw new UsageError("--out is empty; give a .png file or a directory");
+
+  return {
+    command,
+    prompt,
+    job: {
+      negative: str("negative") ?? "",
+      seed: str("seed") === undefined ? null : parseSeed(str("seed")),
+      steps: str("steps") === undefined ? DEFAULTS.steps : parseSteps(str("steps")),
+      guidance: str("guidance") === undefined ? DEFAULTS.guidance : parseGuidance(str("guidance")),
+      width: str("width") === undefined ? DEFAULTS.width : parseSize(str("width"), "--width"),
+      height: str("height") === undefined ? DEFAULTS.height : parseSize(str("height"), "--height"),
+      scheduler: str("scheduler") === undefined
+        ? DEFAULTS.scheduler
+        : parseScheduler(str("scheduler")),
+      out: outRaw ?? null,
+    },
+    batch: str("batch") === undefined ? DEFAULTS.batch : parseBatch(str("batch")),
+    model,
+    weights,
+    config,
+    tokenizer: str("tokenizer") ?? null,
+    lock: str("lock") ?? null,
+    precision: precision === undefined
+      ? null
+      : choice<DType>(precision, "--precision", ["f16", "f32"]),
+    variants,
+    profile: v.profile === undefined ? null : parseProfile(v.profile),
+    quiet: v.quiet === true,
+    json: v.json === true,
+  };
+}

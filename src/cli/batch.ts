@@ -1,0 +1,152 @@
+/**
+ * Jobs from stdin, one a line, for shell pipelines: a plain line is a prompt that takes the
+ * command-line settings; a line starting with `{` is a JSON object whose fields override them:
+ * `{"prompt", "negative", "seed", "steps", "guidance", "width", "height", "scheduler", "out"}`.
+ * Each field is checked as its command-line option is. Empty lines are skipped with a note; a bad
+ * line becomes an error item carrying its line number, and the batch goes on.
+ *
+ * @module
+ */
+
+import {
+  type JobSettings,
+  parseGuidance,
+  parseScheduler,
+  parseSeed,
+  parseSize,
+  parseSteps,
+} from "./args.ts";
+
+/** One image request (before its seed is drawn and `--batch` expands it). */
+export interface Job extends JobSettings {
+  /** 1-based stdin line, or null for the command line's prompt. */
+  line: number | null;
+}
+
+/** What one stdin line gives. */
+export type BatchItem =
+  | { kind: "job"; job: Job }
+  | { kind: "skip"; line: number; note: string }
+  | { kind: "error"; line: number; message: string };
+
+/** The fields a JSON line may hold. */
+export const JOB_FIELDS = [
+  "prompt",
+  "negative",
+  "seed",
+  "steps",
+  "guidance",
+  "width",
+  "height",
+  "scheduler",
+  "out",
+] as const;
+
+function text(obj: Record<string, unknown>, key: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== "string") {
+    throw new Error(`"${key}": ${JSON.stringify(v)} is not a string; write "${key}": "…"`);
+  }
+  return v;
+}
+
+/**
+ * Turns one stdin line into a job with `defaults` (the command line's settings) filled in.
+ *
+ * @example
+ * ```ts
+ * parseJobLine('{"prompt": "a cat", "steps": 4}', 2, defaults);
+ * // { kind: "job", job: { prompt: "a cat", steps: 4, line: 2, ...defaults } }
+ * ```
+ */
+export function parseJobLine(
+  raw: string,
+  line: number,
+  defaults: Omit<JobSettings, "prompt">,
+): BatchItem {
+  const trimmed = raw.trim();
+  if (trimmed === "") {
+    return {
+      kind: "skip",
+      line,
+      note: `line ${line}: empty, skipped (an unconditional image is {"prompt": ""})`,
+    };
+  }
+  if (!trimmed.startsWith("{")) {
+    return { kind: "job", job: { ...defaults, prompt: trimmed, line } };
+  }
+  const fail = (what: string): BatchItem => ({
+    kind: "error",
+    line,
+    message: `line ${line}: ${what}`,
+  });
+  let obj: unknown;
+  try {
+    obj = JSON.parse(trimmed);
+  } catch (e) {
+    return fail(
+      `not valid JSON (${
+        (e as Error).message
+      }); write a plain prompt or an object like {"prompt": "a cat", "seed": 1}`,
+    );
+  }
+  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
+    return fail('expected a JSON object like {"prompt": "a cat"}');
+  }
+  const o = obj as Record<string, unknown>;
+  const unknown = Object.keys(o).filter((k) => !(JOB_FIELDS as readonly string[]).includes(k));
+  if (unknown.length) {
+    return fail(
+      `unknown field${unknown.length > 1 ? "s" : ""} ${
+        unknown.map((k) => `"${k}"`).join(", ")
+      }; the fields are ${JOB_FIELDS.join(", ")}`,
+    );
+  }
+  try {
+    const prompt = text(o, "prompt");
+    if (prompt === undefined) {
+      return fail('the object has no "prompt"; add "prompt": "…" ("" for an unconditional image)');
+    }
+    const out = text(o, "out");
+    if (out === "") throw new Error(`"out" is empty; give a .png file or a directory`);
+    const job: Job = {
+      prompt,
+      negative: text(o, "negative") ?? defaults.negative,
+      seed: o.seed === undefined || o.seed === null ? defaults.seed : parseSeed(o.seed, '"seed"'),
+      steps: o.steps === undefined ? defaults.steps : parseSteps(o.steps, '"steps"'),
+      guidance: o.guidance === undefined
+        ? defaults.guidance
+        : parseGuidance(o.guidance, '"guidance"'),
+      width: o.width === undefined ? defaults.width : parseSize(o.width, '"width"'),
+      height: o.height === undefined ? defaults.height : parseSize(o.height, '"height"'),
+      scheduler: o.scheduler === undefined
+        ? defaults.scheduler
+        : parseScheduler(o.scheduler, '"scheduler"'),
+      out: out ?? defaults.out,
+      line,
+    };
+    return { kind: "job", job };
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+}
+
+/**
+ * The lines of a byte stream (UTF-8), without their `\n` or `\r\n`, as they arrive — so a job
+ * starts as soon as its line is complete. A last line without a newline counts.
+ */
+export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of stream) {
+    pending += decoder.decode(chunk, { stream: true });
+    let nl;
+    while ((nl = pending.indexOf("\n")) >= 0) {
+      yield pending.slice(0, nl).replace(/\r$/, "");
+      pending = pending.slice(nl + 1);
+    }
+  }
+  pending += decoder.decode();
+  if (pending !== "") yield pending.replace(/\r$/, "");
+}

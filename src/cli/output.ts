@@ -1,0 +1,183 @@
+/**
+ * Where images go and how they are written: names from the prompt's slug and the seed, never
+ * overwriting an existing file (`-1`, `-2`, … appended), and atomically — the bytes go to a
+ * temporary file in the same directory, which then takes its final name in one step, so no reader
+ * (and no Ctrl-C) ever sees half a PNG.
+ *
+ * @module
+ */
+
+import { basename, dirname, extname, join } from "../std/path.ts";
+import { UsageError } from "./errors.ts";
+
+/** Longest slug taken from a prompt, in characters. */
+export const MAX_SLUG = 40;
+
+/**
+ * A file-name-safe slug of a prompt: accents dropped, lower case, runs of anything but `a-z0-9`
+ * turned into one `-`, at most {@linkcode MAX_SLUG} characters (cut at a word boundary where one
+ * is near), `image` when nothing is left.
+ *
+ * @example
+ * ```ts
+ * slugify("A Café at Night, oil on canvas!"); // "a-cafe-at-night-oil-on-canvas"
+ * slugify(""); // "image"
+ * ```
+ */
+export function slugify(prompt: string, max = MAX_SLUG): string {
+  let s = prompt.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
+    .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
+  if (s.length > max) {
+    const cut = s.slice(0, max + 1);
+    const dash = cut.lastIndexOf("-");
+    s = dash >= max / 2 ? cut.slice(0, dash) : s.slice(0, max);
+    s = s.replace(/-+$/, "");
+  }
+  return s || "image";
+}
+
+/** The default file name of an image: `<slug>-<seed>.png`. */
+export function imageName(prompt: string, seed: number): string {
+  return `${slugify(prompt)}-${seed}.png`;
+}
+
+const OTHER_IMAGE_EXT = new Set([".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"]);
+
+/** An `--out` value resolved: a file to write, or a directory to name files in. */
+export type OutTarget = { kind: "file"; path: string } | { kind: "dir"; path: string };
+
+function statOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/**
+ * Resolves `out` (`--out` or a batch line's `"out"`; null = the current directory): an existing
+ * directory or a name without `.png` is a directory, a name ending in `.png` a file. Creates the
+ * directory if needed and checks it is writable.
+ *
+ * @throws {UsageError} when the place cannot be written, naming it and what to do
+ */
+export function resolveOut(out: string | null, field = "--out"): OutTarget {
+  const path = out ?? ".";
+  const info = statOrNull(path);
+  let target: OutTarget;
+  if (info?.isDirectory) target = { kind: "dir", path };
+  else if (extname(path).toLowerCase() === ".png") target = { kind: "file", path };
+  else if (info) {
+    throw new UsageError(
+      `${field} ${path} is an existing file but not a .png; give a .png name or a directory`,
+    );
+  } else if (OTHER_IMAGE_EXT.has(extname(path).toLowerCase())) {
+    throw new UsageError(`${field} ${path}: sd writes PNG only; give a .png name or a directory`);
+  } else target = { kind: "dir", path };
+  const dir = target.kind === "dir" ? path : dirname(path);
+  checkWritable(dir, field);
+  return target;
+}
+
+function checkWritable(dir: string, field: string): void {
+  const reason = (e: unknown) => (e as Error).message.split("\n")[0];
+  try {
+    Deno.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new UsageError(
+      `cannot create the directory ${dir} (${field}): ${reason(e)}; choose a writable place`,
+    );
+  }
+  const probe = join(dir, `.sd-probe-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    Deno.writeFileSync(probe, new Uint8Array(0), { createNew: true });
+    Deno.removeSync(probe);
+  } catch (e) {
+    throw new UsageError(
+      `cannot write to ${dir} (${field}): ${reason(e)}; choose a writable place`,
+    );
+  }
+}
+
+/** The path an image would be written to before the never-overwrite suffix is applied. */
+export function plannedPath(target: OutTarget, prompt: string, seed: number): string {
+  return target.kind === "file" ? target.path : join(target.path, imageName(prompt, seed));
+}
+
+/** `x.png`, `x-1.png`, `x-2.png`, …: the k-th candidate name for `path`. */
+export function candidate(path: string, k: number): string {
+  if (k === 0) return path;
+  const ext = extname(path);
+  return `${path.slice(0, path.length - ext.length)}-${k}${ext}`;
+}
+
+/**
+ * Writes files atomically and without overwriting, remembering its temporary files so that an
+ * interrupt handler can remove them ({@linkcode removeTemporaries}).
+ */
+export class SafeWriter {
+  readonly #temporaries = new Set<string>();
+
+  /**
+   * Writes `bytes` to `path`, or to the first of `path-1`, `path-2`, … that does not exist; returns
+   * the path written. The name is claimed with a hard link from a finished temporary file (which
+   * fails if the name exists, so two processes never take the same name); where the file system
+   * has no hard links, with an exclusive create and a rename.
+   */
+  async writeNew(path: string, bytes: Uint8Array): Promise<string> {
+    const dir = dirname(path);
+    const tmp = join(dir, `.${basename(path)}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`);
+    this.#temporaries.add(tmp);
+    try {
+      await Deno.writeFile(tmp, bytes, { createNew: true });
+      for (let k = 0;; k++) {
+        const name = candidate(path, k);
+        if (await this.#claim(tmp, name)) return name;
+      }
+    } finally {
+      await Deno.remove(tmp).catch(() => {}); // gone already, or not ours to report
+      this.#temporaries.delete(tmp);
+    }
+  }
+
+  /** Gives `tmp`'s content the name `name` unless `name` exists; false when it does. */
+  async #claim(tmp: string, name: string): Promise<boolean> {
+    try {
+      await Deno.link(tmp, name);
+      return true;
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) return false;
+      if (e instanceof Deno.errors.PermissionDenied) throw e;
+    }
+    // No hard links here (e.g. FAT, some network file systems): reserve, then replace.
+    try {
+      (await Deno.open(name, { createNew: true, write: true })).close();
+    } catch (e) {
+      if (e instanceof Deno.errors.AlreadyExists) return false;
+      throw e;
+    }
+    this.#temporaries.add(name);
+    try {
+      await Deno.rename(tmp, name);
+    } catch (e) {
+      await Deno.remove(name).catch(() => {});
+      throw e;
+    } finally {
+      this.#temporaries.delete(name);
+    }
+    return true;
+  }
+
+  /** Removes every temporary file still on disk (synchronously: for a signal handler). */
+  removeTemporaries(): void {
+    for (const path of this.#temporaries) {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // already gone
+      }
+    }
+    this.#temporaries.clear();
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * Progress on stderr: one line rewritten in place — `[2/4] step 7/20  1.9 it/s  ETA 7s` — only
+ * when stderr is a terminal and `--quiet` is off. Pipes and log files get no progress at all.
+ *
+ * @module
+ */
+
+/** A sink for progress text (stderr by default; a test passes its own). */
+export type Write = (text: string) => void;
+
+const encoder = new TextEncoder();
+
+/** Writes `text` to stderr synchronously. */
+export const writeStderr: Write = (text) => {
+  Deno.stderr.writeSync(encoder.encode(text));
+};
+
+/** Whether stderr is a terminal (false when that cannot be told). */
+export function stderrIsTerminal(): boolean {
+  try {
+    return Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+/** Seconds as `7s`, `1m05s` or `1h02m`. */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
+}
+
+/** Speed as tqdm shows it: `2.41 it/s`, or `3.20 s/it` when slower than one step a second. */
+export function formatRate(stepsPerSecond: number): string {
+  if (!(stepsPerSecond > 0) || !Number.isFinite(stepsPerSecond)) return "– it/s";
+  return stepsPerSecond >= 1
+    ? `${stepsPerSecond.toFixed(2)} it/s`
+    : `${(1 / stepsPerSecond).toFixed(2)} s/it`;
+}
+
+/** The live progress line of one run (several images, each with its steps). */
+export class Progress {
+  readonly #enabled: boolean;
+  readonly #write: Write;
+  #label = "";
+  #t0 = 0;
+  #shown = false;
+
+  /**
+   * @param enabled false for a no-op (stderr not a terminal, or `--quiet`)
+   * @param write where the text goes (stderr)
+   */
+  constructor(enabled: boolean, write: Write = writeStderr) {
+    this.#enabled = enabled;
+    this.#write = write;
+  }
+
+  /** Whether anything is shown at all. */
+  get enabled(): boolean {
+    return this.#enabled;
+  }
+
+  /** Shows a phase without steps (`loading weights…`). */
+  status(text: string): void {
+    if (!this.#enabled) return;
+    this.#write(`\r\x1b[2K${text}`);
+    this.#shown = true;
+  }
+
+  /** Starts an image; `label` prefixes its step line (e.g. `[2/4] `). */
+  start(label: string): void {
+    this.#label = label;
+    this.#t0 = performance.now();
+    this.status(`${label}starting…`);
+  }
+
+  /** After denoising step `i` of `n` (1-based). */
+  step(i: number, n: number): void {
+    if (!this.#enabled) return;
+    const secs = (performance.now() - this.#t0) / 1000;
+    const rate = i / secs;
+    const eta = rate > 0 ? formatDuration((n - i) / rate) : "?";
+    this.status(`${this.#label}step ${i}/${n}  ${formatRate(rate)}  ETA ${eta}`);
+  }
+
+  /** Clears the line (before a message on stderr, or at the end). */
+  clear(): void {
+    if (!this.#enabled || !this.#shown) return;
+    this.#write("\r\x1b[2K");
+    this.#shown = false;
+  }
+}

@@ -1,0 +1,379 @@
+/**
+ * The `sd` command: parse the command line, then run one of `generate` (the default), `tokens`
+ * and `fetch`, and return the exit code.
+ *
+ * Streams: stdout carries only what machines read — the written path (one image, no `--json`) or
+ * one JSON line per image (`--json`, and always for jobs from stdin), the token ids, the fetched
+ * folder. Everything for people (progress, notes, errors, `--profile`) goes to stderr. Ctrl-C
+ * removes any temporary file and exits with 130.
+ *
+ * @module
+ */
+
+import { Gpu } from "../gpu/device.ts";
+import { setVariants } from "../ops/variants.ts";
+import { type GenerateParams, StableDiffusion } from "../pipeline.ts";
+import { encodePng, toRgb8 } from "../png.ts";
+import { randomSeed } from "../rng.ts";
+import { ClipTokenizer, truncationWarning } from "../tokenizer.ts";
+import { fetchModel } from "../weights/fetch.ts";
+import { loadLock, LockError, variantFilter } from "../weights/lock.ts";
+import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
+import { type CliOptions, HELP, parseCli } from "./args.ts";
+import { type Job, parseJobLine, readLines } from "./batch.ts";
+import {
+  describeError,
+  EXIT_FAILED,
+  EXIT_INTERRUPTED,
+  EXIT_OK,
+  exitCodeOf,
+  firstLine,
+  RunError,
+  UsageError,
+} from "./errors.ts";
+import { resolveModel, resolveTokenizerDir, SYNTH_MODEL } from "./model.ts";
+import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
+import { formatParameters } from "./parameters.ts";
+import {
+  buildProfile,
+  formatProfileJson,
+  formatProfileTable,
+  type ProfileReport,
+  StageLog,
+} from "./profile_report.ts";
+import { Progress, stderrIsTerminal, writeStderr } from "./progress.ts";
+import { VERSION } from "./version.ts";
+
+const encoder = new TextEncoder();
+let stdoutClosed = false;
+
+/** Writes `text` to stdout; a closed pipe (`sd … | head -1`) silences further output. */
+function writeStdout(text: string): void {
+  if (stdoutClosed) return;
+  const bytes = encoder.encode(text);
+  try {
+    for (let off = 0; off < bytes.length;) off += Deno.stdout.writeSync(bytes.subarray(off));
+  } catch (e) {
+    if (e instanceof Deno.errors.BrokenPipe) stdoutClosed = true;
+    else throw e;
+  }
+}
+
+function isTerminal(f: { isTerminal(): boolean }): boolean {
+  try {
+    return f.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+/** What every subcommand shares: output streams, the progress line, the atomic writer. */
+interface Session {
+  opts: CliOptions;
+  progress: Progress;
+  writer: SafeWriter;
+  /** A note for people on stderr (silenced by `--quiet`). */
+  note(text: string): void;
+}
+
+/**
+ * Runs `sd` with `args` (without the program name) and returns the exit code: 0 when everything
+ * asked for was done, 1 when a generation (or a batch line) failed, 2 for bad options.
+ *
+ * @example
+ * ```ts
+ * Deno.exit(await main(Deno.args));
+ * ```
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  let opts: CliOptions;
+  try {
+    opts = parseCli(args, { stdinIsTerminal: isTerminal(Deno.stdin) });
+  } catch (e) {
+    writeStderr(describeError(e) + "\n");
+    return exitCodeOf(e);
+  }
+  if (opts.command === "help") {
+    writeStdout(HELP);
+    return EXIT_OK;
+  }
+  if (opts.command === "version") {
+    writeStdout(`sd ${VERSION}\n`);
+    return EXIT_OK;
+  }
+
+  const progress = new Progress(!opts.quiet && stderrIsTerminal());
+  const writer = new SafeWriter();
+  const session: Session = {
+    opts,
+    progress,
+    writer,
+    note: (text) => {
+      if (opts.quiet) return;
+      progress.clear();
+      writeStderr(text + "\n");
+    },
+  };
+  const onInterrupt = () => {
+    progress.clear();
+    writer.removeTemporaries();
+    writeStderr("sd: interrupted\n");
+    Deno.exit(EXIT_INTERRUPTED);
+  };
+  let listening = false;
+  try {
+    Deno.addSignalListener("SIGINT", onInterrupt);
+    listening = true;
+  } catch {
+    // no SIGINT on this platform: the writer's atomic rename still leaves no partial PNG
+  }
+  try {
+    if (opts.command === "tokens") return await runTokens(session);
+    if (opts.command === "fetch") return await runFetch(session);
+    return await runGenerate(session);
+  } catch (e) {
+    progress.clear();
+    writeStderr(describeError(e) + "\n");
+    return exitCodeOf(e);
+  } finally {
+    if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
+  }
+}
+
+/** `sd tokens "<prompt>"`: the 77 CLIP ids as a JSON array on stdout. */
+async function runTokens(s: Session): Promise<number> {
+  const dir = await resolveTokenizerDir(s.opts, quietFetch(s));
+  const tokenizer = await ClipTokenizer.fromFolder(dir);
+  const { ids, dropped } = tokenizer.encode(s.opts.prompt ?? "");
+  if (dropped) s.note(`sd: ${truncationWarning(dropped)}`);
+  writeStdout(JSON.stringify(ids) + "\n");
+  return EXIT_OK;
+}
+
+/** `sd fetch [--model NAME]`: downloads and verifies; prints the model's folder on stdout. */
+async function runFetch(s: Session): Promise<number> {
+  const { opts } = s;
+  if (opts.model === SYNTH_MODEL) {
+    throw new UsageError("--model synth has no files to fetch; run with --model synth directly");
+  }
+  let lock;
+  try {
+    lock = await loadLock(opts.lock ?? undefined);
+  } catch (e) {
+    if (e instanceof LockError && opts.lock !== null) throw new UsageError(e.message);
+    throw e;
+  }
+  const name = opts.model ?? lock.default;
+  if (!(name in lock.models)) {
+    throw new UsageError(
+      `unknown model "${name}"; use one of ${Object.keys(lock.models).join(", ")}`,
+    );
+  }
+  const dir = await fetchModel({
+    lock,
+    model: name,
+    files: variantFilter(opts.precision === "f32" ? "f32" : "f16"),
+    ...quietFetch(s),
+  });
+  s.note(`sd: ${name} is cached and verified in ${dir}`);
+  writeStdout(dir + "\n");
+  return EXIT_OK;
+}
+
+function quietFetch(s: Session): { onProgress?: () => void } {
+  return s.opts.quiet ? { onProgress: () => {} } : {};
+}
+
+/**
+ * Errors while loading weights are about the user's files (wrong keys or shapes, bad configs):
+ * plain `Error`s become {@linkcode RunError}s, printed without the "please report" note.
+ */
+function asLoadError(e: unknown): unknown {
+  if (e instanceof Error && e.constructor === Error) {
+    return new RunError(`cannot load the model: ${firstLine(e)}`, { cause: e });
+  }
+  return e;
+}
+
+/** A model loaded for generation, with what its PNGs record. */
+interface LoadedModel {
+  sd: StableDiffusion;
+  /** `Model hash:` */
+  hash: string;
+  /** `Model:` */
+  name: string;
+}
+
+/** The default command: one image (or `--batch N`), or one job per stdin line. */
+async function runGenerate(s: Session): Promise<number> {
+  const { opts, progress } = s;
+  const fromStdin = opts.prompt === null;
+  const jsonLines = fromStdin || opts.json;
+  const defaultOut = resolveOut(opts.job.out);
+
+  progress.status("starting the GPU…");
+  const gpu = await Gpu.create({ profile: opts.profile !== null });
+  if (Object.keys(opts.variants).length) setVariants(gpu, opts.variants);
+  const precision = opts.precision ?? (gpu.hasF16 ? "f16" : "f32");
+  const stages = new StageLog();
+  const onStage = opts.profile ? (name: string, ms: number) => stages.add(name, ms) : undefined;
+
+  // The model loads once, when the first job needs it (a batch of bad lines loads nothing).
+  const state: { loaded: Promise<LoadedModel> | null; loadMs: number } = {
+    loaded: null,
+    loadMs: 0,
+  };
+  const model = () =>
+    state.loaded ??= (async (): Promise<LoadedModel> => {
+      progress.clear();
+      const m = await resolveModel(opts, quietFetch(s));
+      const hash = m.hash(precision);
+      hash.catch(() => {}); // awaited below, after load reports a broken file first
+      progress.status("loading weights…");
+      const t0 = performance.now();
+      let sd: StableDiffusion;
+      try {
+        sd = await StableDiffusion.load(gpu, m.source, { precision, onStage });
+      } catch (e) {
+        throw asLoadError(e);
+      }
+      state.loadMs = performance.now() - t0;
+      progress.clear();
+      return { sd, hash: await hash, name: m.name };
+    })();
+
+  let images = 0;
+  let generateMs = 0;
+  const runJob = async (job: Job): Promise<void> => {
+    const target: OutTarget = job.out === opts.job.out
+      ? defaultOut
+      : resolveOut(job.out, job.line === null ? "--out" : '"out"');
+    const { sd, hash, name } = await model();
+    const seed0 = job.seed ?? randomSeed();
+    for (let i = 0; i < opts.batch; i++) {
+      const seed = seed0 + i;
+      const where = [
+        job.line !== null ? `line ${job.line}` : "",
+        opts.batch > 1 ? `${i + 1}/${opts.batch}` : "",
+      ].filter(Boolean).join(" ");
+      const params: GenerateParams = {
+        prompt: job.prompt,
+        negative: job.negative,
+        seed,
+        steps: job.steps,
+        guidance: job.guidance,
+        width: job.width,
+        height: job.height,
+        scheduler: job.scheduler,
+      };
+      const t0 = performance.now();
+      progress.start(where ? `[${where}] ` : "");
+      const image = await sd.generate(params, {
+        onStep: (k, n) => progress.step(k, n),
+        onStage,
+      });
+      const tPng = performance.now();
+      const text = formatParameters({
+        ...params,
+        negative: job.negative,
+        sampler: DISPLAY_NAMES[job.scheduler],
+        modelHash: hash,
+        model: name,
+        version: VERSION,
+      });
+      const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
+        text: { parameters: text },
+      });
+      const path = await s.writer.writeNew(plannedPath(target, job.prompt, seed), png);
+      const ms = performance.now() - t0;
+      onStage?.("png", performance.now() - tPng);
+      images++;
+      generateMs += ms;
+      progress.clear();
+      s.note(
+        `sd: ${
+          jsonLines ? `${path}: ` : ""
+        }seed ${seed}, ${job.width}×${job.height}, ${job.steps} steps ` +
+          `${job.scheduler}, ${(ms / 1000).toFixed(1)} s`,
+      );
+      writeStdout(
+        jsonLines
+          ? JSON.stringify({ path, seed, prompt: job.prompt, ms: Math.round(ms) }) + "\n"
+          : path + "\n",
+      );
+    }
+  };
+
+  let failed = false;
+  try {
+    if (!fromStdin) {
+      await runJob({ ...opts.job, prompt: opts.prompt ?? "", line: null });
+    } else {
+      let lines = 0;
+      for await (const raw of readLines(Deno.stdin.readable)) {
+        lines++;
+        const item = parseJobLine(raw, lines, opts.job);
+        if (item.kind === "skip") {
+          s.note(`sd: ${item.note}`);
+          continue;
+        }
+        if (item.kind === "error") {
+          progress.clear();
+          writeStderr(`sd: ${item.message}\n`);
+          failed = true;
+          continue;
+        }
+        try {
+          await runJob(item.job);
+        } catch (e) {
+          // A model that cannot load fails every line: stop the batch.
+          if (state.loaded && !(await state.loaded.then(() => true, () => false))) throw e;
+          progress.clear();
+          writeStderr(describeError(e, `sd: line ${lines}: `) + "\n");
+          failed = true;
+        }
+      }
+      if (lines === 0) {
+        throw new UsageError(
+          'no prompt and no jobs on stdin; give a prompt (sd "a cat") or one job per line on stdin',
+        );
+      }
+    }
+  } finally {
+    if (opts.profile && state.loaded) {
+      const ok = await state.loaded.then((m) => m, () => null);
+      if (ok) {
+        await reportProfile(
+          s,
+          buildProfile({
+            device: gpu.description,
+            precision: ok.sd.precision,
+            images,
+            timestamps: gpu.profiler !== null,
+            kernels: gpu.profiler?.stats() ?? [],
+            stages,
+            generateMs,
+            compileMs: gpu.compileMs,
+            pipelines: gpu.kernelNames().length,
+            loadMs: state.loadMs,
+            peakBytes: gpu.peakBytes,
+          }),
+        );
+      }
+    }
+  }
+  return failed ? EXIT_FAILED : EXIT_OK;
+}
+
+async function reportProfile(s: Session, report: ProfileReport): Promise<void> {
+  const req = s.opts.profile!;
+  s.progress.clear();
+  if (req.format === "table") {
+    writeStderr(formatProfileTable(report) + "\n");
+  } else if (req.file) {
+    await Deno.writeTextFile(req.file, formatProfileJson(report) + "\n");
+    writeStderr(`sd: profile written to ${req.file}\n`);
+  } else {
+    writeStderr(formatProfileJson(report) + "\n");
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * A single-file SD 1.x checkpoint (`v1-5-pruned-emaonly.safetensors` layout: original key names)
+ * as three weight sources, through the one rename table of `src/weights/checkpoint_keys.ts`.
+ *
+ * @module
+ */
+
+import { SafeTensorsFile } from "../safetensors.ts";
+import { mapCheckpointKeys, transformedShape } from "../weights/checkpoint_keys.ts";
+import type { ModelConfigs } from "./config.ts";
+import type { WeightSource } from "./params.ts";
+import { MappedSource } from "./sources.ts";
+
+const FLOAT_DTYPES = new Set(["F32", "F16", "BF16", "F64"]);
+
+/** Opens `path` and maps its keys to the unet, vae and text_encoder components. */
+export async function loadSingleFile(
+  path: string,
+  configs: ModelConfigs,
+): Promise<{ file: SafeTensorsFile; sources: Record<string, WeightSource> }> {
+  const file = await SafeTensorsFile.open(path);
+  const floatKeys = [...file.tensors.values()]
+    .filter((t) => FLOAT_DTYPES.has(t.dtype))
+    .map((t) => t.name);
+  const mapped = mapCheckpointKeys(floatKeys, configs, path);
+  const maps: Record<string, Map<string, { fileKey: string; shape: readonly number[] }>> = {
+    unet: new Map(),
+    vae: new Map(),
+    text_encoder: new Map(),
+  };
+  for (const [fileKey, target] of mapped) {
+    const name = target.component === "text_encoder"
+      ? target.name.replace(/^text_model\./, "")
+      : target.name;
+    const shape = transformedShape(file.tensors.get(fileKey)!.shape, target.transform);
+    maps[target.component].set(name, { fileKey, shape });
+  }
+  const sources: Record<string, WeightSource> = {};
+  for (const [component, map] of Object.entries(maps)) {
+    sources[component] = new MappedSource(`${path} (${component})`, file, map);
+  }
+  return { file, sources };
+}

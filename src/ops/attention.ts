@@ -1,0 +1,312 @@
+/**
+ * Multi-head scaled-dot-product attention, three ways (selected by `variants(gpu).attention`):
+ * FlashAttention (`kernels/attention_flash.wgsl`), the paper's partitioned softmax
+ * (`kernels/attention_partitioned.wgsl`) and the unfused scores → softmax → P·V
+ * (`kernels/attention_naive.wgsl`).
+ *
+ * @module
+ */
+
+import { bytesOf, type Gpu, GpuError } from "../gpu/device.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
+import { variants } from "./variants.ts";
+
+/** Options of {@linkcode attention}. */
+export interface AttentionOptions {
+  /** Mask key j for query i when j > i (CLIP's text encoder). Default false. */
+  causal?: boolean;
+  /** Multiplier of Q Kᵀ before the softmax. Default 1/√d. */
+  scale?: number;
+}
+
+/** Largest head dim the kernels take. */
+export const MAX_HEAD_DIM = 512;
+
+const LOG2E = Math.LOG2E;
+/** Flash: Q rows per workgroup; keys per K/V tile. */
+const FLASH_BR = 64, FLASH_BC = 32;
+/** Partitioned: Q rows per workgroup; keys per S sub-tile; keys per partition; V slab keys. */
+const PART_BR = 32, PART_BC = 32, PART_PW = 128, PART_VC = 16;
+/** Largest per-dispatch intermediate (naive S, partitioned partial O) we allocate. */
+const NAIVE_S_CAP = 1 << 30, PARTIAL_CAP = 512 << 20;
+
+/**
+ * Multi-head attention on token-major tensors with the heads interleaved in the channel dim, as
+ * diffusers' `to_q`/`to_k`/`to_v` produce them before the head split:
+ * q [B, Nq, H·d], k and v [B, Nk, H·d] → out [B, Nq, H·d], where per head
+ * `out_h = softmax(q_h k_hᵀ · scale + mask) v_h`. Softmax statistics and accumulation are f32
+ * whatever the storage dtype.
+ *
+ * @example
+ * ```ts
+ * const out = attention(q, k, v, 8); // UNet self-attention, [2, 4096, 320] → [2, 4096, 320]
+ * const txt = attention(q, k, v, 12, { causal: true }); // CLIP
+ * ```
+ */
+export function attention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  heads: number,
+  opts: AttentionOptions = {},
+): Tensor {
+  const s = checkShapes(q, k, v, heads);
+  const scale = opts.scale ?? 1 / Math.sqrt(s.d);
+  const causal = !!opts.causal;
+  const out = Tensor.empty(q.gpu, q.shape, q.dtype, "attention");
+  switch (variants(q.gpu).attention) {
+    case "flash":
+      flash(q, k, v, out, s, scale, causal);
+      break;
+    case "partitioned":
+      partitioned(q, k, v, out, s, scale, causal);
+      break;
+    case "naive":
+      naive(q, k, v, out, s, scale, causal);
+      break;
+  }
+  return out;
+}
+
+/** Problem sizes. */
+interface Shape {
+  b: number;
+  nq: number;
+  nk: number;
+  h: number;
+  d: number;
+}
+
+function checkShapes(q: Tensor, k: Tensor, v: Tensor, heads: number): Shape {
+  const bad = (why: string) =>
+    new Error(
+      `attention: ${why} (q [${q.shape}] ${q.dtype}, k [${k.shape}] ${k.dtype}, v [${v.shape}] ${v.dtype}, ${heads} heads)`,
+    );
+  if (q.shape.length !== 3 || k.shape.length !== 3 || v.shape.length !== 3) {
+    throw bad("q, k, v must be [B, N, H·d]");
+  }
+  const [b, nq, c] = q.shape;
+  const [bk, nk, ck] = k.shape;
+  if (bk !== b || ck !== c || v.shape[0] !== b || v.shape[1] !== nk || v.shape[2] !== c) {
+    throw bad("batch and channels must agree, and k and v must have one shape");
+  }
+  if (q.dtype !== k.dtype || q.dtype !== v.dtype) throw bad("q, k, v must share a dtype");
+  if (!Number.isInteger(heads) || heads < 1 || c % heads !== 0) {
+    throw bad("channels must split evenly into heads");
+  }
+  const d = c / heads;
+  if (d > MAX_HEAD_DIM) throw bad(`head dim ${d} exceeds ${MAX_HEAD_DIM}`);
+  if (nq < 1 || nk < 1) throw bad("empty sequence");
+  return { b, nq, nk, h: heads, d };
+}
+
+/** 4·B·H·Nq·Nk·d: the two matmuls' multiply-adds, counted as 2 flops each. */
+function attentionFlops(s: Shape): number {
+  return 4 * s.b * s.h * s.nq * s.nk * s.d;
+}
+
+/** Tile parameters derived from the head dim (the kernels' KC4, DN specializations). */
+interface HeadTiles {
+  /** Output-column chunks (workgroups along d); 1 up to d = 160. */
+  chunks: number;
+  /** Output columns per invocation (8 invocations across a row). */
+  dn: number;
+  /** vec4s of d per staged Q/K chunk. */
+  kc4: number;
+}
+
+function headTiles(d: number): HeadTiles {
+  const chunks = Math.ceil(d / 160);
+  const dn = Math.ceil(Math.ceil(d / chunks) / 8);
+  const d4 = Math.ceil(d / 4);
+  let kc4 = d4 <= 10 ? d4 : 0;
+  for (let c = 10; kc4 === 0 && c >= 4; c--) if (d4 % c === 0) kc4 = c;
+  if (kc4 === 0) kc4 = Math.ceil(d4 / Math.ceil(d4 / 10));
+  return { chunks, dn, kc4 };
+}
+
+/** Word offsets of the workgroup-memory regions: stage [0, a), middle [a, red), scratch. */
+function smemLayout(
+  gpu: Gpu,
+  name: string,
+  stageWords: number,
+  middleWords: number,
+  redWords: number,
+): { a: number; red: number; smv: number } {
+  const a = Math.ceil(stageWords / 4) * 4;
+  const red = a + Math.ceil(middleWords / 4) * 4;
+  const smv = (red + redWords) / 4;
+  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
+  if (16 * smv > limit) {
+    throw new GpuError(
+      `kernel ${name} needs ${16 * smv} bytes of workgroup memory; this adapter has ${limit}`,
+    );
+  }
+  return { a, red, smv };
+}
+
+function flash(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  s: Shape,
+  scale: number,
+  causal: boolean,
+): void {
+  const gpu = q.gpu;
+  const t = headTiles(s.d);
+  const name = `attention_flash_${q.dtype}_kc${t.kc4}_dn${t.dn}`;
+  const stage = Math.max((FLASH_BR + FLASH_BC) * (t.kc4 + 1) * 4, FLASH_BC * 8 * t.dn);
+  const mem = smemLayout(gpu, name, stage, FLASH_BR * (FLASH_BC + 1), FLASH_BR * 8);
+  const kernel = gpu.kernel(name, () =>
+    specialize(kernelSource("attention_flash.wgsl"), {
+      T: q.dtype,
+      KC4: t.kc4,
+      DN: t.dn,
+      A: mem.a,
+      RED: mem.red,
+      SMV: mem.smv,
+    }));
+  const u = new Uniforms()
+    .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
+    .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
+  gpu.dispatch(
+    kernel,
+    u,
+    [q.buffer, k.buffer, v.buffer, out.buffer],
+    [Math.ceil(s.nq / FLASH_BR), s.b * s.h, t.chunks],
+    { flops: attentionFlops(s), bytes: 2 * (q.bytes + k.bytes) + v.bytes * t.chunks },
+  );
+}
+
+function partitioned(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  s: Shape,
+  scale: number,
+  causal: boolean,
+): void {
+  const gpu = q.gpu;
+  const t = headTiles(s.d);
+  const partial = `attention_partitioned_partial_${q.dtype}_kc${t.kc4}_dn${t.dn}`;
+  const combine = `attention_partitioned_combine_${q.dtype}`;
+  const stage = Math.max((PART_BR + PART_BC) * (t.kc4 + 1) * 4, PART_VC * 8 * t.dn);
+  const mem = smemLayout(gpu, partial, stage, PART_BR * (PART_PW + 1), PART_BR * 8);
+  const src = kernelSource("attention_partitioned.wgsl");
+  const kPartial = gpu.kernel(partial, () =>
+    specialize(src, {
+      T: q.dtype,
+      PARTIAL: true,
+      KC4: t.kc4,
+      DN: t.dn,
+      A: mem.a,
+      RED: mem.red,
+      SMV: mem.smv,
+    }));
+  const kCombine = gpu.kernel(combine, () => specialize(src, { T: q.dtype, COMBINE: true }));
+
+  const np = Math.ceil(s.nk / PART_PW);
+  const bhAll = s.b * s.h;
+  const perBh = np * s.nq * s.d * 4;
+  const cap = Math.min(gpu.maxBinding, PARTIAL_CAP);
+  if (perBh > cap) {
+    throw new GpuError(
+      `attention: ${s.nq}×${s.nk} tokens at head dim ${s.d} need ${perBh} bytes of partitioned-softmax partials per head, over this adapter's ${cap}: use --attention flash`,
+    );
+  }
+  const nbh = Math.min(bhAll, Math.floor(cap / perBh));
+  const ml = Tensor.empty(gpu, [2, nbh, np, s.nq], "f32", "attention_partitioned_ml");
+  const op = Tensor.empty(gpu, [nbh, np, s.nq, s.d], "f32", "attention_partitioned_o");
+  const esize = bytesOf(q.dtype);
+  for (let bh0 = 0; bh0 < bhAll; bh0 += nbh) {
+    const n = Math.min(nbh, bhAll - bh0);
+    const u = new Uniforms()
+      .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
+      .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(np).u32(bh0)
+      .u32(t.chunks).u32(nbh * np * s.nq).u32(0).u32(0).buffer;
+    const frac = n / bhAll;
+    gpu.dispatch(
+      kPartial,
+      u,
+      [q.buffer, k.buffer, v.buffer, ml.buffer, op.buffer],
+      [Math.ceil(s.nq / PART_BR) * t.chunks, np, n],
+      {
+        flops: attentionFlops(s) * frac,
+        bytes: (2 * q.bytes + 2 * k.bytes) * frac + n * perBh,
+      },
+    );
+    gpu.dispatch(kCombine, u, [ml.buffer, op.buffer, out.buffer], [s.nq, n], {
+      bytes: n * perBh + n * s.nq * s.d * esize,
+    });
+  }
+  ml.release();
+  op.release();
+}
+
+function naive(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  s: Shape,
+  scale: number,
+  causal: boolean,
+): void {
+  const gpu = q.gpu;
+  const src = kernelSource("attention_naive.wgsl");
+  const kScores = gpu.kernel(
+    `attention_naive_scores_${q.dtype}`,
+    () => specialize(src, { T: q.dtype, SCORES: true }),
+  );
+  const kSoftmax = gpu.kernel("attention_naive_softmax", () => specialize(src, { SOFTMAX: true }));
+  const kPv = gpu.kernel(
+    `attention_naive_pv_${q.dtype}`,
+    () => specialize(src, { T: q.dtype, PV: true }),
+  );
+
+  // Chunks of whole heads when a head's S fits the cap, else of query rows of one head.
+  const bhAll = s.b * s.h;
+  const rowBytes = s.nk * 4;
+  const cap = Math.min(gpu.maxBinding, NAIVE_S_CAP);
+  let nbh = Math.max(1, Math.min(bhAll, Math.floor(cap / (s.nq * rowBytes))));
+  let rows = s.nq;
+  if (s.nq * rowBytes > cap) {
+    nbh = 1;
+    rows = Math.floor(cap / rowBytes / 64) * 64;
+    if (rows < 64) throw new GpuError(`attention: ${s.nk} keys exceed the naive kernel's limit`);
+  }
+  const sBuf = Tensor.empty(gpu, [nbh, rows, s.nk], "f32", "attention_naive_s");
+  const esize = bytesOf(q.dtype);
+  for (let bh0 = 0; bh0 < bhAll; bh0 += nbh) {
+    const n = Math.min(nbh, bhAll - bh0);
+    for (let i0 = 0; i0 < s.nq; i0 += rows) {
+      const r = Math.min(rows, s.nq - i0);
+      const u = new Uniforms()
+        .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
+        .f32(scale).u32(causal ? 1 : 0).u32(bh0).u32(i0)
+        .u32(r).u32(0).u32(0).u32(0).buffer;
+      const sBytes = n * r * rowBytes;
+      const mm = 2 * n * r * s.nk * s.d;
+      gpu.dispatch(
+        kScores,
+        u,
+        [q.buffer, k.buffer, sBuf.buffer],
+        [Math.ceil(s.nk / 64), Math.ceil(r / 64), n],
+        { flops: mm, bytes: sBytes + n * (r + s.nk) * s.d * esize },
+      );
+      gpu.dispatch(kSoftmax, u, [sBuf.buffer], [r, n], { bytes: 3 * sBytes });
+      gpu.dispatch(
+        kPv,
+        u,
+        [sBuf.buffer, v.buffer, out.buffer],
+        [Math.ceil(s.d / 64), Math.ceil(r / 64), n],
+        { flops: mm, bytes: sBytes + n * (r + s.nk) * s.d * esize },
+      );
+    }
+  }
+  sBuf.release();
+}

@@ -1,0 +1,219 @@
+import { assert, assertRejects } from "../src/std/assert.ts";
+import type { DType, Gpu } from "../src/gpu/device.ts";
+import { Tensor } from "../src/gpu/tensor.ts";
+import { attention } from "../src/ops/attention.ts";
+import { setVariants, type Variants } from "../src/ops/variants.ts";
+import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
+
+/**
+ * CPU reference (f64): out[b, i, h·d + c] = Σ_j softmax_j(q_h[i]·k_h[j]·scale + mask) v_h[j, c],
+ * for the query rows `rows` only (all when omitted). Returns [B, rows.length, H·d].
+ */
+function attentionRef(
+  q: Float32Array, // [B, Nq, H·d]
+  k: Float32Array, // [B, Nk, H·d]
+  v: Float32Array, // [B, Nk, H·d]
+  b: number,
+  nq: number,
+  nk: number,
+  heads: number,
+  d: number,
+  causal: boolean,
+  rows: number[],
+): Float32Array {
+  const ld = heads * d;
+  const scale = 1 / Math.sqrt(d);
+  const out = new Float32Array(b * rows.length * ld);
+  const s = new Float64Array(nk);
+  for (let bi = 0; bi < b; bi++) {
+    for (let h = 0; h < heads; h++) {
+      for (let ri = 0; ri < rows.length; ri++) {
+        const i = rows[ri];
+        const qo = (bi * nq + i) * ld + h * d;
+        let m = -Infinity;
+        for (let j = 0; j < nk; j++) {
+          if (causal && j > i) {
+            s[j] = -Infinity;
+            continue;
+          }
+          const ko = (bi * nk + j) * ld + h * d;
+          let dot = 0;
+          for (let c = 0; c < d; c++) dot += q[qo + c] * k[ko + c];
+          s[j] = dot * scale;
+          if (s[j] > m) m = s[j];
+        }
+        let l = 0;
+        for (let j = 0; j < nk; j++) {
+          s[j] = Math.exp(s[j] - m);
+          l += s[j];
+        }
+        const oo = (bi * rows.length + ri) * ld + h * d;
+        for (let c = 0; c < d; c++) {
+          let acc = 0;
+          for (let j = 0; j < nk; j++) {
+            if (s[j] !== 0) acc += s[j] * v[(bi * nk + j) * ld + h * d + c];
+          }
+          out[oo + c] = acc / l;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Picks `rows` of a [B, Nq, C] array. */
+function pickRows(x: Float32Array, b: number, nq: number, c: number, rows: number[]): Float32Array {
+  const out = new Float32Array(b * rows.length * c);
+  for (let bi = 0; bi < b; bi++) {
+    rows.forEach((i, ri) => {
+      out.set(x.subarray((bi * nq + i) * c, (bi * nq + i + 1) * c), (bi * rows.length + ri) * c);
+    });
+  }
+  return out;
+}
+
+const roundF16 = (x: Float32Array) => Float32Array.from(new Float16Array(x));
+
+interface Case {
+  name: string;
+  b: number;
+  nq: number;
+  nk: number;
+  heads: number;
+  d: number;
+  causal?: boolean;
+  /** Scale of q's values (larger: peakier softmax). */
+  qScale?: number;
+  /** Check this many random query rows only (the CPU reference is slow at SD sizes). */
+  sampleRows?: number;
+}
+
+const VARIANTS: Variants["attention"][] = ["naive", "partitioned", "flash"];
+
+async function runCase(gpu: Gpu, c: Case): Promise<string[]> {
+  const ch = c.heads * c.d;
+  const q32 = randomData(c.b * c.nq * ch, 11, c.qScale ?? 2);
+  const k32 = randomData(c.b * c.nk * ch, 12);
+  const v32 = randomData(c.b * c.nk * ch, 13);
+  let rows = [...Array(c.nq).keys()];
+  if (c.sampleRows !== undefined && c.sampleRows < c.nq) {
+    const pick = randomData(c.sampleRows, 14);
+    rows = [...new Set([0, c.nq - 1, ...[...pick].map((x) => Math.floor((x + 1) / 2 * c.nq))])]
+      .sort((a, b) => a - b);
+  }
+  const lines: string[] = [];
+  for (const dtype of ["f32", "f16"] as DType[]) {
+    if (dtype === "f16" && !gpu.hasF16) continue;
+    const [qr, kr, vr] = dtype === "f16"
+      ? [roundF16(q32), roundF16(k32), roundF16(v32)]
+      : [q32, k32, v32];
+    const ref = attentionRef(qr, kr, vr, c.b, c.nq, c.nk, c.heads, c.d, !!c.causal, rows);
+    const q = Tensor.from(gpu, q32, [c.b, c.nq, ch], dtype);
+    const k = Tensor.from(gpu, k32, [c.b, c.nk, ch], dtype);
+    const v = Tensor.from(gpu, v32, [c.b, c.nk, ch], dtype);
+    const tol = dtype === "f32" ? 1e-5 : 1e-2;
+    const errs: string[] = [];
+    for (const variant of VARIANTS) {
+      setVariants(gpu, { attention: variant });
+      const t0 = performance.now();
+      const out = attention(q, k, v, c.heads, { causal: c.causal });
+      const all = await out.read();
+      const ms = performance.now() - t0;
+      out.release();
+      assert(all.length === c.b * c.nq * ch, `${c.name}: output size`);
+      const got = pickRows(all, c.b, c.nq, ch, rows);
+      const e = relL2(got, ref);
+      errs.push(`${variant} ${e.toExponential(1)} (max abs ${maxAbs(got, ref).toExponential(1)}, ${
+        ms.toFixed(0)
+      } ms)`);
+      assert(
+        e < tol,
+        `${c.name} ${variant} ${dtype}: rel L2 ${e} ≥ ${tol} vs the CPU reference`,
+      );
+    }
+    q.release();
+    k.release();
+    v.release();
+    lines.push(`  ${c.name} ${dtype}: ${errs.join("; ")}`);
+  }
+  setVariants(gpu, { attention: "flash" });
+  return lines;
+}
+
+function caseTest(c: Case): void {
+  Deno.test({
+    name: `attention: ${c.name} — naive, partitioned, flash in f32 and f16 vs CPU`,
+    ignore: !hasGpu,
+    async fn() {
+      const gpu = (await testGpu())!;
+      const lines = await runCase(gpu, c);
+      console.log(lines.join("\n"));
+    },
+  });
+}
+
+caseTest({ name: "odd small 2×5×7, 2 heads, d 3", b: 2, nq: 5, nk: 7, heads: 2, d: 3 });
+caseTest({
+  name: "odd small causal 2×5×7, 2 heads, d 3",
+  b: 2,
+  nq: 5,
+  nk: 7,
+  heads: 2,
+  d: 3,
+  causal: true,
+});
+caseTest({
+  name: "CLIP causal 2×77×77, 12 heads, d 64 (peaky logits)",
+  b: 2,
+  nq: 77,
+  nk: 77,
+  heads: 12,
+  d: 64,
+  causal: true,
+  qScale: 6,
+});
+caseTest({ name: "d 16, 1×100×130, 4 heads", b: 1, nq: 100, nk: 130, heads: 4, d: 16 });
+caseTest({ name: "VAE-like d 512, 1 head, 64×64", b: 1, nq: 64, nk: 64, heads: 1, d: 512 });
+caseTest({ name: "d 160, 8 heads, 256×256", b: 1, nq: 256, nk: 256, heads: 8, d: 160 });
+caseTest({
+  name: "SD cross-attention 8 heads × 4096 × 77, d 40",
+  b: 1,
+  nq: 4096,
+  nk: 77,
+  heads: 8,
+  d: 40,
+  sampleRows: 256,
+});
+caseTest({
+  name: "SD self-attention 8 heads × 1024 × 1024, d 80",
+  b: 1,
+  nq: 1024,
+  nk: 1024,
+  heads: 8,
+  d: 80,
+  sampleRows: 64,
+});
+caseTest({
+  name: "SD self-attention 8 heads × 4096 × 4096, d 40",
+  b: 1,
+  nq: 4096,
+  nk: 4096,
+  heads: 8,
+  d: 40,
+  sampleRows: 64,
+});
+
+Deno.test({
+  name: "attention: rejects mismatched shapes and head dims over 512",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const q = Tensor.from(gpu, new Float32Array(2 * 3 * 8), [2, 3, 8], "f32");
+    const k = Tensor.from(gpu, new Float32Array(2 * 4 * 6), [2, 4, 6], "f32");
+    const big = Tensor.from(gpu, new Float32Array(1024), [1, 1, 1024], "f32");
+    await assertRejects(() => attention(q, k, k, 2), "batch and channels");
+    await assertRejects(() => attention(q, q, q, 3), "split evenly");
+    await assertRejects(() => attention(big, big, big, 1), "exceeds 512");
+    for (const t of [q, k, big]) t.release();
+  },
+});
