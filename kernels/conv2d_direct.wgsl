@@ -17,8 +17,8 @@
 // Tiles (specialization): 128×128 (TM = TN = 8), 64×128, 64×64 (TM = TN = 4), and 16×256 (TY = 4,
 // TX = 64) for convolutions with few output channels (conv_out: 3 or 4 channels).
 //
-// Epilogue: y = act(acc + bias[o] + residual[b, o, n]) — bias and residual optional (fusion
-// specializations BIAS, RESIDUAL), act = identity or SiLU (SILU).
+// Epilogue: y = act(acc + bias[o]) + residual[b, o, n] — bias and residual optional (fusion
+// specializations BIAS, RESIDUAL), act = identity or SiLU (SILU); the same order as matmul.wgsl.
 //
 // Precision: T (f32 | f16) is the storage type of x, w, bias, residual and y. Values are widened to
 // f32 when loaded into workgroup memory; products and sums are f32; one rounding to T on store.
@@ -148,11 +148,11 @@ fn store_block(c: mat4x4<f32>, o: u32, n: u32, b: u32) {
     for (var l = 0u; l < 4u; l++) {
       if (n + l < p.N) {
         var v = row[l] + bo;
-#if RESIDUAL
-        v += f32(res[yb + n + l]);
-#endif
 #if SILU
         v = v / (1.0 + exp(-v));
+#endif
+#if RESIDUAL
+        v += f32(res[yb + n + l]);
 #endif
         y[yb + n + l] = ${T}(v);
       }

@@ -24,7 +24,7 @@
 //                     TM × TN register block per invocation from vec4 reads of workgroup memory:
 //                     rows (ty + i·16)·4 + 0..3, columns (tx + j·16)·4 + 0..3. Tiles 128×128
 //                     (TM = TN = 8), 64×128, 64×64.
-//   OUTPUT_TRANSFORM  y[b, o, 2ty + r, 2tx + q] = act((Aᵀ m A)[r][q] + bias[o] + residual), m[ξ] =
+//   OUTPUT_TRANSFORM  y[b, o, 2ty + r, 2tx + q] = act((Aᵀ m A)[r][q] + bias[o]) + residual, m[ξ] =
 //                     M[ξ][o][p]; one invocation per (p, o); grid (⌈Pc/64⌉, O).
 //
 // Precision: T (f32 | f16) is the storage type of x, w, bias, residual, y and U. U = G g Gᵀ only
@@ -88,6 +88,32 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(1) var<storage, read> x: array<${T}>;         // [B, C, H, W]
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [16, Cp, Pp]
 
+// x[row + ix] widened to f32, 0 left or right of the image.
+fn load_x(row: u32, ix: i32) -> f32 {
+  if (ix >= 0 && ix < i32(p.W)) {
+    return f32(x[row + u32(ix)]);
+  }
+  return 0.0;
+}
+
+// Row iy, columns x0 … x0 + 3 of the channel plane at base, 0 outside the image.
+fn load_row(base: u32, iy: i32, x0: i32) -> vec4<f32> {
+  if (iy < 0 || iy >= i32(p.H)) {
+    return vec4<f32>(0.0);
+  }
+  let row = base + u32(iy) * p.W;
+  return vec4<f32>(load_x(row, x0), load_x(row, x0 + 1), load_x(row, x0 + 2), load_x(row, x0 + 3));
+}
+
+// Row r of V = t B for the row e of t = Bᵀ d: V[4r … 4r + 3] at idx, idx + step, … .
+fn store_v(e: vec4<f32>, idx: u32, step: u32) {
+  v[idx] = e.x - e.z;
+  v[idx + step] = e.y + e.z;
+  v[idx + 2u * step] = e.z - e.y;
+  v[idx + 3u * step] = e.y - e.w;
+}
+
+// Written out without loops over function-scope arrays, so that d and t stay in registers.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let pl = gid.x;  // tile within the chunk
@@ -96,7 +122,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let pg = p.p0 + pl;
-  var d: array<vec4<f32>, 4>;
+  var d0 = vec4<f32>(0.0);
+  var d1 = vec4<f32>(0.0);
+  var d2 = vec4<f32>(0.0);
+  var d3 = vec4<f32>(0.0);
   if (c < p.C && pl < p.Pc && pg < p.P) {
     let tw = (p.W + 1u) / 2u;
     let th = (p.H + 1u) / 2u;
@@ -105,31 +134,18 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let y0 = i32(rem / tw) * 2 - 1;
     let x0 = i32(rem % tw) * 2 - 1;
     let base = (b * p.C + c) * p.H * p.W;
-    for (var r = 0; r < 4; r++) {
-      let iy = y0 + r;
-      if (iy < 0 || iy >= i32(p.H)) {
-        continue;
-      }
-      let rowb = base + u32(iy) * p.W;
-      var row = vec4<f32>(0.0);
-      for (var q = 0; q < 4; q++) {
-        let ix = x0 + q;
-        if (ix >= 0 && ix < i32(p.W)) {
-          row[q] = f32(x[rowb + u32(ix)]);
-        }
-      }
-      d[r] = row;
-    }
+    d0 = load_row(base, y0, x0);
+    d1 = load_row(base, y0 + 1, x0);
+    d2 = load_row(base, y0 + 2, x0);
+    d3 = load_row(base, y0 + 3, x0);
   }
-  // t = Bᵀ d (rows), then V = t B (columns).
-  let t = array<vec4<f32>, 4>(d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]);
-  for (var r = 0u; r < 4u; r++) {
-    let e = t[r];
-    let row = vec4<f32>(e.x - e.z, e.y + e.z, e.z - e.y, e.y - e.w);
-    for (var q = 0u; q < 4u; q++) {
-      v[((4u * r + q) * p.Cp + c) * p.Pp + pl] = row[q];
-    }
-  }
+  // t = Bᵀ d (rows), then V = t B (columns); ξ = 4·row + column is Cp·Pp elements apart.
+  let step = p.Cp * p.Pp;
+  let idx = c * p.Pp + pl;
+  store_v(d0 - d2, idx, step);
+  store_v(d1 + d2, idx + 4u * step, step);
+  store_v(d2 - d1, idx + 8u * step, step);
+  store_v(d1 - d3, idx + 12u * step, step);
 }
 #endif
 
@@ -268,6 +284,27 @@ fn main(
 #endif
 @group(0) @binding(${BIND_Y}) var<storage, read_write> y: array<${T}>;  // [B, O, H, W]
 
+// Row r of the 4 × 4 tile m: M[4r … 4r + 3] at idx, idx + step, … .
+fn load_m(idx: u32, step: u32) -> vec4<f32> {
+  return vec4<f32>(m[idx], m[idx + step], m[idx + 2u * step], m[idx + 3u * step]);
+}
+
+// Epilogue of one output pixel (inside the image when ok).
+fn store_y(val: f32, bo: f32, idx: u32, ok: bool) {
+  if (!ok) {
+    return;
+  }
+  var v = val + bo;
+#if SILU
+  v = v / (1.0 + exp(-v));
+#endif
+#if RESIDUAL
+  v += f32(res[idx]);
+#endif
+  y[idx] = ${T}(v);
+}
+
+// Written out without loops over function-scope arrays, so that m and Y stay in registers.
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let pl = gid.x;
@@ -276,19 +313,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (pl >= p.Pc || pg >= p.P) {
     return;
   }
-  var mt: array<vec4<f32>, 4>;
-  for (var r = 0u; r < 4u; r++) {
-    for (var q = 0u; q < 4u; q++) {
-      mt[r][q] = m[((4u * r + q) * p.Op + o) * p.Pp + pl];
-    }
-  }
+  let step = p.Op * p.Pp;
+  let idx = o * p.Pp + pl;
+  let m0 = load_m(idx, step);
+  let m1 = load_m(idx + 4u * step, step);
+  let m2 = load_m(idx + 8u * step, step);
+  let m3 = load_m(idx + 12u * step, step);
   // a = Aᵀ m (2 × 4), then Y = a A (2 × 2).
-  let a0 = mt[0] + mt[1] + mt[2];
-  let a1 = mt[1] - mt[2] - mt[3];
-  let yt = array<vec2<f32>, 2>(
-    vec2<f32>(a0.x + a0.y + a0.z, a0.y - a0.z - a0.w),
-    vec2<f32>(a1.x + a1.y + a1.z, a1.y - a1.z - a1.w),
-  );
+  let a0 = m0 + m1 + m2;
+  let a1 = m1 - m2 - m3;
 #if BIAS
   let bo = f32(bias[o]);
 #else
@@ -300,21 +333,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let rem = pg % (tw * th);
   let oy = (rem / tw) * 2u;
   let ox = (rem % tw) * 2u;
-  let base = (b * p.O + o) * p.H * p.W;
-  for (var r = 0u; r < 2u; r++) {
-    for (var q = 0u; q < 2u; q++) {
-      if (oy + r < p.H && ox + q < p.W) {
-        let idx = base + (oy + r) * p.W + ox + q;
-        var val = yt[r][q] + bo;
-#if RESIDUAL
-        val += f32(res[idx]);
-#endif
-#if SILU
-        val = val / (1.0 + exp(-val));
-#endif
-        y[idx] = ${T}(val);
-      }
-    }
-  }
+  let i0 = ((b * p.O + o) * p.H + oy) * p.W + ox;
+  let right = ox + 1u < p.W;
+  let below = oy + 1u < p.H;
+  store_y(a0.x + a0.y + a0.z, bo, i0, true);
+  store_y(a0.y - a0.z - a0.w, bo, i0 + 1u, right);
+  store_y(a1.x + a1.y + a1.z, bo, i0 + p.W, below);
+  store_y(a1.y - a1.z - a1.w, bo, i0 + p.W + 1u, right && below);
 }
 #endif

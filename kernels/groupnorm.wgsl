@@ -12,13 +12,14 @@
 //       registers, mean (workgroup sum), variance as Σ(x−mean)² of the same registers (exact
 //       two-pass, no E[x²]−E[x]² cancellation), normalize, γ/β, SiLU, store. Reads x once.
 //   SPLIT_STATS   groupnorm_split_stats_<T>_v<VEC>            grid [P, B·G]
-//       Larger groups: P = ⌈N/(WG·VPT·VEC)⌉ chunks per group. Each workgroup writes its chunk's
-//       (mean, M2 = Σ(x−mean)²), both two-pass over registers, to partials[(gi·P + p)·2 ..].
+//       Larger groups: P = ⌈N/(WG·VPT·VEC)⌉ chunks per group. Each invocation computes the exact
+//       (count, mean, M2 = Σ(x−mean)²) of its VPT units in registers; one tree merges them with
+//       Chan et al.'s pairwise update; the chunk's (mean, M2) goes to partials[gi·P + p].
 //   SPLIT_APPLY   groupnorm_split_apply_<T>_v<VEC>[_silu]    grid [P, B·G]
-//       Each workgroup first combines its group's P partials (Chan et al.: mean = Σnₚmₚ/N,
-//       M2 = ΣM2ₚ + Σnₚ(mₚ−mean)², each a workgroup reduction), then normalizes its own chunk with
-//       γ/β and SiLU. Together with SPLIT_STATS: x read twice, y written once, no normalized
-//       intermediate (the partials are 2 f32 per 4096 values).
+//       Each workgroup loads its chunk into registers first (the loads overlap the combine),
+//       combines its group's P partials in one shifted reduction (see the kernel), then
+//       normalizes with γ/β and SiLU. Together with SPLIT_STATS: x read twice, y written once,
+//       no normalized intermediate (the partials are 2 f32 per chunk).
 //   NAIVE_STATS / NAIVE_NORMALIZE / NAIVE_AFFINE   groupnorm_naive_{stats,normalize,affine}_…
 //       The unfused baseline: one workgroup per group loops over it twice (mean, then Σ(x−mean)²)
 //       and writes (mean, rstd); an elementwise pass writes x̂ = (x−mean)·rstd; another writes
@@ -157,6 +158,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 #endif
 
 #if SPLIT_STATS
+var<workgroup> chan: array<vec3<f32>, WG>;  // (count, mean, M2) per invocation, then per subtree
+
+// Chan et al.'s pairwise update: the statistics of the union of two disjoint sets.
+fn chan_merge(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
+  let n = a.x + b.x;
+  if (n == 0.0) { return a; }
+  let d = b.y - a.y;
+  let f = b.x / n;
+  return vec3<f32>(n, a.y + d * f, a.z + b.z + d * d * a.x * f);
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let chunk = wid.x;
@@ -164,58 +176,88 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let start = chunk * CHUNK;
   let count = min(CHUNK, p.nu - start);  // units in this chunk
   let base = gi * p.nu + start;
+  // This invocation's units, exact two-pass in registers (no barrier).
   var v: array<VF, VPT>;
   var s = 0.0;
+  var n = 0.0;
   for (var k = 0u; k < VPT; k++) {
     let u = lid + k * WG;
     v[k] = VF(0.0);
     if (u < count) {
       v[k] = VF(x[base + u]);
       s += hsum(v[k]);
+      n += f32(VEC);
     }
   }
-  let mean = wg_sum(s, lid) / f32(count * VEC);
+  let m = select(0.0, s / n, n > 0.0);
   var q = 0.0;
   for (var k = 0u; k < VPT; k++) {
     if (lid + k * WG < count) {
-      let d = v[k] - VF(mean);
+      let d = v[k] - VF(m);
       q += hsum(d * d);
     }
   }
-  let m2 = wg_sum(q, lid);
-  if (lid == 0u) { partials[gi * p.chunks + chunk] = vec2<f32>(mean, m2); }
+  // One tree over the workgroup, merging (count, mean, M2) with Chan's update.
+  chan[lid] = vec3<f32>(n, m, q);
+  workgroupBarrier();
+  for (var w = WG / 2u; w > 0u; w >>= 1u) {
+    if (lid < w) { chan[lid] = chan_merge(chan[lid], chan[lid + w]); }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { partials[gi * p.chunks + chunk] = chan[0].yz; }
 }
 #endif
 
 #if SPLIT_APPLY
+var<workgroup> red2: array<vec2<f32>, WG>;
+
+// Sum of a vec2 over the workgroup; every invocation gets the result.
+fn wg_sum2(v: vec2<f32>, lid: u32) -> vec2<f32> {
+  red2[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red2[lid] += red2[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red2[0];
+  workgroupBarrier();
+  return r;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let chunk = wid.x;
   let gi = wid.y;
-  // Combine the group's partials: nₚ = elements of chunk i (the last one may be short).
-  var s = 0.0;
-  for (var i = lid; i < p.chunks; i += WG) {
-    let n_i = f32(min(CHUNK, p.nu - i * CHUNK) * VEC);
-    s += n_i * partials[gi * p.chunks + i].x;
-  }
-  let mean = wg_sum(s, lid) * p.inv_n;
-  var q = 0.0;
-  for (var i = lid; i < p.chunks; i += WG) {
-    let n_i = f32(min(CHUNK, p.nu - i * CHUNK) * VEC);
-    let pm = partials[gi * p.chunks + i];
-    let d = pm.x - mean;
-    q += pm.y + n_i * d * d;
-  }
-  let rstd = inverseSqrt(wg_sum(q, lid) * p.inv_n + p.eps);
   let start = chunk * CHUNK;
   let count = min(CHUNK, p.nu - start);
   let base = gi * p.nu + start;
+  // Issue this chunk's loads first so they are in flight during the combine below.
+  var v: array<VF, VPT>;
+  for (var k = 0u; k < VPT; k++) {
+    let u = lid + k * WG;
+    v[k] = VF(0.0);
+    if (u < count) { v[k] = VF(x[base + u]); }
+  }
+  // Combine the group's partials in one reduction, shifted by K = the first chunk's mean:
+  // with dᵢ = mᵢ − K, mean = K + Σnᵢdᵢ/N and M2 = Σ(M2ᵢ + nᵢdᵢ²) − (Σnᵢdᵢ)²/N. Since
+  // n₀(m₀ − mean)² ≤ M2, the cancellation in the last step loses at most log2(P) bits.
+  let shift = partials[gi * p.chunks].x;
+  var acc = vec2<f32>(0.0);
+  for (var i = lid; i < p.chunks; i += WG) {
+    let n_i = f32(min(CHUNK, p.nu - i * CHUNK) * VEC);
+    let pm = partials[gi * p.chunks + i];
+    let d = pm.x - shift;
+    acc += vec2<f32>(n_i * d, pm.y + n_i * d * d);
+  }
+  let tot = wg_sum2(acc, lid);
+  let dm = tot.x * p.inv_n;
+  let mean = shift + dm;
+  let rstd = inverseSqrt(max(tot.y * p.inv_n - dm * dm, 0.0) + p.eps);
   let c0 = (gi % p.groups) * p.cpg;
   for (var k = 0u; k < VPT; k++) {
     let u = lid + k * WG;
     if (u < count) {
-      let xv = VF(x[base + u]);
-      y[base + u] = VT(affine((xv - VF(mean)) * rstd, c0 + (start + u) / p.su));
+      y[base + u] = VT(affine((v[k] - VF(mean)) * rstd, c0 + (start + u) / p.su));
     }
   }
 }

@@ -301,6 +301,11 @@ fn load_b(bb: u32, k: u32, n: u32) -> vec4<${S}> {
 }
 #endif
 
+// Epilogue of one accumulator vec4 (rows ≥ M and columns ≥ N are not stored).
+fn store4(cb: u32, m: u32, n: u32, h: vec4<${S}>, g: vec4<${S}>) {
+  if (m < p.M && n < p.N) { finish(cb, m, n, vec4<f32>(h), vec4<f32>(g), 4u); }
+}
+
 @compute @workgroup_size(${WX}, ${WY})
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -312,7 +317,11 @@ fn main(
   let ab = wg.z * p.batch_a;
   let bb = wg.z * p.batch_b;
 
+#if UNROLL
+${ACC_DECL}
+#else
   var acc: array<array<vec4<${S}>, TN4>, TM>;
+#endif
   var pa: array<vec4<${S}>, A_LOADS>;
   var pb: array<vec4<${S}>, B_LOADS>;
 
@@ -368,6 +377,11 @@ fn main(
       }
     }
 
+#if UNROLL
+    for (var kk = 0u; kk < BK4; kk++) {
+${MAC}
+    }
+#else
     for (var kk = 0u; kk < BK4; kk++) {
       var a: array<vec4<${S}>, TM>;
       for (var i = 0u; i < TM; i++) {
@@ -382,11 +396,16 @@ fn main(
         }
       }
     }
+#endif
   }
 
   // Epilogue: invocation (tx, ty) holds accumulator vec4 columns tx + j·WX; with GEGLU the first
   // TN4/2 are hidden columns and the last TN4/2 the gate columns of the same outputs.
   let cb = wg.z * p.batch_c;
+#if UNROLL
+${EPILOGUE}
+}
+#else
   for (var i = 0u; i < TM; i++) {
     let m = m0 + lid.y + i * WY;
     if (m >= p.M) { continue; }
@@ -407,5 +426,6 @@ fn main(
 #endif
   }
 }
+#endif
 #endif
 #endif

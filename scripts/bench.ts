@@ -27,6 +27,7 @@ const { values: args } = parseArgs({
     tokenizer: { type: "string" },
     only: { type: "string" },
     json: { type: "boolean", default: false },
+    profile: { type: "boolean", default: false },
   },
 });
 
@@ -64,7 +65,7 @@ function defaultTokenizerDir(): string {
 }
 
 const size = Number(args.size), steps = Number(args.steps), guidance = Number(args.guidance);
-const gpu = await Gpu.create();
+const gpu = await Gpu.create({ profile: args.profile });
 const precision = (args.precision ?? (gpu.hasF16 ? "f16" : "f32")) as "f16" | "f32";
 const t0 = performance.now();
 const sd = await StableDiffusion.load(gpu, {
@@ -117,7 +118,17 @@ for (const [i, c] of CONFIGS.entries()) {
   await runOnce(); // warm-up: compiles this configuration's kernels
   gpu.trimPool();
   gpu.resetPeak();
+  gpu.profiler?.reset();
   const r = await runOnce();
+  if (gpu.profiler) {
+    const stats = gpu.profiler.stats();
+    const total = stats.reduce((a, s) => a + s.ms, 0);
+    console.error(`GPU time by kernel (${c.name}), total ${total.toFixed(0)} ms:`);
+    for (const s of stats.slice(0, 25)) {
+      const rate = s.flops ? `${(s.flops / s.ms / 1e9).toFixed(2)} TFLOP/s` : s.bytes ? `${(s.bytes / s.ms / 1e6).toFixed(0)} GB/s` : "";
+      console.error(`  ${s.name.padEnd(48)} ${String(s.calls).padStart(6)} ${s.ms.toFixed(1).padStart(9)} ms ${(100 * s.ms / total).toFixed(1).padStart(5)}%  ${rate}`);
+    }
+  }
   rows.push({ config: c.name, ...r, peakGB: gpu.peakBytes / 1e9 });
   console.error(`${c.name}: ${r.totalMs.toFixed(0)} ms`);
 }

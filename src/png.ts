@@ -35,15 +35,16 @@ const SIGNATURE_BYTES = 8;
 const IHDR_CHUNK_BYTES = 4 + 4 + 13 + 4;
 
 /**
- * Float RGB in [0, 1] (H×W×3, row-major) → bytes, as diffusers' `numpy_to_pil` does it:
- * `(x * 255).round()` (numpy rounds half to even), values clamped to [0, 255].
+ * Float RGB in [0, 1] (H×W×3, row-major) → bytes, as diffusers' `numpy_to_pil` does it on float32
+ * arrays: `(x * 255).round()` — the product rounded to f32, then to the nearest integer with
+ * halves to even (numpy) — clamped to [0, 255].
  */
 export function toRgb8(pixels: Float32Array): Uint8Array {
   const out = new Uint8Array(pixels.length);
   for (let i = 0; i < pixels.length; i++) {
-    const x = Math.min(255, Math.max(0, pixels[i] * 255));
+    const x = Math.min(255, Math.max(0, Math.fround(pixels[i] * 255)));
     let r = Math.round(x);
-    if (r - x === 0.5 && r % 2 === 1) r -= 1; // half to even
+    if (r - x === 0.5 && r % 2 === 1) r -= 1; // a tie: numpy rounds to even
     out[i] = r;
   }
   return out;

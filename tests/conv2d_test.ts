@@ -31,9 +31,7 @@ interface Data {
 }
 
 function pads(c: Case): [number, number, number, number] {
-  return typeof c.padding === "number"
-    ? [c.padding, c.padding, c.padding, c.padding]
-    : c.padding;
+  return typeof c.padding === "number" ? [c.padding, c.padding, c.padding, c.padding] : c.padding;
 }
 
 function roundTo(dtype: DType, a: Float32Array): Float32Array {
@@ -56,7 +54,7 @@ function makeData(c: Case, dtype: DType, seed: number): Data {
   };
 }
 
-/** CPU reference (f64 sums) of output element (n, o, oy, ox): act(conv + bias + residual). */
+/** CPU reference (f64 sums) of output element (n, o, oy, ox): act(conv + bias) + residual. */
 function refAt(c: Case, d: Data, n: number, o: number, oy: number, ox: number): number {
   const [pt, , pl] = pads(c);
   let s = d.b ? d.b[o] : 0;
@@ -72,8 +70,8 @@ function refAt(c: Case, d: Data, n: number, o: number, oy: number, ox: number): 
       }
     }
   }
-  if (d.r) s += d.r[((n * c.O + o) * d.OH + oy) * d.OW + ox];
-  return c.silu ? s / (1 + Math.exp(-s)) : s;
+  if (c.silu) s = s / (1 + Math.exp(-s));
+  return d.r ? s + d.r[((n * c.O + o) * d.OH + oy) * d.OW + ox] : s;
 }
 
 /** Runs a case on the GPU and returns the whole output (f32). */
@@ -221,17 +219,57 @@ const SMALL: Case[] = [
     silu: true,
   },
   // Several K steps, partial tiles, channel counts that are not multiples of the tiles.
-  { name: "3x3 s1 p1 B2 C19 O72 17x33", B: 2, C: 19, O: 72, H: 17, W: 33, k: 3, stride: 1, padding: 1 },
-  { name: "3x3 s1 p1 C24 O128 40x40", B: 1, C: 24, O: 128, H: 40, W: 40, k: 3, stride: 1, padding: 1 },
+  {
+    name: "3x3 s1 p1 B2 C19 O72 17x33",
+    B: 2,
+    C: 19,
+    O: 72,
+    H: 17,
+    W: 33,
+    k: 3,
+    stride: 1,
+    padding: 1,
+  },
+  {
+    name: "3x3 s1 p1 C24 O128 40x40",
+    B: 1,
+    C: 24,
+    O: 128,
+    H: 40,
+    W: 40,
+    k: 3,
+    stride: 1,
+    padding: 1,
+  },
   { name: "1x1 s2 C21 O40 9x11", B: 1, C: 21, O: 40, H: 9, W: 11, k: 1, stride: 2, padding: 0 },
   // Winograd in two chunks of tiles (V would pass 128 MiB in one).
-  { name: "3x3 s1 p1 C3 O4 390x386", B: 1, C: 3, O: 4, H: 390, W: 386, k: 3, stride: 1, padding: 1 },
+  {
+    name: "3x3 s1 p1 C3 O4 390x386",
+    B: 1,
+    C: 3,
+    O: 4,
+    H: 390,
+    W: 386,
+    k: 3,
+    stride: 1,
+    padding: 1,
+  },
 ];
 
 /** SD-sized shapes (llvmpipe runs about 8 GFLOP/s: direct-conv FLOP counts kept below ~15). */
 const SD: Case[] = [
   // UNet down_blocks.0 ResNet conv at 512×512 (64×64 latents), batch 2 as with guidance.
-  { name: "3x3 320->320 B2 64x64", B: 2, C: 320, O: 320, H: 64, W: 64, k: 3, stride: 1, padding: 1 },
+  {
+    name: "3x3 320->320 B2 64x64",
+    B: 2,
+    C: 320,
+    O: 320,
+    H: 64,
+    W: 64,
+    k: 3,
+    stride: 1,
+    padding: 1,
+  },
   // VAE mid/up_blocks.0 conv: 512→512 at 32×32 (the decoder runs it at 64×64 and 128×128; 128×128
   // is 77 GFLOP, too slow for the software adapter), with the ResNet skip fused.
   {
@@ -247,8 +285,28 @@ const SD: Case[] = [
     residual: true,
   },
   // UNet downsampler (stride 2) and a ResNet 1×1 shortcut.
-  { name: "3x3 s2 320->320 B2 64x64", B: 2, C: 320, O: 320, H: 64, W: 64, k: 3, stride: 2, padding: 1 },
-  { name: "1x1 640->320 B2 32x32", B: 2, C: 640, O: 320, H: 32, W: 32, k: 1, stride: 1, padding: 0 },
+  {
+    name: "3x3 s2 320->320 B2 64x64",
+    B: 2,
+    C: 320,
+    O: 320,
+    H: 64,
+    W: 64,
+    k: 3,
+    stride: 2,
+    padding: 1,
+  },
+  {
+    name: "1x1 640->320 B2 32x32",
+    B: 2,
+    C: 640,
+    O: 320,
+    H: 32,
+    W: 32,
+    k: 1,
+    stride: 1,
+    padding: 0,
+  },
 ];
 
 Deno.test({

@@ -47,6 +47,8 @@ interface Case {
   /** Values are `mean + U(-spread, spread)`. */
   mean?: number;
   spread?: number;
+  /** Channel c gets an extra ±offset (sign alternating): groups whose chunks differ in mean. */
+  offset?: number;
   /**
    * f32 tolerance (default 1e-5). At a mean of 300 the f32 input and mean carry only about
    * ulp(300)/2 / std ≈ 3e-5 of each deviation x − mean, so 1e-4 is the bound there; a variance
@@ -67,7 +69,10 @@ async function check(
   const n = c.shape.reduce((a, d) => a * d, 1);
   const ch = c.shape[1];
   const eps = c.eps ?? 1e-5;
-  const x = randomData(n, seed, c.spread ?? 2).map((v) => v + (c.mean ?? 0));
+  const plane = n / (c.shape[0] * ch);
+  const x = randomData(n, seed, c.spread ?? 2).map((v, i) =>
+    v + (c.mean ?? 0) + (c.offset ?? 0) * (Math.floor(i / plane) % 2 ? -1 : 1)
+  );
   const gamma = randomData(ch, seed + 1, 1).map((v) => 1 + 0.5 * v);
   const beta = randomData(ch, seed + 2, 0.5);
   const out: string[] = [];
@@ -99,6 +104,8 @@ const small: Case[] = [
   { shape: [1, 4, 33, 35], groups: 2 }, // scalar units, 3 chunks, the last one short
   { shape: [1, 8, 40, 40], groups: 2 }, // vec4 units, 2 chunks, the last one short
   { shape: [3, 10], groups: 5 }, // no spatial dims (S = 1)
+  { shape: [1, 8, 40, 40], groups: 2, offset: 100 }, // chunk means ±100 apart, std ≈ 100
+  { shape: [1, 6, 48, 48], groups: 2, offset: 1000, spread: 0.01 }, // cpg = 3: unequal halves
   // tiny-sd: 8 groups (UNet at 16×16 and 8×8, VAE-like eps and a split group)
   { shape: [2, 32, 16, 16], groups: 8 },
   { shape: [2, 96, 8, 8], groups: 8 },

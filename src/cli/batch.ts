@@ -91,10 +91,7 @@ export function parseJobLine(
       }); write a plain prompt or an object like {"prompt": "a cat", "seed": 1}`,
     );
   }
-  if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
-    return fail('expected a JSON object like {"prompt": "a cat"}');
-  }
-  const o = obj as Record<string, unknown>;
+  const o = obj as Record<string, unknown>; // valid JSON starting with "{" is an object
   const unknown = Object.keys(o).filter((k) => !(JOB_FIELDS as readonly string[]).includes(k));
   if (unknown.length) {
     return fail(

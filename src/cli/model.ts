@@ -14,7 +14,7 @@ import type { ModelSource } from "../pipeline.ts";
 import { basename, extname, join, resolve } from "../std/path.ts";
 import { existsSync } from "../std/fs.ts";
 import { isVerified, stampPath } from "../weights/cache.ts";
-import { fetchModel, type FetchProgress } from "../weights/fetch.ts";
+import { fetchModel, type FetchProgress, WeightsError } from "../weights/fetch.ts";
 import {
   type FileFilter,
   loadLock,
@@ -22,7 +22,7 @@ import {
   variantFilter,
   type WeightsLock,
 } from "../weights/lock.ts";
-import { UsageError } from "./errors.ts";
+import { firstLine, RunError, UsageError } from "./errors.ts";
 
 /** The name of the synthetic model (`--model synth`). */
 export const SYNTH_MODEL = "synth";
@@ -128,8 +128,17 @@ export function unetFile(dir: string, precision: DType): string | null {
 
 const TOKENIZER_FILES: FileFilter = (f) => f.path.startsWith("tokenizer/");
 
+/** Whether `path` exists; false also when a parent is a file (a `--weights FILE` as a folder). */
+function present(path: string): boolean {
+  try {
+    return existsSync(path);
+  } catch {
+    return false;
+  }
+}
+
 function hasTokenizer(dir: string): boolean {
-  return existsSync(join(dir, "vocab.json")) && existsSync(join(dir, "merges.txt"));
+  return present(join(dir, "vocab.json")) && present(join(dir, "merges.txt"));
 }
 
 /**
@@ -153,7 +162,7 @@ export async function resolveTokenizerDir(
     return opts.tokenizer;
   }
   for (const base of [opts.config, opts.weights]) {
-    if (base !== null && existsSync(join(base, "tokenizer", "vocab.json"))) {
+    if (base !== null && hasTokenizer(join(base, "tokenizer"))) {
       return join(base, "tokenizer");
     }
   }
@@ -165,8 +174,60 @@ export async function resolveTokenizerDir(
   const lock = await loadLockFor(opts);
   const name = opts.model !== null && opts.model !== SYNTH_MODEL ? opts.model : lock.default;
   checkModelName(lock, name);
-  const dir = await fetchModel({ lock, model: name, files: TOKENIZER_FILES, ...hooks });
+  let dir: string;
+  try {
+    dir = await fetchModel({ lock, model: name, files: TOKENIZER_FILES, ...hooks });
+  } catch (e) {
+    if (e instanceof WeightsError && e.code === "offline") {
+      throw new RunError(
+        `no CLIP tokenizer here: pass --tokenizer DIR (a folder with vocab.json and merges.txt) or --config DIR with tokenizer/, or let sd fetch it: ${e.message}`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
   return join(dir, "tokenizer");
+}
+
+/**
+ * Checks the model options without loading or downloading anything: a `--weights` path exists and
+ * is a folder or a `.safetensors` file, a `--config` folder has configs, a `--model` is in the
+ * lock. Returns which kind of model they name.
+ *
+ * @throws {UsageError} naming the option and what to do
+ */
+export async function checkModelOptions(
+  opts: ModelOptions,
+): Promise<"dir" | "single" | "synth" | "locked"> {
+  if (opts.config !== null && !present(join(opts.config, "unet", "config.json"))) {
+    throw new UsageError(
+      `--config ${opts.config} has no unet/config.json; give a diffusers-layout folder`,
+    );
+  }
+  if (opts.weights !== null) {
+    const path = opts.weights;
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch (e) {
+      throw new UsageError(
+        `--weights ${path}: ${
+          e instanceof Deno.errors.NotFound ? "no such file or folder" : firstLine(e)
+        }; give a diffusers folder or a .safetensors checkpoint (or run with --model synth)`,
+      );
+    }
+    if (info.isDirectory) return "dir";
+    if (extname(path).toLowerCase() !== ".safetensors") {
+      throw new UsageError(
+        `--weights ${path} is neither a folder nor a .safetensors file; give a diffusers folder or a single-file .safetensors checkpoint`,
+      );
+    }
+    return "single";
+  }
+  if (opts.model === SYNTH_MODEL) return "synth";
+  const lock = await loadLockFor(opts);
+  checkModelName(lock, opts.model ?? lock.default);
+  return "locked";
 }
 
 /**
@@ -179,19 +240,10 @@ export async function resolveModel(
   opts: ModelOptions,
   hooks: ResolveHooks = {},
 ): Promise<ResolvedModel> {
+  const kind = await checkModelOptions(opts);
   if (opts.weights !== null) {
     const path = opts.weights;
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.stat(path);
-    } catch (e) {
-      throw new UsageError(
-        `--weights ${path}: ${
-          e instanceof Deno.errors.NotFound ? "no such file or folder" : (e as Error).message
-        }; give a diffusers folder or a .safetensors checkpoint (or run with --model synth)`,
-      );
-    }
-    if (info.isDirectory) {
+    if (kind === "dir") {
       return {
         source: { kind: "dir", dir: path },
         name: basename(resolve(path)),
@@ -200,16 +252,6 @@ export async function resolveModel(
           return f ? (await fileSha256(f)).slice(0, 10) : "unknown";
         },
       };
-    }
-    if (extname(path).toLowerCase() !== ".safetensors") {
-      throw new UsageError(
-        `--weights ${path} is neither a folder nor a .safetensors file; give a diffusers folder or a single-file .safetensors checkpoint`,
-      );
-    }
-    if (opts.config !== null && !existsSync(join(opts.config, "unet", "config.json"))) {
-      throw new UsageError(
-        `--config ${opts.config} has no unet/config.json; give a diffusers-layout folder`,
-      );
     }
     const tokenizerDir = await resolveTokenizerDir(opts, hooks);
     const digest = fileSha256(path);

@@ -50,7 +50,8 @@ function statOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.statSync(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
+    // Missing, or a path through a file: nothing there (creating it will say why it fails).
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
     throw e;
   }
 }

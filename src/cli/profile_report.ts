@@ -146,7 +146,9 @@ function rate(k: KernelRow): string {
       ? `${k.tflops.toFixed(2)} TFLOP/s`
       : `${(k.tflops * 1e3).toFixed(1)} GFLOP/s`;
   }
-  if (k.gbps !== null) return `${k.gbps.toFixed(1)} GB/s`;
+  if (k.gbps !== null) {
+    return k.gbps >= 0.1 ? `${k.gbps.toFixed(1)} GB/s` : `${(k.gbps * 1e3).toFixed(1)} MB/s`;
+  }
   return "–";
 }
 

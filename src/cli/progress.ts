@@ -69,11 +69,14 @@ export class Progress {
     this.#shown = true;
   }
 
-  /** Starts an image; `label` prefixes its step line (e.g. `[2/4] `). */
+  /**
+   * Starts an image; `label` prefixes its step lines (e.g. `[2/4] `). Nothing shows until the
+   * first step, so a warning printed meanwhile (a truncated prompt) keeps its own line.
+   */
   start(label: string): void {
+    this.clear();
     this.#label = label;
     this.#t0 = performance.now();
-    this.status(`${label}starting…`);
   }
 
   /** After denoising step `i` of `n` (1-based). */

@@ -31,7 +31,7 @@ import {
   RunError,
   UsageError,
 } from "./errors.ts";
-import { resolveModel, resolveTokenizerDir, SYNTH_MODEL } from "./model.ts";
+import { checkModelOptions, resolveModel, resolveTokenizerDir, SYNTH_MODEL } from "./model.ts";
 import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
 import { formatParameters } from "./parameters.ts";
 import {
@@ -120,6 +120,15 @@ export async function main(args: readonly string[]): Promise<number> {
     writeStderr("sd: interrupted\n");
     Deno.exit(EXIT_INTERRUPTED);
   };
+  // A GPU error surfacing from a promise nobody awaits yet ends the run like any other error.
+  const onUnhandled = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    progress.clear();
+    writer.removeTemporaries();
+    writeStderr(describeError(e.reason) + "\n");
+    Deno.exit(exitCodeOf(e.reason));
+  };
+  globalThis.addEventListener("unhandledrejection", onUnhandled);
   let listening = false;
   try {
     Deno.addSignalListener("SIGINT", onInterrupt);
@@ -137,6 +146,7 @@ export async function main(args: readonly string[]): Promise<number> {
     return exitCodeOf(e);
   } finally {
     if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
+    globalThis.removeEventListener("unhandledrejection", onUnhandled);
   }
 }
 
@@ -210,6 +220,7 @@ async function runGenerate(s: Session): Promise<number> {
   const fromStdin = opts.prompt === null;
   const jsonLines = fromStdin || opts.json;
   const defaultOut = resolveOut(opts.job.out);
+  await checkModelOptions(opts);
 
   progress.status("starting the GPU…");
   const gpu = await Gpu.create({ profile: opts.profile !== null });
@@ -293,7 +304,9 @@ async function runGenerate(s: Session): Promise<number> {
       s.note(
         `sd: ${
           jsonLines ? `${path}: ` : ""
-        }seed ${seed}, ${job.width}×${job.height}, ${job.steps} steps ` +
+        }seed ${seed}, ${job.width}×${job.height}, ${job.steps} step${
+          job.steps === 1 ? "" : "s"
+        } ` +
           `${job.scheduler}, ${(ms / 1000).toFixed(1)} s`,
       );
       writeStdout(

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { DType, Gpu } from "../gpu/device.ts";
+import type { DType } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { variants } from "./variants.ts";
@@ -18,9 +18,9 @@ export interface Conv2dOptions {
   stride?: 1 | 2;
   /** Zero padding: one number for every side, or `[top, bottom, left, right]` (default 0). */
   padding?: number | [number, number, number, number];
-  /** `[B, O, H', W']`, added to the convolution (a ResNet skip connection). */
+  /** `[B, O, H', W']`, added last, after the activation (a ResNet skip connection). */
   residual?: Tensor;
-  /** Applied last, after bias and residual (default `"none"`). */
+  /** Applied to the convolution plus bias, before the residual (default `"none"`). */
   activation?: "none" | "silu";
 }
 
@@ -30,7 +30,8 @@ function outSize(size: number, k: number, padBefore: number, padAfter: number, s
 }
 
 /**
- * `y = act(conv(x, w) + b + residual)` with torch.nn.Conv2d semantics.
+ * `y = act(conv(x, w) + b) + residual` with torch.nn.Conv2d semantics (the order of matmul's
+ * epilogue).
  *
  * `x` is `[B, C, H, W]`, `w` `[O, C, k, k]` with k = 1 or 3, `b` `[O]`, all of one dtype; the
  * result is `[B, O, H', W']` with `H' = ⌊(H + top + bottom − k) / stride⌋ + 1` (likewise W').
@@ -108,8 +109,10 @@ export function prepareConv(w: Tensor): void {
   const Cp = roundUp(C, WINO_BK);
   const Op = roundUp(O, 64);
   const name = `winograd_weight_transform_${w.dtype}`;
-  const kernel = gpu.kernel(name, () =>
-    specialize(kernelSource("conv2d_winograd.wgsl"), { T: w.dtype, WEIGHT_TRANSFORM: true }));
+  const kernel = gpu.kernel(
+    name,
+    () => specialize(kernelSource("conv2d_winograd.wgsl"), { T: w.dtype, WEIGHT_TRANSFORM: true }),
+  );
   const bytes = 16 * Cp * Op * (w.dtype === "f16" ? 2 : 4);
   const u = gpu.alloc(bytes, "winograd-weight", true);
   const uni = winogradUniforms({ C, H: 0, W: 0, O, Cp, Op, P: 0, p0: 0, Pc: 0, Pp: 0 });
@@ -140,6 +143,8 @@ interface Epilogue {
   silu: boolean;
 }
 
+/** Fewer workgroups than this leave a large GPU idle: smaller tiles are used then. */
+const MIN_WORKGROUPS = 512;
 const WINO_BK = 16; // GEMM depth step of conv2d_winograd.wgsl (C is padded to it)
 const WINO_CHUNK_BYTES = 128 * 1024 * 1024; // cap on each of V and M (f32) per chunk of tiles
 
@@ -175,11 +180,23 @@ function epilogueBuffers(epi: Epilogue): GPUBuffer[] {
 }
 
 /** Register-block shape of the direct kernel for a problem: threads TY × TX, TM × TN each. */
-function directTile(O: number, pixels: number): { TY: number; TX: number; TM: number; TN: number } {
+function directTile(
+  O: number,
+  pixels: number,
+  batch: number,
+): { TY: number; TX: number; TM: number; TN: number } {
   if (O <= 16) return { TY: 4, TX: 64, TM: 4, TN: 4 }; // 16 × 256: conv_out (3–4 channels)
-  const TM = O % 128 === 0 ? 8 : 4;
-  const TN = pixels >= 1024 ? 8 : 4;
-  return { TY: 16, TX: 16, TM, TN };
+  const ov = tileOverride("direct");
+  if (ov) return { TY: 16, TX: 16, TM: ov[0] / 16, TN: ov[1] / 16 };
+  const wide = Math.ceil(pixels / 128) * Math.ceil(O / 64) * batch >= MIN_WORKGROUPS;
+  return { TY: 16, TX: 16, TM: 4, TN: wide ? 8 : 4 };
+}
+
+function tileOverride(kind: string): [number, number] | null {
+  const v = Deno.env.get(`SD_CONV_TILE_${kind.toUpperCase()}`);
+  if (!v) return null;
+  const [a, b] = v.split("x").map(Number);
+  return [a, b];
 }
 
 function runDirect(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
@@ -187,7 +204,7 @@ function runDirect(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   const N = g.OH * g.OW;
   const pointwise = g.k === 1 && g.stride === 1 && g.pt === 0 && g.pl === 0 && g.OH === g.H &&
     g.OW === g.W;
-  const t = directTile(g.O, N);
+  const t = directTile(g.O, N, g.B);
   const BM = t.TY * t.TM, BN = t.TX * t.TN;
   const name = `conv2d_direct_${g.k}x${g.k}${pointwise ? "_pointwise" : ""}_${g.dtype}_${BM}x${BN}${
     epilogueSuffix(epi)
@@ -252,9 +269,11 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   const tiles = Math.ceil(g.H / 2) * Math.ceil(g.W / 2);
   const P = g.B * tiles;
 
-  // GEMM tile: 128 output channels when they divide evenly, 128 tiles when there are many.
-  const TM = Op % 128 === 0 ? 8 : 4;
-  const TN = P >= 1024 ? 8 : 4;
+  // GEMM tile: 64 × 128 when that still gives enough workgroups, else 64 × 64.
+  const ov = tileOverride("winograd");
+  const TM = ov ? ov[0] / 16 : 4;
+  const TN = ov ? ov[1] / 16 : (Math.ceil(P / 128) * (Op / 64) * 16 >= MIN_WORKGROUPS ? 8 : 4);
+  if (Op % (16 * TM) !== 0) throw new Error("bad tile");
   const BN = 16 * TN, BM = 16 * TM;
   // Chunks of tiles so that V [16, Cp, Pp] and M [16, Op, Pp] (f32) stay under the cap.
   const cap = Math.min(WINO_CHUNK_BYTES, gpu.maxBinding);
@@ -270,7 +289,15 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   const kGemm = gpu.kernel(
     `winograd_gemm_${T}_${BM}x${BN}`,
     () =>
-      specialize(src, { T, GEMM: true, TM, TN, TM8: TM === 8, TN8: TN === 8, TM8_TN8: TM + TN === 16 }),
+      specialize(src, {
+        T,
+        GEMM: true,
+        TM,
+        TN,
+        TM8: TM === 8,
+        TN8: TN === 8,
+        TM8_TN8: TM + TN === 16,
+      }),
   );
   const outName = `winograd_output_transform_${T}${epilogueSuffix(epi)}`;
   const kOut = gpu.kernel(

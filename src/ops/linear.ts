@@ -94,10 +94,49 @@ function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
   if (big) t = { bm: 128, bn: 128, bk: 32, tm: 8, tn4: 2 };
   else if (pr.geglu) t = { bm: 64, bn: 128, bk: 32, tm: 4, tn4: 2 };
   else t = { bm: 64, bn: 64, bk: 32, tm: 4, tn4: 1 };
+  const o = Deno.env.get("SD_MM_TILE");
+  if (o) {
+    const [bm, bn, bk, tm, tn4] = o.split(",").map(Number);
+    t = { bm, bn, bk, tm, tn4 };
+  }
   // Workgroup memory: As [bm][bk] + Bs [bk][bn] of the accumulator type; halve BK to fit.
   const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
   while ((t.bm + t.bn) * t.bk * bytesOf(s) > limit && t.bk > 4) t = { ...t, bk: t.bk / 2 };
   return t;
+}
+
+const UNROLL = Deno.env.get("SD_MM_UNROLL") === "1";
+
+/** Straight-line WGSL for the tile's accumulators, inner product step and epilogue. */
+function unrolled(t: Tile, s: DType, geglu: boolean): Record<string, string> {
+  const decl: string[] = [], mac: string[] = [], epi: string[] = [];
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < t.tn4; j++) decl.push(`  var acc_${i}_${j} = vec4<${s}>();`);
+  }
+  for (let i = 0; i < t.tm; i++) mac.push(`      let a${i} = As[(lid.y + ${i}u * WY) * BK4 + kk];`);
+  const comp = ["x", "y", "z", "w"];
+  for (let e = 0; e < 4; e++) {
+    for (let j = 0; j < t.tn4; j++) {
+      mac.push(`      let b${e}_${j} = Bs[(4u * kk + ${e}u) * BN4 + lid.x + ${j}u * WX];`);
+    }
+    for (let i = 0; i < t.tm; i++) {
+      for (let j = 0; j < t.tn4; j++) {
+        mac.push(
+          `      acc_${i}_${j} = fma(vec4<${s}>(a${i}.${comp[e]}), b${e}_${j}, acc_${i}_${j});`,
+        );
+      }
+    }
+  }
+  const half = geglu ? t.tn4 / 2 : t.tn4;
+  for (let i = 0; i < t.tm; i++) {
+    for (let j = 0; j < half; j++) {
+      const g = geglu ? `acc_${i}_${j + half}` : `vec4<${s}>()`;
+      epi.push(
+        `  store4(cb, m0 + lid.y + ${i}u * WY, n0 + 4u * (lid.x + ${j}u * WX), acc_${i}_${j}, ${g});`,
+      );
+    }
+  }
+  return { ACC_DECL: decl.join("\n"), MAC: mac.join("\n"), EPILOGUE: epi.join("\n") };
 }
 
 function run(pr: Problem): Tensor {
@@ -116,7 +155,7 @@ function run(pr: Problem): Tensor {
   ].join("");
   const name = "matmul_" + (naive ? "naive" : "tiled") + `_${dtype}` +
     (s !== "f32" ? "_acc16" : "") + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
-    (tile ? `_${tile.bm}x${tile.bn}k${tile.bk}` : "") + fusion;
+    (tile ? `_${tile.bm}x${tile.bn}k${tile.bk}` : "") + (UNROLL ? "_u" : "") + fusion;
   const kernel = gpu.kernel(name, () =>
     specialize(kernelSource("matmul.wgsl"), {
       T: dtype,
@@ -138,6 +177,8 @@ function run(pr: Problem): Tensor {
       TN4: tile?.tn4 ?? 0,
       WX: tile ? tile.bn / (4 * tile.tn4) : 0,
       WY: tile ? tile.bm / tile.tm : 0,
+      UNROLL: UNROLL,
+      ...(tile && UNROLL ? unrolled(tile, s, pr.geglu) : {}),
     }));
   const out = Tensor.empty(gpu, pr.outShape, dtype, name);
   const u = new Uniforms()
