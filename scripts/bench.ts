@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/device.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
-import { encodePng } from "../src/png.ts";
+import { encodePng, toRgb8 } from "../src/png.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -98,7 +98,7 @@ async function runOnce(): Promise<Omit<Row, "config" | "peakGB">> {
     scheduler: "pndm",
   }, { onStage: (s, ms) => (stages[s] ??= []).push(ms) });
   const tp = performance.now();
-  encodePng(out.pixels, out.width, out.height, { parameters: "bench" });
+  encodePng(toRgb8(out.pixels), out.width, out.height, { text: { parameters: "bench" } });
   const pngMs = performance.now() - tp;
   const mean = (a: number[] = []) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
   return {
@@ -125,26 +125,51 @@ for (const [i, c] of CONFIGS.entries()) {
     const total = stats.reduce((a, s) => a + s.ms, 0);
     console.error(`GPU time by kernel (${c.name}), total ${total.toFixed(0)} ms:`);
     for (const s of stats.slice(0, 25)) {
-      const rate = s.flops ? `${(s.flops / s.ms / 1e9).toFixed(2)} TFLOP/s` : s.bytes ? `${(s.bytes / s.ms / 1e6).toFixed(0)} GB/s` : "";
-      console.error(`  ${s.name.padEnd(48)} ${String(s.calls).padStart(6)} ${s.ms.toFixed(1).padStart(9)} ms ${(100 * s.ms / total).toFixed(1).padStart(5)}%  ${rate}`);
+      const rate = s.flops
+        ? `${(s.flops / s.ms / 1e9).toFixed(2)} TFLOP/s`
+        : s.bytes
+        ? `${(s.bytes / s.ms / 1e6).toFixed(0)} GB/s`
+        : "";
+      console.error(
+        `  ${s.name.padEnd(48)} ${String(s.calls).padStart(6)} ${s.ms.toFixed(1).padStart(9)} ms ${
+          (100 * s.ms / total).toFixed(1).padStart(5)
+        }%  ${rate}`,
+      );
     }
   }
   rows.push({ config: c.name, ...r, peakGB: gpu.peakBytes / 1e9 });
   console.error(`${c.name}: ${r.totalMs.toFixed(0)} ms`);
 }
 
-const header = `sd bench — ${gpu.description}; Deno ${Deno.version.deno}; SD 1.5 architecture (synthetic weights), ` +
-  `${size}×${size}, ${steps} steps (PNDM, ${steps + 1} UNet calls), guidance ${guidance} (batch 2), ${precision}; ` +
-  `load ${loadMs.toFixed(0)} ms (weights ${(weightBytes / 1e9).toFixed(2)} GB), compile ${gpu.compileMs.toFixed(0)} ms`;
+const header =
+  `sd bench — ${gpu.description}; Deno ${Deno.version.deno}; SD 1.5 architecture (synthetic weights), ` +
+  `${size}×${size}, ${steps} steps (PNDM, ${
+    steps + 1
+  } UNet calls), guidance ${guidance} (batch 2), ${precision}; ` +
+  `load ${loadMs.toFixed(0)} ms (weights ${(weightBytes / 1e9).toFixed(2)} GB), compile ${
+    gpu.compileMs.toFixed(0)
+  } ms`;
 if (args.json) {
-  console.log(JSON.stringify({ header, device: gpu.description, deno: Deno.version.deno, size, steps, precision, rows }));
+  console.log(
+    JSON.stringify({
+      header,
+      device: gpu.description,
+      deno: Deno.version.deno,
+      size,
+      steps,
+      precision,
+      rows,
+    }),
+  );
 } else {
   const lines = [
     header,
     "| configuration | end to end (ms) | text (ms) | UNet step (ms) | VAE decode (ms) | PNG (ms) | peak GPU memory (GB) |",
     "|---|---:|---:|---:|---:|---:|---:|",
     ...rows.map((r) =>
-      `| ${r.config} | ${r.totalMs.toFixed(0)} | ${r.textMs.toFixed(1)} | ${r.unetStepMs.toFixed(1)} | ` +
+      `| ${r.config} | ${r.totalMs.toFixed(0)} | ${r.textMs.toFixed(1)} | ${
+        r.unetStepMs.toFixed(1)
+      } | ` +
       `${r.vaeMs.toFixed(1)} | ${r.pngMs.toFixed(1)} | ${r.peakGB.toFixed(2)} |`
     ),
   ];

@@ -81,7 +81,11 @@ async function report(key: string, got: Tensor | Float32Array): Promise<void> {
   const b = await g.readF32(key);
   const e = relL2(a, b), s = absStats(a, b);
   results[key] = { relL2: e, maxAbs: s.max, meanAbs: s.mean };
-  console.error(`${key.padEnd(44)} relL2 ${e.toExponential(2)}  maxAbs ${s.max.toExponential(2)}  meanAbs ${s.mean.toExponential(2)}`);
+  console.error(
+    `${key.padEnd(44)} relL2 ${e.toExponential(2)}  maxAbs ${s.max.toExponential(2)}  meanAbs ${
+      s.mean.toExponential(2)
+    }`,
+  );
 }
 
 // Text encoder.
@@ -89,7 +93,12 @@ const text = sd.encodeText(meta.prompt, meta.negative_prompt, true);
 await report("text.uncond_cond", text);
 
 // UNet on the golden text states (isolates the UNet's error).
-const ctxGold = Tensor.from(gpu, await g.readF32("text.uncond_cond"), g.tensors.get("text.uncond_cond")!.shape, "f32");
+const ctxGold = Tensor.from(
+  gpu,
+  await g.readF32("text.uncond_cond"),
+  g.tensors.get("text.uncond_cond")!.shape,
+  "f32",
+);
 const ctx = precision === "f32" ? ctxGold : cast(ctxGold, precision);
 const x = await g.readF32("unet.x");
 const xs = g.tensors.get("unet.x")!.shape;
@@ -108,9 +117,19 @@ for (const t of meta.timesteps_probe as number[]) {
 
 // VAE decode and encode.
 const z = await g.readF32("vae.z");
-const zt = Tensor.from(gpu, z.map((v) => v / sd.configs.vae.scaling_factor), g.tensors.get("vae.z")!.shape, sd.vae.store.dtype);
+const zt = Tensor.from(
+  gpu,
+  z.map((v) => v / sd.configs.vae.scaling_factor),
+  g.tensors.get("vae.z")!.shape,
+  sd.vae.store.dtype,
+);
 await report("vae.decode.out", sd.vae.decode(zt));
-const img = Tensor.from(gpu, await g.readF32("vae.encode.image"), g.tensors.get("vae.encode.image")!.shape, sd.vae.store.dtype);
+const img = Tensor.from(
+  gpu,
+  await g.readF32("vae.encode.image"),
+  g.tensors.get("vae.encode.image")!.shape,
+  sd.vae.store.dtype,
+);
 const enc = sd.vae.encode(img);
 await report("vae.encode.mean", enc.mean);
 await report("vae.encode.logvar", enc.logvar);
@@ -141,10 +160,20 @@ if (args.cases && !args["no-cases"]) {
     const gotT = [...out.timesteps];
     const wantT = Array.from(await g.readF64(`${c.key}.timesteps`));
     const tsOk = gotT.length === wantT.length && gotT.every((v, i) => v === wantT[i]);
-    results[`${c.key}.image`] = { maxAbs: s.max, meanAbs: s.mean, latentsInRelL2: latErr, ms, timestepsMatch: tsOk ? 1 : 0 };
+    results[`${c.key}.image`] = {
+      maxAbs: s.max,
+      meanAbs: s.mean,
+      latentsInRelL2: latErr,
+      ms,
+      timestepsMatch: tsOk ? 1 : 0,
+    };
     console.error(
-      `${(c.key + ".image").padEnd(44)} maxAbs ${s.max.toExponential(2)}  meanAbs ${s.mean.toExponential(2)}  ` +
-        `latents_in relL2 ${latErr.toExponential(1)}  timesteps ${tsOk ? "equal" : "DIFFER"}  ${ms.toFixed(0)} ms`,
+      `${(c.key + ".image").padEnd(44)} maxAbs ${s.max.toExponential(2)}  meanAbs ${
+        s.mean.toExponential(2)
+      }  ` +
+        `latents_in relL2 ${latErr.toExponential(1)}  timesteps ${tsOk ? "equal" : "DIFFER"}  ${
+          ms.toFixed(0)
+        } ms`,
     );
   }
 }
