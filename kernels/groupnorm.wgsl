@@ -3,17 +3,19 @@
 // Group gi = b·G + g is the contiguous slab x[gi·N .. (gi+1)·N), N = (C/G)·S elements, so every
 // kernel addresses a group by one offset. Work is counted in units of VEC elements (VEC = 4 when
 // S % 4 == 0, so a vec4 never straddles two channels and every group starts 16-byte aligned).
-// Workgroups are WG = 256 invocations; a chunk is WG·VPT units, each invocation keeping its VPT
-// units in registers between the statistics and the normalization.
+// Workgroups are WG = 256 invocations; a chunk is CHUNK = 4·WG units, each invocation holding its
+// 4 units (lid + k·WG, k = 0..3: coalesced across the workgroup) in registers as a Quad between
+// the statistics and the normalization. The 4 loads are written out (no dynamic array index) so
+// they are issued back to back; 4 beat 1, 2 and 8 units per invocation on an H200.
 //
 // Modes (one per pipeline; name = pipeline-cache key and profiler label):
 //   FUSED_SINGLE  groupnorm_fused_<T>_v<VEC>[_silu]          grid [B·G]
-//       One workgroup per group whose group fits one chunk (N ≤ WG·VPT·VEC): load once into
+//       One workgroup per group whose group fits one chunk (N ≤ CHUNK·VEC): load once into
 //       registers, mean (workgroup sum), variance as Σ(x−mean)² of the same registers (exact
 //       two-pass, no E[x²]−E[x]² cancellation), normalize, γ/β, SiLU, store. Reads x once.
 //   SPLIT_STATS   groupnorm_split_stats_<T>_v<VEC>            grid [P, B·G]
-//       Larger groups: P = ⌈N/(WG·VPT·VEC)⌉ chunks per group. Each invocation computes the exact
-//       (count, mean, M2 = Σ(x−mean)²) of its VPT units in registers; one tree merges them with
+//       Larger groups: P = ⌈N/(CHUNK·VEC)⌉ chunks per group. Each invocation computes the exact
+//       (count, mean, M2 = Σ(x−mean)²) of its 4 units in registers; one tree merges them with
 //       Chan et al.'s pairwise update; the chunk's (mean, M2) goes to partials[gi·P + p].
 //   SPLIT_APPLY   groupnorm_split_apply_<T>_v<VEC>[_silu]    grid [P, B·G]
 //       Each workgroup loads its chunk into registers first (the loads overlap the combine),
@@ -43,9 +45,8 @@ struct Params {
 }
 
 const WG: u32 = 256u;
-const VPT: u32 = ${VPT}u;       // units per invocation in a chunk
-const VEC: u32 = ${VEC}u;       // elements per unit
-const CHUNK: u32 = WG * VPT;  // units per chunk
+const VEC: u32 = ${VEC}u;    // elements per unit
+const CHUNK: u32 = 4u * WG;  // units per chunk
 
 #if VEC4
 alias VT = vec4<${T}>;
@@ -102,6 +103,37 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
   return r;
 }
 
+// An invocation's 4 units of a chunk starting at `base`: units lid + k·WG that are < count, zero
+// elsewhere (zeros add nothing to sums; deviations are masked by `valid`).
+struct Quad { v0: VF, v1: VF, v2: VF, v3: VF }
+
+fn ld(base: u32, u: u32, count: u32) -> VF {
+  if (u < count) { return VF(x[base + u]); }
+  return VF(0.0);
+}
+
+fn load4(base: u32, lid: u32, count: u32) -> Quad {
+  return Quad(ld(base, lid, count), ld(base, lid + WG, count), ld(base, lid + 2u * WG, count),
+              ld(base, lid + 3u * WG, count));
+}
+
+// Number of this invocation's units below count.
+fn valid(lid: u32, count: u32) -> u32 {
+  return select(0u, min((count - lid + WG - 1u) / WG, 4u), lid < count);
+}
+
+fn qsum(q: Quad) -> f32 { return hsum(q.v0 + q.v1 + q.v2 + q.v3); }
+
+// Σ(v − m)² over the first `n` units of q.
+fn qdev(q: Quad, m: f32, n: u32) -> f32 {
+  let d0 = q.v0 - VF(m);
+  let d1 = q.v1 - VF(m);
+  let d2 = q.v2 - VF(m);
+  let d3 = q.v3 - VF(m);
+  return select(0.0, hsum(d0 * d0), n > 0u) + select(0.0, hsum(d1 * d1), n > 1u) +
+    select(0.0, hsum(d2 * d2), n > 2u) + select(0.0, hsum(d3 * d3), n > 3u);
+}
+
 // γ/β of channel c applied to normalized v, then the optional SiLU; f32 in, f32 out.
 fn affine(v: VF, c: u32) -> VF {
 #if NAIVE_AFFINE
@@ -123,37 +155,31 @@ fn affine(v: VF, c: u32) -> VF {
 #endif
 }
 
+#if NORMALIZE_CHUNK
+// Normalizes an invocation's units of a chunk (unit `start + u` of group gi, at `base + u`) with
+// γ/β and the optional SiLU, and stores them.
+fn store4(q: Quad, mean: f32, rstd: f32, gi: u32, base: u32, start: u32, lid: u32, count: u32) {
+  let c0 = (gi % p.groups) * p.cpg;
+  var u = lid;
+  if (u < count) { y[base + u] = VT(affine((q.v0 - VF(mean)) * rstd, c0 + (start + u) / p.su)); }
+  u += WG;
+  if (u < count) { y[base + u] = VT(affine((q.v1 - VF(mean)) * rstd, c0 + (start + u) / p.su)); }
+  u += WG;
+  if (u < count) { y[base + u] = VT(affine((q.v2 - VF(mean)) * rstd, c0 + (start + u) / p.su)); }
+  u += WG;
+  if (u < count) { y[base + u] = VT(affine((q.v3 - VF(mean)) * rstd, c0 + (start + u) / p.su)); }
+}
+#endif
+
 #if FUSED_SINGLE
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let gi = wid.x;
   let base = gi * p.nu;
-  let c0 = (gi % p.groups) * p.cpg;
-  var v: array<VF, VPT>;
-  var s = 0.0;
-  for (var k = 0u; k < VPT; k++) {
-    let u = lid + k * WG;
-    v[k] = VF(0.0);
-    if (u < p.nu) {
-      v[k] = VF(x[base + u]);
-      s += hsum(v[k]);
-    }
-  }
-  let mean = wg_sum(s, lid) * p.inv_n;
-  var q = 0.0;
-  for (var k = 0u; k < VPT; k++) {
-    if (lid + k * WG < p.nu) {
-      let d = v[k] - VF(mean);
-      q += hsum(d * d);
-    }
-  }
-  let rstd = inverseSqrt(wg_sum(q, lid) * p.inv_n + p.eps);
-  for (var k = 0u; k < VPT; k++) {
-    let u = lid + k * WG;
-    if (u < p.nu) {
-      y[base + u] = VT(affine((v[k] - VF(mean)) * rstd, c0 + u / p.su));
-    }
-  }
+  let q = load4(base, lid, p.nu);
+  let mean = wg_sum(qsum(q), lid) * p.inv_n;
+  let rstd = inverseSqrt(wg_sum(qdev(q, mean, valid(lid, p.nu)), lid) * p.inv_n + p.eps);
+  store4(q, mean, rstd, gi, base, 0u, lid, p.nu);
 }
 #endif
 
@@ -175,30 +201,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let gi = wid.y;
   let start = chunk * CHUNK;
   let count = min(CHUNK, p.nu - start);  // units in this chunk
-  let base = gi * p.nu + start;
-  // This invocation's units, exact two-pass in registers (no barrier).
-  var v: array<VF, VPT>;
-  var s = 0.0;
-  var n = 0.0;
-  for (var k = 0u; k < VPT; k++) {
-    let u = lid + k * WG;
-    v[k] = VF(0.0);
-    if (u < count) {
-      v[k] = VF(x[base + u]);
-      s += hsum(v[k]);
-      n += f32(VEC);
-    }
-  }
-  let m = select(0.0, s / n, n > 0.0);
-  var q = 0.0;
-  for (var k = 0u; k < VPT; k++) {
-    if (lid + k * WG < count) {
-      let d = v[k] - VF(m);
-      q += hsum(d * d);
-    }
-  }
-  // One tree over the workgroup, merging (count, mean, M2) with Chan's update.
-  chan[lid] = vec3<f32>(n, m, q);
+  let q = load4(gi * p.nu + start, lid, count);
+  // This invocation's exact two-pass statistics (no barrier), then one merging tree.
+  let nv = valid(lid, count);
+  let n = f32(nv * VEC);
+  let m = select(0.0, qsum(q) / n, nv > 0u);
+  chan[lid] = vec3<f32>(n, m, qdev(q, m, nv));
   workgroupBarrier();
   for (var w = WG / 2u; w > 0u; w >>= 1u) {
     if (lid < w) { chan[lid] = chan_merge(chan[lid], chan[lid + w]); }
@@ -232,12 +240,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let count = min(CHUNK, p.nu - start);
   let base = gi * p.nu + start;
   // Issue this chunk's loads first so they are in flight during the combine below.
-  var v: array<VF, VPT>;
-  for (var k = 0u; k < VPT; k++) {
-    let u = lid + k * WG;
-    v[k] = VF(0.0);
-    if (u < count) { v[k] = VF(x[base + u]); }
-  }
+  let q = load4(base, lid, count);
   // Combine the group's partials in one reduction, shifted by K = the first chunk's mean:
   // with dᵢ = mᵢ − K, mean = K + Σnᵢdᵢ/N and M2 = Σ(M2ᵢ + nᵢdᵢ²) − (Σnᵢdᵢ)²/N. Since
   // n₀(m₀ − mean)² ≤ M2, the cancellation in the last step loses at most log2(P) bits.
@@ -251,15 +254,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let tot = wg_sum2(acc, lid);
   let dm = tot.x * p.inv_n;
-  let mean = shift + dm;
   let rstd = inverseSqrt(max(tot.y * p.inv_n - dm * dm, 0.0) + p.eps);
-  let c0 = (gi % p.groups) * p.cpg;
-  for (var k = 0u; k < VPT; k++) {
-    let u = lid + k * WG;
-    if (u < count) {
-      y[base + u] = VT(affine((v[k] - VF(mean)) * rstd, c0 + (start + u) / p.su));
-    }
-  }
+  store4(q, shift + dm, rstd, gi, base, start, lid, count);
 }
 #endif
 

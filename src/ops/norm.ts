@@ -18,7 +18,7 @@ import { variants } from "./variants.ts";
 
 /** Invocations per GroupNorm workgroup (WG in groupnorm.wgsl). */
 const GN_WG = 256;
-/** Units (vectors of VEC elements) each invocation holds in a GroupNorm chunk. */
+/** Units (vectors of VEC elements) each invocation holds in a GroupNorm chunk (fixed in WGSL). */
 const GN_VPT = 4;
 /** Invocations per LayerNorm workgroup (WG in layernorm.wgsl). */
 const LN_WG = 64;
@@ -46,8 +46,8 @@ function groupNormKernel(gpu: Gpu, mode: GroupNormMode, t: string, vec: number, 
       T: t,
       VEC: vec,
       VEC4: vec === 4,
-      VPT: GN_VPT,
       SILU: silu,
+      NORMALIZE_CHUNK: mode === "fused" || mode === "split_apply",
       FUSED_SINGLE: mode === "fused",
       SPLIT_STATS: mode === "split_stats",
       SPLIT_APPLY: mode === "split_apply",

@@ -1,0 +1,123 @@
+/**
+ * The whole text-to-image pipeline through the `sd` command itself (a subprocess in batch mode,
+ * PNGs read back) against every `pipeline_cases` image of tiny-sd-golden: f32 within max abs
+ * 0.02 + 1/255 (8-bit rounding), f16 weights and compute within mean abs 0.01.
+ */
+
+import { assert } from "../src/std/assert.ts";
+import { SafeTensorsFile } from "../src/safetensors.ts";
+import * as png from "imagescript/png/src/png.mjs";
+import { hasGpu, testGpu } from "./gpu.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
+
+/** Fixture scheduler names → the CLI's. */
+const SCHEDULERS: Record<string, string> = {
+  ddim: "ddim",
+  pndm: "pndm",
+  euler: "euler",
+  lms: "lms",
+  dpmpp_2m: "dpm++2m",
+  dpmpp_2m_karras: "dpm++2m-karras",
+};
+
+interface Case {
+  key: string;
+  scheduler: string;
+  height: number;
+  width: number;
+  steps: number;
+  guidance_scale: number;
+  seed_latents: number;
+}
+
+for (const precision of ["f32", "f16"] as const) {
+  Deno.test({
+    name:
+      `pipeline: all tiny-sd pipeline_cases through \`sd\` (batch, ${precision}) vs golden images`,
+    ignore: !hasGpu,
+    async fn() {
+      const gpu = (await testGpu())!;
+      if (precision === "f16" && !gpu.hasF16) return;
+      const meta = JSON.parse(await Deno.readTextFile(`${FIX}tiny-sd-golden.json`));
+      const cases: Case[] = meta.pipeline_cases;
+      const dir = await Deno.makeTempDir();
+      try {
+        const jobs = cases.map((c, i) =>
+          JSON.stringify({
+            prompt: meta.prompt,
+            negative: meta.negative_prompt,
+            seed: c.seed_latents,
+            steps: c.steps,
+            guidance: c.guidance_scale,
+            width: c.width,
+            height: c.height,
+            scheduler: SCHEDULERS[c.scheduler],
+            out: `${dir}/case-${i}.png`,
+          })
+        ).join("\n") + "\n";
+        const cmd = new Deno.Command(Deno.execPath(), {
+          args: [
+            "run",
+            "-A",
+            `${ROOT}main.ts`,
+            "-",
+            "--weights",
+            `${FIX}tiny-sd`,
+            "--precision",
+            precision,
+            "--quiet",
+          ],
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        });
+        const child = cmd.spawn();
+        const writer = child.stdin.getWriter();
+        await writer.write(new TextEncoder().encode(jobs));
+        await writer.close();
+        const out = await child.output();
+        const stderr = new TextDecoder().decode(out.stderr);
+        assert(out.code === 0, `sd exited ${out.code}: ${stderr}`);
+        const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+        assert(
+          lines.length === cases.length,
+          `${lines.length} JSON lines for ${cases.length} jobs`,
+        );
+
+        const g = await SafeTensorsFile.open(`${FIX}tiny-sd-golden.safetensors`);
+        const report: string[] = [];
+        const failures: string[] = [];
+        for (const [i, c] of cases.entries()) {
+          const line = JSON.parse(lines[i]);
+          const decoded = png.decode(await Deno.readFile(line.path)) as {
+            width: number;
+            height: number;
+            buffer: Uint8Array;
+          };
+          assert(decoded.width === c.width && decoded.height === c.height, `${c.key}: size`);
+          const want = await g.readF32(`${c.key}.image`);
+          // The decoder returns RGBA.
+          let max = 0, sum = 0;
+          for (let p = 0; p < c.width * c.height; p++) {
+            for (let ch = 0; ch < 3; ch++) {
+              const d = Math.abs(decoded.buffer[4 * p + ch] / 255 - want[3 * p + ch]);
+              max = Math.max(max, d);
+              sum += d;
+            }
+          }
+          const mean = sum / want.length;
+          report.push(`${c.key}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`);
+          const ok = precision === "f32" ? max <= 0.02 + 1 / 255 : mean < 0.01;
+          if (!ok) failures.push(report.at(-1)!);
+        }
+        g.close();
+        console.error(`${precision}:\n  ${report.join("\n  ")}`);
+        assert(failures.length === 0, failures.join("\n"));
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
