@@ -4,37 +4,46 @@
 // Layout: q [B, Nq, H·d], k and v [B, Nk, H·d], o [B, Nq, H·d] (token-major, head h at channels
 // h·d … h·d+d−1, as diffusers' to_q/to_k/to_v produce them before the head split).
 //
-// Work decomposition: one workgroup of 128 invocations per (Q tile of BR = 64 rows, batch·head,
-// chunk of DV output columns); grid [⌈Nq/64⌉, B·H, ⌈d/DV⌉]. d ≤ 160 is one chunk; larger head
-// dims (the VAE's d = 512) split O's columns over workgroups that each recompute S — the generic,
-// slower path. The invocations form a 16 × 8 grid (ty, tx): invocation (ty, tx) owns Q rows
-// ty·4 … ty·4+3 of the tile and
-//   - in S: the key columns tx + 8·y (y < 4) of the current K tile (BC = 32 keys),
-//   - in O: the DN contiguous output columns tx·DN … tx·DN+DN−1 of the chunk (DV = 8·DN).
-// Loop over K/V tiles of BC keys (for a causal mask only up to the tile's last row):
+// Work decomposition: one workgroup of 16·TC invocations per (Q tile of BR = 64 rows,
+// batch·head, chunk of DV = 4·TC·CG output columns); grid [⌈Nq/64⌉, B·H, ⌈d/DV⌉]. Head dims up to
+// 160 are one chunk; larger ones (the VAE's d = 512) split O's columns over workgroups that each
+// recompute S — the generic, slower path. The invocations form a 16 × TC grid (ty, tx);
+// invocation (ty, tx) owns the Q rows ty·4 … ty·4+3 of the tile and
+//   - in S: the keys tx + TC·y (y < 4) of the current K/V tile of BC = 4·TC keys,
+//   - in O: the CG column groups of 4 channels tx + TC·g (g < CG): 4 rows × 4·CG columns.
+// TC and CG are chosen so that TC·CG vec4 groups cover the chunk: d = 40 → TC 10, CG 1;
+// 80 → 10, 2; 160 → 10, 4; 64 → 8, 2; 512 → 4 chunks of 128 with TC 8, CG 4.
+// Loop over K/V tiles (for a causal mask only up to the tile's last row):
 //   1. S = Q Kᵀ: Q and K staged through workgroup memory in chunks of KC4 vec4s along d (zero
 //      padded past d), each invocation accumulating its 4×4 block of S with vec4 dot products.
 //   2. S ← S · scale · log2(e), masked (key ≥ Nk, or key > query when causal) to NEG.
-//   3. Online softmax: m_new = max(m, rowmax(S)) (row max across the 8 invocations of a row via
-//      workgroup memory), α = exp2(m − m_new), P = exp2(S − m_new), l ← α·l + rowsum(P),
-//      O ← α·O; P goes to workgroup memory.
-//   4. O += P V with the V tile staged in workgroup memory (the same words as step 1's staging).
-// Finally O / l (l summed across the row's 8 invocations) is written.
+//   3. Online softmax: m_new = max(m, rowmax(S)) (the row max across the TC invocations of a row
+//      through workgroup memory), α = exp2(m − m_new), P = exp2(S − m_new),
+//      l ← α·l + rowsum(P), O ← α·O. P goes to workgroup memory transposed, one vec4 of 4 rows
+//      per key, so the product below reads 4 rows of P and 4 channels of V with two vec4 loads.
+//   4. O += P V with V staged VC keys at a time (VC = BC, or BC/2 where BC keys of V would not
+//      fit) in the words of step 1's staging: per key, 4·CG vec4 multiply-adds.
+// Finally O / l (l summed across the row's TC invocations) is written.
 //
-// Workgroup memory (one vec4 array so the phases share words; ≤ 31 KiB for DV ≤ 160, within the
-// 32 KiB of the smallest adapters we target): [0, A) stage: Q chunk BR × KS and K chunk BC × KS
-// vec4s, or the V tile BC × DV scalars; [A, A + PW) P, BR × (BC+1) scalars (padded row against bank
-// conflicts); then the row-reduction scratch, BR × 8 scalars.
+// Workgroup memory (≤ 32 KiB, the smallest limit we target): one vec4 array — [0, PT) staging
+// (Q chunk BR × KS and K chunk BC × KS vec4s, KS = KC4+1 padded against bank conflicts; or the V
+// slab VC × TC·CG vec4s), [PT, …) P transposed, BC × 16 vec4s — and the row-reduction scratch
+// red, BR × TC scalars.
 //
-// Specializations (name attention_flash_<T>_kc<KC4>_dn<DN>):
+// Every loop over a register array is marked #unroll: the host expands it (src/ops/attention.ts)
+// because NVIDIA's Vulkan compiler left such loops rolled and the arrays in local memory (10×
+// slower on an H200).
+//
+// Specializations (name attention_flash_<T>_tc<TC>_cg<CG>_kc<KC4>_vc<VC>):
 //   T   : storage type of q, k, v, o (f32 | f16).
-//   KC4 : vec4s of d per staged chunk (d = 40, 80, 160 → 10: exact chunks; 64 → 8).
-//   DN  : output columns per invocation (⌈d/8⌉ up to 20; 5 for d = 40, 10 for 80, 20 for 160).
-//   A, PW, RED: word offsets of the workgroup-memory regions, computed by the host from the above.
+//   TC, CG : invocations across a row and vec4 column groups per invocation (above).
+//   KC4 : vec4s of d per staged Q/K chunk (d = 40, 80, 160 → 10; 64 → 8).
+//   VC  : keys per staged V slab.
+//   PT, SMV : vec4 offset of P and vec4 size of the workgroup array, computed by the host.
 // Precision: everything after the load is f32 — S, P, m, l and the O accumulator — whatever T is;
 // only the final O / l is narrowed to T. The softmax runs in the log2 domain (scale·log2 e folded
-// into the score scale, exp2) which is exact math and one multiply cheaper per score. NEG
-// (−3e38) stands for −∞: masked scores give P = 0 explicitly, so no ∞ − ∞ can occur.
+// into the score scale, exp2): the same math, one multiply fewer per score. NEG (−3e38) stands
+// for −∞: masked scores give P = 0 explicitly, so no ∞ − ∞ can occur.
 
 struct Params {
   nq: u32,       // query tokens per batch item
@@ -53,103 +62,114 @@ struct Params {
 @group(0) @binding(3) var<storage, read> v: array<${T}>;
 @group(0) @binding(4) var<storage, read_write> o: array<${T}>;
 
-const WG = 128u;         // invocations: TR × TC
-const TC = 8u;           // invocations along a row (keys in S, columns in O)
+const TC = ${TC}u;       // invocations along a row
+const WG = 16u * ${TC}u; // invocations
 const RM = 4u;           // Q rows per invocation
 const RN = 4u;           // keys per invocation per tile
-const BR = 64u;          // Q rows per workgroup (16 × RM)
-const BC = 32u;          // keys per K/V tile (TC × RN)
+const BR = 64u;          // Q rows per workgroup
+const BC = 4u * ${TC}u;  // keys per K/V tile
+const CG = ${CG}u;       // vec4 column groups of O per invocation
+const GW = ${TC}u * ${CG}u; // vec4 column groups per workgroup (DV = 4·GW channels)
 const KC4 = ${KC4}u;     // vec4s of d per staged Q/K chunk
 const KS = ${KC4}u + 1u; // padded vec4 row stride of the staged chunks
-const DN = ${DN}u;       // O columns per invocation
-const DV = ${DN}u * 8u;  // O columns per workgroup
-const PST = BC + 1u;     // padded row stride of P (scalars)
-const A = ${A}u;         // word offset of P (= size of the staging region)
-const RED = ${RED}u;     // word offset of the row-reduction scratch
+const VC = ${VC}u;       // keys per staged V slab
+const PT = ${PT}u;       // vec4 offset of P (transposed: [key][row / 4])
 const NEG = -3.0e38;     // stands for −∞
 
 var<workgroup> sm: array<vec4<f32>, ${SMV}>;
+var<workgroup> red: array<f32, ${RED}>;
 
-fn smr(i: u32) -> f32 {
-  return sm[i >> 2u][i & 3u];
-}
-
-fn smw(i: u32, x: f32) {
-  sm[i >> 2u][i & 3u] = x;
-}
-
-// Four consecutive head channels c … c+3 of token `row` (base = batch and head offset), zero
+// Four consecutive head channels c … c+3 of token `row` of q (which = 0), k (1) or v (2), zero
 // outside the matrix.
 fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
   if (row >= rows) { return r; }
   let at = base + row * ld + c;
+  #unroll
   for (var e = 0u; e < 4u; e++) {
     if (c + e < p.d) {
-      if (which == 0u) { r[e] = f32(q[at + e]); } else { r[e] = f32(k[at + e]); }
+      if (which == 0u) {
+        r[e] = f32(q[at + e]);
+      } else if (which == 1u) {
+        r[e] = f32(k[at + e]);
+      } else {
+        r[e] = f32(v[at + e]);
+      }
     }
   }
   return r;
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(${WGS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let tx = lid % TC;
   let ty = lid / TC;
   let i0 = wg.x * BR;            // first query row of the tile
   let b = wg.y / p.heads;
   let h = wg.y % p.heads;
-  let c0 = wg.z * DV;            // first output column of this chunk
+  let c0 = wg.z * 4u * GW;       // first output channel of this chunk
   let ld = p.heads * p.d;        // token stride of q, k, v, o
   let qbase = b * p.nq * ld + h * p.d;
   let kbase = b * p.nk * ld + h * p.d;
+  let ksm = BR * KS;             // vec4 offset of the staged K chunk
 
-  var m: array<f32, RM>;          // running row max of S (log2 domain)
-  var l: array<f32, RM>;          // running row sum of P (this invocation's columns)
-  var acc: array<array<f32, DN>, RM>;  // O accumulator, unnormalized
+  var m: array<f32, RM>;                  // running row max of S (log2 domain)
+  var l: array<f32, RM>;                  // running row sum of P (this invocation's keys)
+  var acc: array<array<vec4<f32>, CG>, RM>;  // O accumulator, unnormalized
+  #unroll
   for (var x = 0u; x < RM; x++) {
     m[x] = NEG;
     l[x] = 0.0;
-    for (var c = 0u; c < DN; c++) { acc[x][c] = 0.0; }
+    #unroll
+    for (var g = 0u; g < CG; g++) { acc[x][g] = vec4<f32>(0.0); }
   }
 
   var kend = p.nk;
   if (p.causal != 0u) { kend = min(p.nk, i0 + BR); }
-  let QS = 0u;                   // vec4 offset of the staged Q chunk
-  let KSO = BR * KS;             // vec4 offset of the staged K chunk
 
   for (var j0 = 0u; j0 < kend; j0 += BC) {
     // 1. S = Q Kᵀ over d in chunks of KC4 vec4s.
     var s: array<array<f32, RN>, RM>;
-    for (var x = 0u; x < RM; x++) { for (var y = 0u; y < RN; y++) { s[x][y] = 0.0; } }
+    #unroll
+    for (var x = 0u; x < RM; x++) {
+      #unroll
+      for (var y = 0u; y < RN; y++) { s[x][y] = 0.0; }
+    }
     for (var kc = 0u; kc < p.d; kc += 4u * KC4) {
-      workgroupBarrier();        // the previous users of the staging region are done
+      workgroupBarrier();        // the previous users of the staging words are done
       for (var e = lid; e < BR * KC4; e += WG) {
         let r = e / KC4;
         let c4 = e % KC4;
-        sm[QS + r * KS + c4] = load4(0u, qbase, i0 + r, p.nq, kc + 4u * c4, ld);
+        sm[r * KS + c4] = load4(0u, qbase, i0 + r, p.nq, kc + 4u * c4, ld);
       }
       for (var e = lid; e < BC * KC4; e += WG) {
         let r = e / KC4;
         let c4 = e % KC4;
-        sm[KSO + r * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
+        sm[ksm + r * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
       }
       workgroupBarrier();
+      #unroll
       for (var c4 = 0u; c4 < KC4; c4++) {
         var qa: array<vec4<f32>, RM>;
         var kb: array<vec4<f32>, RN>;
-        for (var x = 0u; x < RM; x++) { qa[x] = sm[QS + (ty * RM + x) * KS + c4]; }
-        for (var y = 0u; y < RN; y++) { kb[y] = sm[KSO + (tx + TC * y) * KS + c4]; }
+        #unroll
+        for (var x = 0u; x < RM; x++) { qa[x] = sm[(ty * RM + x) * KS + c4]; }
+        #unroll
+        for (var y = 0u; y < RN; y++) { kb[y] = sm[ksm + (tx + TC * y) * KS + c4]; }
+        #unroll
         for (var x = 0u; x < RM; x++) {
+          #unroll
           for (var y = 0u; y < RN; y++) { s[x][y] += dot(qa[x], kb[y]); }
         }
       }
     }
 
     // 2. Scale into the log2 domain and mask; this invocation's row maxima to the scratch.
+    #unroll
     for (var x = 0u; x < RM; x++) {
       let i = i0 + ty * RM + x;
       var mx = NEG;
+      #unroll
       for (var y = 0u; y < RN; y++) {
         let j = j0 + tx + TC * y;
         var sv = s[x][y] * p.scale;
@@ -157,64 +177,80 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         s[x][y] = sv;
         mx = max(mx, sv);
       }
-      smw(RED + (ty * RM + x) * TC + tx, mx);
+      red[(ty * RM + x) * TC + tx] = mx;
     }
     workgroupBarrier();          // maxima visible; everyone is done reading the Q/K chunk
 
-    // 3. Online softmax update; P to workgroup memory. Stage the V tile meanwhile.
+    // 3. Online softmax update; P to workgroup memory, transposed.
+    var pt: array<vec4<f32>, RN>;
+    #unroll
     for (var x = 0u; x < RM; x++) {
       let row = ty * RM + x;
       var mt = NEG;
-      for (var t = 0u; t < TC; t++) { mt = max(mt, smr(RED + row * TC + t)); }
+      #unroll
+      for (var t = 0u; t < TC; t++) { mt = max(mt, red[row * TC + t]); }
       let m_new = max(m[x], mt);
       let alpha = exp2(m[x] - m_new);
       m[x] = m_new;
       var ls = 0.0;
+      #unroll
       for (var y = 0u; y < RN; y++) {
         let sv = s[x][y];
         let pv = select(exp2(sv - m_new), 0.0, sv <= NEG);
         ls += pv;
-        smw(A + row * PST + tx + TC * y, pv);
+        pt[y][x] = pv;
       }
       l[x] = l[x] * alpha + ls;
-      for (var c = 0u; c < DN; c++) { acc[x][c] *= alpha; }
+      #unroll
+      for (var g = 0u; g < CG; g++) { acc[x][g] *= alpha; }
     }
-    for (var e = lid; e < BC * DV; e += WG) {
-      let r = e / DV;
-      let c = c0 + e % DV;
-      var val = 0.0;
-      if (j0 + r < p.nk && c < p.d) { val = f32(v[kbase + (j0 + r) * ld + c]); }
-      smw(e, val);
-    }
-    workgroupBarrier();
+    #unroll
+    for (var y = 0u; y < RN; y++) { sm[PT + (tx + TC * y) * 16u + ty] = pt[y]; }
 
-    // 4. O += P V.
-    let jn = min(BC, p.nk - j0);
-    for (var jj = 0u; jj < jn; jj++) {
-      var vr: array<f32, DN>;
-      for (var c = 0u; c < DN; c++) { vr[c] = smr(jj * DV + tx * DN + c); }
-      for (var x = 0u; x < RM; x++) {
-        let pv = smr(A + (ty * RM + x) * PST + jj);
-        for (var c = 0u; c < DN; c++) { acc[x][c] += pv * vr[c]; }
+    // 4. O += P V, V staged VC keys at a time.
+    for (var v0 = 0u; v0 < BC; v0 += VC) {
+      if (v0 > 0u) { workgroupBarrier(); }  // the previous slab is consumed
+      for (var e = lid; e < VC * GW; e += WG) {
+        let r = e / GW;
+        let g4 = e % GW;
+        sm[e] = load4(2u, kbase, j0 + v0 + r, p.nk, c0 + 4u * g4, ld);
+      }
+      workgroupBarrier();        // V slab and P visible
+      #unroll
+      for (var jj = 0u; jj < VC; jj++) {
+        let p4 = sm[PT + (v0 + jj) * 16u + ty];
+        #unroll
+        for (var g = 0u; g < CG; g++) {
+          let v4 = sm[jj * GW + tx + TC * g];
+          #unroll
+          for (var x = 0u; x < RM; x++) { acc[x][g] += p4[x] * v4; }
+        }
       }
     }
   }
 
   // O / l, with l summed over the row's TC invocations.
   workgroupBarrier();
-  for (var x = 0u; x < RM; x++) { smw(RED + (ty * RM + x) * TC + tx, l[x]); }
+  #unroll
+  for (var x = 0u; x < RM; x++) { red[(ty * RM + x) * TC + tx] = l[x]; }
   workgroupBarrier();
+  #unroll
   for (var x = 0u; x < RM; x++) {
     let row = ty * RM + x;
     let i = i0 + row;
-    if (i >= p.nq) { continue; }
     var lt = 0.0;
-    for (var t = 0u; t < TC; t++) { lt += smr(RED + row * TC + t); }
+    #unroll
+    for (var t = 0u; t < TC; t++) { lt += red[row * TC + t]; }
     let inv = 1.0 / lt;
     let ob = qbase + i * ld;
-    for (var c = 0u; c < DN; c++) {
-      let col = c0 + tx * DN + c;
-      if (col < p.d) { o[ob + col] = ${T}(acc[x][c] * inv); }
+    #unroll
+    for (var g = 0u; g < CG; g++) {
+      let col = c0 + 4u * (tx + TC * g);
+      let val = acc[x][g] * inv;
+      #unroll
+      for (var e = 0u; e < 4u; e++) {
+        if (i < p.nq && col + e < p.d) { o[ob + col + e] = ${T}(val[e]); }
+      }
     }
   }
 }

@@ -112,9 +112,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
 #endif
 
   var acc: array<vec4<f32>, 4>;
+  #unroll
   for (var x = 0u; x < 4u; x++) { acc[x] = vec4<f32>(0.0); }
   for (var k0 = 0u; k0 < kdim; k0 += KC) {
     workgroupBarrier();
+    #unroll
     for (var t = 0u; t < 4u; t++) {
       let e = lid + 256u * t;
       // A: 64 rows × 16 reduction elements, read along the reduction dim.
@@ -149,27 +151,31 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
       tb[bk * 16u + bn / 4u][bn % 4u] = bv;
     }
     workgroupBarrier();
+    #unroll
     for (var kk = 0u; kk < KC; kk++) {
       let a4 = ta[kk * 16u + ty];
       let b4 = tb[kk * 16u + tx];
+      #unroll
       for (var x = 0u; x < 4u; x++) { acc[x] += a4[x] * b4; }
     }
   }
 
+  #unroll
   for (var x = 0u; x < 4u; x++) {
     let r = r0 + ty * 4u + x;
-    if (r >= p.rows) { continue; }
     let i = p.i0 + r;
+    #unroll
     for (var y = 0u; y < 4u; y++) {
       let n = n0 + tx * 4u + y;
-      if (n >= ncols) { continue; }
+      if (r < p.rows && n < ncols) {
 #if SCORES
-      var sv = acc[x][y] * p.scale;
-      if (p.causal != 0u && n > i) { sv = NEG; }
-      s[(srow + r) * p.nk + n] = sv;
+        var sv = acc[x][y] * p.scale;
+        if (p.causal != 0u && n > i) { sv = NEG; }
+        s[(srow + r) * p.nk + n] = sv;
 #else
-      o[qbase + i * ld + n] = ${T}(acc[x][y]);
+        o[qbase + i * ld + n] = ${T}(acc[x][y]);
 #endif
+      }
     }
   }
 }

@@ -100,6 +100,7 @@ fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f3
   var r = vec4<f32>(0.0);
   if (row >= rows) { return r; }
   let at = base + row * ld + c;
+  #unroll
   for (var e = 0u; e < 4u; e++) {
     if (c + e < p.d) {
       if (which == 0u) { r[e] = f32(q[at + e]); } else { r[e] = f32(k[at + e]); }
@@ -147,11 +148,16 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
 
   // 1. S = Q Kᵀ for the partition's sub-tiles, into the block (log2 domain, masked).
   var mx: array<f32, RM>;
+  #unroll
   for (var x = 0u; x < RM; x++) { mx[x] = NEG; }
   for (var sub = 0u; sub < nsub; sub++) {
     let j0 = jp + sub * BC;
     var s: array<array<f32, RN>, RM>;
-    for (var x = 0u; x < RM; x++) { for (var y = 0u; y < RN; y++) { s[x][y] = 0.0; } }
+    #unroll
+    for (var x = 0u; x < RM; x++) {
+      #unroll
+      for (var y = 0u; y < RN; y++) { s[x][y] = 0.0; }
+    }
     for (var kc = 0u; kc < p.d; kc += 4u * KC4) {
       workgroupBarrier();
       for (var e = lid; e < BR * KC4; e += WG) {
@@ -165,19 +171,26 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         sm[(BR + r) * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
       }
       workgroupBarrier();
+      #unroll
       for (var c4 = 0u; c4 < KC4; c4++) {
         var qa: array<vec4<f32>, RM>;
         var kb: array<vec4<f32>, RN>;
+        #unroll
         for (var x = 0u; x < RM; x++) { qa[x] = sm[(ty * RM + x) * KS + c4]; }
+        #unroll
         for (var y = 0u; y < RN; y++) { kb[y] = sm[(BR + tx + TC * y) * KS + c4]; }
+        #unroll
         for (var x = 0u; x < RM; x++) {
+          #unroll
           for (var y = 0u; y < RN; y++) { s[x][y] += dot(qa[x], kb[y]); }
         }
       }
     }
+    #unroll
     for (var x = 0u; x < RM; x++) {
       let row = ty * RM + x;
       let i = i0 + row;
+      #unroll
       for (var y = 0u; y < RN; y++) {
         let jl = sub * BC + tx + TC * y;   // key within the partition
         let j = jp + jl;
@@ -190,17 +203,21 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   }
 
   // 2. Partition row max m_p, P = exp2(S − m_p) in place (own entries), l_p.
+  #unroll
   for (var x = 0u; x < RM; x++) { smw(RED + (ty * RM + x) * TC + tx, mx[x]); }
   workgroupBarrier();
   var mp: array<f32, RM>;
   var lp: array<f32, RM>;
+  #unroll
   for (var x = 0u; x < RM; x++) {
     let row = ty * RM + x;
     var mt = NEG;
+    #unroll
     for (var t = 0u; t < TC; t++) { mt = max(mt, smr(RED + row * TC + t)); }
     mp[x] = mt;
     var ls = 0.0;
     for (var sub = 0u; sub < nsub; sub++) {
+      #unroll
       for (var y = 0u; y < RN; y++) {
         let at = A + row * SST + sub * BC + tx + TC * y;
         let sv = smr(at);
@@ -212,11 +229,16 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     lp[x] = ls;
   }
   workgroupBarrier();            // P complete; maxima read
+  #unroll
   for (var x = 0u; x < RM; x++) { smw(RED + (ty * RM + x) * TC + tx, lp[x]); }
 
   // 3. O_p = P V, V staged VC keys at a time.
   var acc: array<array<f32, DN>, RM>;
-  for (var x = 0u; x < RM; x++) { for (var c = 0u; c < DN; c++) { acc[x][c] = 0.0; } }
+  #unroll
+  for (var x = 0u; x < RM; x++) {
+    #unroll
+    for (var c = 0u; c < DN; c++) { acc[x][c] = 0.0; }
+  }
   for (var v0 = 0u; v0 < jn; v0 += VC) {
     workgroupBarrier();
     for (var e = lid; e < VC * DV; e += WG) {
@@ -230,29 +252,34 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     let vn = min(VC, jn - v0);
     for (var jj = 0u; jj < vn; jj++) {
       var vr: array<f32, DN>;
+      #unroll
       for (var c = 0u; c < DN; c++) { vr[c] = smr(jj * DV + tx * DN + c); }
+      #unroll
       for (var x = 0u; x < RM; x++) {
         let pv = smr(A + (ty * RM + x) * SST + v0 + jj);
+        #unroll
         for (var c = 0u; c < DN; c++) { acc[x][c] += pv * vr[c]; }
       }
     }
   }
 
   // Write m_p, l_p (l summed over the row's TC invocations) and O_p.
+  #unroll
   for (var x = 0u; x < RM; x++) {
     let row = ty * RM + x;
     let i = i0 + row;
-    if (i >= p.nq) { continue; }
-    if (c0 == 0u && tx == 0u) {
+    if (i < p.nq && c0 == 0u && tx == 0u) {
       var lt = 0.0;
+      #unroll
       for (var t = 0u; t < TC; t++) { lt += smr(RED + row * TC + t); }
       ml[stat + i] = mp[x];
       ml[lofs + stat + i] = lt;
     }
     let ob = (stat + i) * p.d;
+    #unroll
     for (var c = 0u; c < DN; c++) {
       let col = c0 + tx * DN + c;
-      if (col < p.d) { op[ob + col] = acc[x][c]; }
+      if (i < p.nq && col < p.d) { op[ob + col] = acc[x][c]; }
     }
   }
 }

@@ -8,22 +8,24 @@
 // independent GEMMs  M[ξ] [O × P] = U[ξ] [O × C] · V[ξ] [C × P]  over the P tiles of the batch.
 //
 // Four kernels (one per specialization):
-//   WEIGHT_TRANSFORM  (once per weight, at load): U[ξ][c][o] = (G g_{o,c} Gᵀ)[ξ], stored [16, Cp, Op]
-//                     with Cp = C rounded up to BK = 16 and Op = O rounded up to 64, zero padded,
-//                     so that the GEMM needs no bounds checks. One invocation per (o, c); grid
-//                     (Op/64, Cp).
+//   WEIGHT_TRANSFORM  (once per weight, at load): U[ξ][c][o] = (G g_{o,c} Gᵀ)[ξ], stored
+//                     [16, Cp, Op] with Cp = C rounded up to BK = 16 and Op = O rounded up to 64,
+//                     zero padded, so that the GEMM needs no bounds checks. One invocation per
+//                     (o, c); grid (Op/64, Cp).
 //   INPUT_TRANSFORM   V[ξ][c][p] = (Bᵀ d_{c,p} B)[ξ] for the tiles p0 … p0 + Pp − 1 of one chunk,
 //                     stored [16, Cp, Pp] (Pp = chunk width, a multiple of the GEMM's BN; rows
-//                     c ≥ C and tiles past the end are written as zeros). One invocation per (p, c);
-//                     grid (⌈Pp/64⌉, Cp).
+//                     c ≥ C and tiles past the end are written as zeros). One invocation per
+//                     (p, c); grid (⌈Pp/64⌉, Cp).
 //   GEMM              M[ξ] = U[ξ] · V[ξ], stored [16, Op, Pp]. A workgroup of 256 invocations
-//                     (16 × 16) computes a BM × BN tile (BM = 16·TM output channels, BN = 16·TN
-//                     tiles) of one ξ = workgroup_id.z; grid (Pp/BN, Op/BM, 16). The C loop walks
-//                     BK = 16 at a time with vec4 loads (U along o, V along p, both contiguous: no
-//                     transposes), next step's loads issued before this step's arithmetic, and a
-//                     TM × TN register block per invocation from vec4 reads of workgroup memory:
-//                     rows (ty + i·16)·4 + 0..3, columns (tx + j·16)·4 + 0..3. Tiles 128×128
-//                     (TM = TN = 8), 64×128, 64×64.
+//                     (16 × 16) computes a BM × BN tile (BM = 64 output channels, BN = 64 or 128
+//                     tiles: TN8) of one ξ = workgroup_id.z; grid (Pp/BN, Op/64, 16). The C loop
+//                     walks BK = 16 at a time with vec4 loads (U along o, V along p, both
+//                     contiguous: no transposes), the next step's loads issued before this step's
+//                     arithmetic, and a 4 × 4 (or 4 × 8) register block per invocation from vec4
+//                     reads of workgroup memory: rows ty·4 + 0..3, columns (tx + j·16)·4 + 0..3.
+//                     On an H200 (f16 model, f32 arithmetic) 64 × 128 ran the GEMM at 25–30
+//                     TFLOP/s (42–51 TFLOP/s in direct-convolution FLOPs for the whole Winograd
+//                     convolution at UNet/VAE shapes); 128 × 64 and 128 × 128 were slower.
 //   OUTPUT_TRANSFORM  y[b, o, 2ty + r, 2tx + q] = act((Aᵀ m A)[r][q] + bias[o]) + residual, m[ξ] =
 //                     M[ξ][o][p]; one invocation per (p, o); grid (⌈Pc/64⌉, O).
 //
@@ -34,7 +36,7 @@
 // transformed domain; all arithmetic is f32 and y is rounded to T once.
 //
 // Specializations (pipeline-cache key / profiler label):
-//   winograd_weight_transform_<T>, winograd_input_transform_<T>, winograd_gemm_<T>_<BM>x<BN>,
+//   winograd_weight_transform_<T>, winograd_input_transform_<T>, winograd_gemm_<T>_64x<BN>,
 //   winograd_output_transform_<T>[_bias][_residual][_silu]
 
 struct Params {
@@ -69,7 +71,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (o < p.O && c < p.C) {
     let base = (o * p.C + c) * 9u;
     for (var r = 0u; r < 3u; r++) {
-      g[r] = vec3<f32>(f32(w[base + 3u * r]), f32(w[base + 3u * r + 1u]), f32(w[base + 3u * r + 2u]));
+      let i = base + 3u * r;
+      g[r] = vec3<f32>(f32(w[i]), f32(w[i + 1u]), f32(w[i + 2u]));
     }
   }
   // s = G g (4 × 3), then U = s Gᵀ (4 × 4).
@@ -154,7 +157,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(2) var<storage, read> v: array<vec4<f32>>;    // [16, Cp, Pp]
 @group(0) @binding(3) var<storage, read_write> m: array<vec4<f32>>;  // [16, Op, Pp]
 
-const BM = 16u * ${TM}u;  // output channels per workgroup (64 or 128)
+const BM = 64u;           // output channels per workgroup
 const BN = 16u * ${TN}u;  // tiles per workgroup (64 or 128)
 const BK = 16u;
 const AV = BM / 4u;  // vec4 per row of As
@@ -175,13 +178,14 @@ fn rank1(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
 
 // Stores the 4 × 4 block c: rows o … o + 3, tile columns as the vec4 at index col of M[ξ][o].
 fn store_block(c: mat4x4<f32>, row: u32, col: u32, ppv: u32) {
-  for (var r = 0u; r < 4u; r++) {
-    m[(row + r) * ppv + col] = c[r];
-  }
+  m[row * ppv + col] = c[0];
+  m[(row + 1u) * ppv + col] = c[1];
+  m[(row + 2u) * ppv + col] = c[2];
+  m[(row + 3u) * ppv + col] = c[3];
 }
 
 // The register block is written out (no loops over function-scope arrays) so that it stays in
-// registers whatever the driver's loop unrolling does; TM8 / TN8 add the second row / column half.
+// registers whatever the driver's loop unrolling does; TN8 adds the second column half.
 @compute @workgroup_size(256)
 fn main(
   @builtin(workgroup_id) wg: vec3<u32>,
@@ -196,22 +200,14 @@ fn main(
   let ppv = p.Pp / 4u;
   let ub = xi * p.Cp * opv + o0 / 4u + (tid / AV) * opv + tid % AV;  // U[ξ][kk][o0 + …]
   let vb = xi * p.Cp * ppv + n0 / 4u + (tid / BV) * ppv + tid % BV;  // V[ξ][kk][n0 + …]
-  let ua = (256u / AV) * opv;  // second load of a step: 256 vec4 further in As
-  let vba = (256u / BV) * ppv;
+  let vba = (256u / BV) * ppv;  // second load of a step: 256 vec4 further in Bs
 
   var ra0: vec4<f32>;
   var rb0: vec4<f32>;
   var c00: mat4x4<f32>;
-#if TM8
-  var ra1: vec4<f32>;
-  var c10: mat4x4<f32>;
-#endif
 #if TN8
   var rb1: vec4<f32>;
   var c01: mat4x4<f32>;
-#endif
-#if TM8_TN8
-  var c11: mat4x4<f32>;
 #endif
 
   let steps = p.Cp / BK;
@@ -220,9 +216,6 @@ fn main(
       workgroupBarrier();
       As[tid] = ra0;
       Bs[tid] = rb0;
-#if TM8
-      As[tid + 256u] = ra1;
-#endif
 #if TN8
       Bs[tid + 256u] = rb1;
 #endif
@@ -233,9 +226,6 @@ fn main(
       let kb = t * BK * ppv;
       ra0 = vec4<f32>(u[ub + ka]);
       rb0 = v[vb + kb];
-#if TM8
-      ra1 = vec4<f32>(u[ub + ka + ua]);
-#endif
 #if TN8
       rb1 = v[vb + kb + vba];
 #endif
@@ -245,16 +235,9 @@ fn main(
         let a0 = As[kk * AV + ty];
         let b0 = Bs[kk * BV + tx];
         c00 = rank1(c00, a0, b0);
-#if TM8
-        let a1 = As[kk * AV + ty + 16u];
-        c10 = rank1(c10, a1, b0);
-#endif
 #if TN8
         let b1 = Bs[kk * BV + tx + 16u];
         c01 = rank1(c01, a0, b1);
-#endif
-#if TM8_TN8
-        c11 = rank1(c11, a1, b1);
 #endif
       }
     }
@@ -262,14 +245,8 @@ fn main(
 
   let mb = (xi * p.Op + o0) * ppv + n0 / 4u;
   store_block(c00, ty * 4u, mb + tx, ppv);
-#if TM8
-  store_block(c10, (ty + 16u) * 4u, mb + tx, ppv);
-#endif
 #if TN8
   store_block(c01, ty * 4u, mb + tx + 16u, ppv);
-#endif
-#if TM8_TN8
-  store_block(c11, (ty + 16u) * 4u, mb + tx + 16u, ppv);
 #endif
 }
 #endif

@@ -4,11 +4,13 @@
 // TRANS_B [batch_b, N, K] (torch Linear weight layout: rows of w along K); C [batch, M, N].
 // Batch items are p.batch_a / p.batch_b / p.batch_c elements apart (batch_b = 0 broadcasts B).
 //
-// Specializations (pipeline-cache key / profiler label matmul_<variant>_<T>[_acc16][_nt][_v4]
-// [_bm<BM>x<BN>k<BK>][_bias][_<act>][_res][_geglu]):
+// Specializations (pipeline-cache key / profiler label matmul_<tiled|naive>_<T>[_acc16][_nt][_v4]
+// [_<BM>x<BN>x<BK>_<TM>x<TN>][_bias][_<act>][_res][_geglu], e.g.
+// matmul_tiled_f16_nt_v4_128x64x32_8x4_bias_res):
 //   T        storage type of A, B, C, bias and residual (f32 | f16).
-//   S        accumulator and workgroup-memory type: f32 (default), or f16 (ACC16, selectable for
-//            speed; only where sums are short — rounding error grows with K).
+//   S        accumulator and workgroup-memory type: f32 (default), or f16 (name _acc16; packed
+//            half FMAs, ~1.3× faster on an H200, rounding error growing with K: opt-in only).
+//   BM, BN, BK, TM, TN4 (TN = 4·TN4): the tile, chosen per problem by src/ops/linear.ts.
 //   TRANS_B  B is [N, K] (torch Linear weight) instead of [K, N].
 //   VEC      K % 4 == 0 and N % 4 == 0: global memory is read and written as vec4 (8 or 16 bytes);
 //            otherwise every element is loaded and bounds-checked on its own (K = 77, N = 77, …).
@@ -36,6 +38,10 @@
 // ty + i·(BM/TM) and vec4 columns tx + j·(BN/TN): neighbouring invocations read neighbouring
 // vec4s of Bs (no bank conflicts) and write neighbouring vec4s of C (coalesced).
 // Edges: rows ≥ M, columns ≥ N and k ≥ K load as zero and are never stored, so any M, N, K work.
+// Loops marked `// unroll` are expanded by src/ops/linear.ts (unrollLoops) before compiling:
+// the accumulators, prefetch registers and A fragments are function-local arrays that stay in
+// registers only when indexed by constants — left as loops, the driver behind naga keeps them in
+// local memory and the kernel runs 8× slower (2 vs 16+ TFLOP/s at 4096³ on an H200).
 //
 // NAIVE work decomposition: one invocation per output element (16 × 16 a workgroup), the K loop
 // reading A and B straight from global memory (scalar loads, never VEC), f32 sums. The baseline
@@ -224,8 +230,8 @@ const WY = ${WY}u;          // invocations along M = BM / TM
 const THREADS = WX * WY;
 const BK4 = BK / 4u;
 const BN4 = BN / 4u;
-const A_LOADS = BM * BK4 / THREADS;  // vec4 of A each invocation moves per tile
-const B_LOADS = BK * BN4 / THREADS;  // vec4 of B each invocation moves per tile
+const A_LOADS = ${A_LOADS}u;  // vec4 of A each invocation moves per tile = BM·BK4 / THREADS
+const B_LOADS = ${B_LOADS}u;  // vec4 of B each invocation moves per tile = BK·BN4 / THREADS
 const BN_OUT = select(BN, BN / 2u, ${GEGLU_ON});
 
 var<workgroup> As: array<vec4<${S}>, BM * BK4>;
@@ -317,22 +323,18 @@ fn main(
   let ab = wg.z * p.batch_a;
   let bb = wg.z * p.batch_b;
 
-#if UNROLL
-${ACC_DECL}
-#else
   var acc: array<array<vec4<${S}>, TN4>, TM>;
-#endif
   var pa: array<vec4<${S}>, A_LOADS>;
   var pb: array<vec4<${S}>, B_LOADS>;
 
   // Tile loads into registers. A: slot s = t + l·THREADS → row s / BK4, k-vec4 s % BK4.
   // B ([K, N]): row s / BN4, n-vec4 s % BN4. B (TRANS_B): column s % BN, k-vec4 s / BN
   // (consecutive invocations: consecutive weight rows, so the scattered stores hit distinct banks).
-  for (var l = 0u; l < A_LOADS; l++) {
+  for (var l = 0u; l < ${A_LOADS}u; l++) { // unroll
     let s = t + l * THREADS;
     pa[l] = load_a(ab, m0 + s / BK4, 4u * (s % BK4));
   }
-  for (var l = 0u; l < B_LOADS; l++) {
+  for (var l = 0u; l < ${B_LOADS}u; l++) { // unroll
     let s = t + l * THREADS;
 #if TRANS_B
     pb[l] = load_bt(bb, n0, s % BN, 4u * (s / BN));
@@ -343,15 +345,15 @@ ${ACC_DECL}
 
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     workgroupBarrier();
-    for (var l = 0u; l < A_LOADS; l++) {
+    for (var l = 0u; l < ${A_LOADS}u; l++) { // unroll
       As[t + l * THREADS] = pa[l];
     }
-    for (var l = 0u; l < B_LOADS; l++) {
+    for (var l = 0u; l < ${B_LOADS}u; l++) { // unroll
       let s = t + l * THREADS;
 #if TRANS_B
       let c = s % BN;
       let kr = 4u * (s / BN);
-      for (var e = 0u; e < 4u; e++) {
+      for (var e = 0u; e < 4u; e++) { // unroll
         Bs[(kr + e) * BN4 + c / 4u][c % 4u] = pb[l][e];
       }
 #else
@@ -363,11 +365,11 @@ ${ACC_DECL}
     // Prefetch the next tile while this one is multiplied.
     let k1 = k0 + BK;
     if (k1 < p.K) {
-      for (var l = 0u; l < A_LOADS; l++) {
+      for (var l = 0u; l < ${A_LOADS}u; l++) { // unroll
         let s = t + l * THREADS;
         pa[l] = load_a(ab, m0 + s / BK4, k1 + 4u * (s % BK4));
       }
-      for (var l = 0u; l < B_LOADS; l++) {
+      for (var l = 0u; l < ${B_LOADS}u; l++) { // unroll
         let s = t + l * THREADS;
 #if TRANS_B
         pb[l] = load_bt(bb, n0, s % BN, k1 + 4u * (s / BN));
@@ -377,55 +379,38 @@ ${ACC_DECL}
       }
     }
 
-#if UNROLL
-    for (var kk = 0u; kk < BK4; kk++) {
-${MAC}
-    }
-#else
+    // acc[i][j] += A[row i][k] · B[k][vec4 column j] for the tile's k, 4 at a time.
     for (var kk = 0u; kk < BK4; kk++) {
       var a: array<vec4<${S}>, TM>;
-      for (var i = 0u; i < TM; i++) {
+      for (var i = 0u; i < ${TM}u; i++) { // unroll
         a[i] = As[(lid.y + i * WY) * BK4 + kk];
       }
-      for (var e = 0u; e < 4u; e++) {
-        for (var j = 0u; j < TN4; j++) {
+      for (var e = 0u; e < 4u; e++) { // unroll
+        for (var j = 0u; j < ${TN4}u; j++) { // unroll
           let b = Bs[(4u * kk + e) * BN4 + lid.x + j * WX];
-          for (var i = 0u; i < TM; i++) {
+          for (var i = 0u; i < ${TM}u; i++) { // unroll
             acc[i][j] = fma(vec4<${S}>(a[i][e]), b, acc[i][j]);
           }
         }
       }
     }
-#endif
   }
 
   // Epilogue: invocation (tx, ty) holds accumulator vec4 columns tx + j·WX; with GEGLU the first
   // TN4/2 are hidden columns and the last TN4/2 the gate columns of the same outputs.
   let cb = wg.z * p.batch_c;
-#if UNROLL
-${EPILOGUE}
-}
-#else
-  for (var i = 0u; i < TM; i++) {
+  for (var i = 0u; i < ${TM}u; i++) { // unroll
     let m = m0 + lid.y + i * WY;
-    if (m >= p.M) { continue; }
 #if GEGLU
-    for (var j = 0u; j < TN4 / 2u; j++) {
-      let n = n0 + 4u * (lid.x + j * WX);
-      if (n < p.N) {
-        finish(cb, m, n, vec4<f32>(acc[i][j]), vec4<f32>(acc[i][j + TN4 / 2u]), 4u);
-      }
+    for (var j = 0u; j < ${TN4_OUT}u; j++) { // unroll
+      store4(cb, m, n0 + 4u * (lid.x + j * WX), acc[i][j], acc[i][j + TN4 / 2u]);
     }
 #else
-    for (var j = 0u; j < TN4; j++) {
-      let n = n0 + 4u * (lid.x + j * WX);
-      if (n < p.N) {
-        finish(cb, m, n, vec4<f32>(acc[i][j]), vec4<f32>(0.0), 4u);
-      }
+    for (var j = 0u; j < ${TN4}u; j++) { // unroll
+      store4(cb, m, n0 + 4u * (lid.x + j * WX), acc[i][j], vec4<${S}>());
     }
 #endif
   }
 }
-#endif
 #endif
 #endif

@@ -71,7 +71,7 @@ const t0 = performance.now();
 const sd = await StableDiffusion.load(gpu, {
   kind: "synth",
   tokenizerDir: args.tokenizer ?? defaultTokenizerDir(),
-}, { precision });
+}, { precision, keepDirectConvWeights: true });
 const loadMs = performance.now() - t0;
 const weightBytes = gpu.allocatedBytes;
 

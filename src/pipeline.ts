@@ -15,11 +15,11 @@ import { Tensor } from "./gpu/tensor.ts";
 import { cast, cfgCombine } from "./ops/elementwise.ts";
 import { ClipTextModel } from "./models/clip.ts";
 import { loadConfigs, type ModelConfigs, sd15Configs } from "./models/config.ts";
-import type { Param, WeightSource } from "./models/params.ts";
+import type { WeightSource } from "./models/params.ts";
 import { SafetensorsSource, SynthSource } from "./models/sources.ts";
 import { UNet } from "./models/unet.ts";
 import { Vae } from "./models/vae.ts";
-import { prepareConv } from "./ops/conv2d.ts";
+import { variants } from "./ops/variants.ts";
 import { TorchGenerator } from "./rng.ts";
 import { SafeTensorsFile } from "./safetensors.ts";
 import {
@@ -44,6 +44,11 @@ export type ModelSource =
 export interface LoadOptions {
   /** UNet precision; default f16 when the adapter has shader-f16. */
   precision?: DType;
+  /**
+   * Keep the 3×3 filters after their Winograd transforms (needed to switch to `--conv direct`
+   * later in the same process, as the bench does); default false, which saves their memory.
+   */
+  keepDirectConvWeights?: boolean;
   /** Called with a short stage name and elapsed ms (load profiling). */
   onStage?: (stage: string, ms: number) => void;
 }
@@ -155,10 +160,6 @@ export class StableDiffusion {
     const unet = new UNet(configs.unet, precision);
     const vae = new Vae(configs.vae, vaeDtype);
 
-    // Winograd filter transforms happen once, at load.
-    const prepare = (p: Param) => {
-      if (p.shape.length === 4 && p.shape[2] === 3) prepareConv(p.t);
-    };
     const sources: Record<string, WeightSource> = {};
     const files: SafeTensorsFile[] = [];
     try {
@@ -180,8 +181,17 @@ export class StableDiffusion {
         sources.text_encoder = sources.unet = sources.vae = synth;
       }
       await stage("load_text_encoder", () => text.store.load(gpu, sources.text_encoder));
-      await stage("load_unet", () => unet.store.load(gpu, sources.unet, prepare));
-      await stage("load_vae", () => vae.store.load(gpu, sources.vae, prepare));
+      await stage("load_unet", () => unet.store.load(gpu, sources.unet));
+      await stage("load_vae", () => vae.store.load(gpu, sources.vae));
+      // Winograd filter transforms happen once, at load, for the convolutions that use them.
+      if (variants(gpu).conv === "winograd") {
+        await stage("winograd_transforms", async () => {
+          const convs = [...unet.store.convs, ...vae.store.convs];
+          for (const conv of convs) conv.prepareWinograd();
+          await gpu.flush(); // the transforms read the filters: run them before freeing
+          if (!opts.keepDirectConvWeights) { for (const conv of convs) conv.dropDirectWeight(); }
+        });
+      }
       await gpu.flush();
     } finally {
       for (const f of files) f.close();

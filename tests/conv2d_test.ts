@@ -391,3 +391,40 @@ Deno.test({
     assert(msg.includes("residual"), `expected a residual-shape error, got "${msg}"`);
   },
 });
+
+Deno.test({
+  name: "conv2d: f16 Winograd keeps large activations finite (transformed tiles are f32)",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    if (!gpu.hasF16) return;
+    setVariants(gpu, { conv: "winograd" });
+    // x ∈ [2·10⁴, 3·10⁴): every interior tile has (Bᵀ d B)[1][1] = d₁₁ + d₁₂ + d₂₁ + d₂₂ ≥ 8·10⁴,
+    // past f16's 65504, while |y| ≤ 36 · 3·10⁴ / 36 + |b| stays in range (|w| < 1/36).
+    const c: Case = {
+      name: "large f16",
+      B: 1,
+      C: 4,
+      O: 4,
+      H: 9,
+      W: 9,
+      k: 3,
+      stride: 1,
+      padding: 1,
+    };
+    const d = makeData(c, "f16", 7);
+    d.x = roundTo("f16", d.x.map((v) => 2.5e4 + v * 5e3));
+    d.w = roundTo("f16", d.w.map((v) => v / 6)); // makeData's |w| < 1/6 for C·9 = 36
+    const got = await runGpu(gpu, c, d, "f16");
+    const want = got.map((_, i) => {
+      const ox = i % 9, oy = Math.floor(i / 9) % 9, o = Math.floor(i / 81);
+      return refAt(c, d, 0, o, oy, ox);
+    });
+    const e = relL2(got, want);
+    console.log(
+      `  large f16 winograd: max |y| ${maxAbs(want, new Float32Array(want.length)).toFixed(0)}, ` +
+        `rel L2 ${e.toExponential(2)}`,
+    );
+    assert(got.every(Number.isFinite) && e < TOL.f16, `large f16 winograd: rel L2 ${e}`);
+  },
+});

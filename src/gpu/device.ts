@@ -277,13 +277,19 @@ export class Gpu {
     list.push(buf);
   }
 
+  /** Destroys a buffer from {@linkcode alloc} now (it must not be used again). */
+  destroyBuffer(buf: GPUBuffer): void {
+    const size = this.#bufferBytes.get(buf);
+    if (size === undefined) return;
+    this.#bufferBytes.delete(buf);
+    this.#allocatedBytes -= size;
+    buf.destroy();
+  }
+
   /** Destroys every pooled (free) buffer. */
   trimPool(): void {
     for (const list of this.#pool.values()) {
-      for (const b of list) {
-        this.#allocatedBytes -= this.#bufferBytes.get(b) ?? 0;
-        b.destroy();
-      }
+      for (const b of list) this.destroyBuffer(b);
     }
     this.#pool.clear();
   }

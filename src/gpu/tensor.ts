@@ -118,6 +118,16 @@ export class Tensor {
     return this.#pinned;
   }
 
+  /**
+   * Frees the GPU memory of a persistent tensor (a weight no kernel will read again, e.g. a 3×3
+   * filter whose Winograd transform replaced it). Any later use is an error.
+   */
+  destroy(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.gpu.destroyBuffer(this.#storage.buffer);
+  }
+
   /** Returns the buffer to the pool once no view uses it. Idempotent. */
   release(): void {
     if (this.#released) return;

@@ -7,11 +7,12 @@
 
 import type { Tensor } from "../gpu/tensor.ts";
 import { attention } from "../ops/attention.ts";
-import { conv2d } from "../ops/conv2d.ts";
+import { conv2d, prepareConv } from "../ops/conv2d.ts";
+import { variants } from "../ops/variants.ts";
 import { linear } from "../ops/linear.ts";
 import { groupNorm, layerNorm } from "../ops/norm.ts";
 import { nchwToNlc, nlcToNchw } from "../ops/layout.ts";
-import type { Param, VarBuilder } from "./params.ts";
+import type { ConvModule, Param, VarBuilder } from "./params.ts";
 
 /** Called with each probed module's output (tests bisect mismatches with it). */
 export type Probe = (module: string, t: Tensor) => void;
@@ -35,9 +36,10 @@ export class Linear {
 }
 
 /** `torch.nn.Conv2d` with square kernels. */
-export class Conv2d {
+export class Conv2d implements ConvModule {
   readonly weight: Param;
   readonly bias: Param;
+  #directDropped = false;
   constructor(
     vs: VarBuilder,
     inC: number,
@@ -48,10 +50,31 @@ export class Conv2d {
   ) {
     this.weight = vs.param("weight", [outC, inC, kernel, kernel]);
     this.bias = vs.param("bias", [outC]);
+    vs.store.convs.push(this);
+  }
+
+  /** 3×3, stride 1, padding 1. */
+  get winogradEligible(): boolean {
+    return this.kernel === 3 && this.stride === 1 && this.padding === 1;
+  }
+
+  prepareWinograd(): void {
+    if (this.winogradEligible) prepareConv(this.weight.t);
+  }
+
+  dropDirectWeight(): void {
+    if (!this.winogradEligible || this.#directDropped) return;
+    this.weight.t.destroy();
+    this.#directDropped = true;
   }
 
   /** x [B, C, H, W] → [B, O, H', W'], optionally + residual. */
   forward(x: Tensor, residual?: Tensor): Tensor {
+    if (this.#directDropped && variants(x.gpu).conv !== "winograd") {
+      throw new Error(
+        `${this.weight.key}: the 3×3 filter was replaced by its Winograd transform at load; load with --conv direct to run direct convolution`,
+      );
+    }
     return conv2d(x, this.weight.t, this.bias.t, {
       stride: this.stride,
       padding: this.padding,

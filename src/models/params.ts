@@ -22,6 +22,17 @@ export interface WeightSource {
   read(key: string, shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array>;
 }
 
+/** What the loader needs to know of a convolution module. */
+export interface ConvModule {
+  readonly weight: Param;
+  /** True for 3×3, stride 1, padding 1: the shape Winograd F(2×2,3×3) serves. */
+  readonly winogradEligible: boolean;
+  /** Records the filter's Winograd transform (if eligible). */
+  prepareWinograd(): void;
+  /** Frees the 3×3 filter itself once its transform has run (if eligible). */
+  dropDirectWeight(): void;
+}
+
 /** A declared parameter; `tensor` is set by {@linkcode ParamStore.load}. */
 export class Param {
   #tensor: Tensor | null = null;
@@ -42,6 +53,8 @@ export class Param {
 /** All parameters of one model component (unet, vae or text encoder). */
 export class ParamStore {
   readonly params: Param[] = [];
+  /** The convolution modules built on this store (load-time Winograd preparation walks them). */
+  readonly convs: ConvModule[] = [];
   #byKey = new Map<string, Param>();
 
   constructor(readonly component: string, readonly dtype: DType) {}

@@ -25,8 +25,11 @@ export interface MatmulVariant {
    * accumulate in f32.
    */
   accumulate: "f32" | "f16";
-  /** Output tile per workgroup: `auto` picks by problem size; `128` or `64` forces one. */
-  tile: "auto" | "128" | "64";
+  /**
+   * Workgroup tile (rows × accumulator columns): `auto` picks by problem size; a name forces that
+   * tile where it applies (GEGLU needs 8 columns per invocation: `128x128` or `64x128`).
+   */
+  tile: "auto" | TileName;
 }
 
 const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
@@ -53,15 +56,6 @@ export function setMatmulVariant(gpu: Gpu, v: Partial<MatmulVariant>): void {
   chosen.set(gpu, { ...matmulVariant(gpu), ...v });
 }
 
-/** One tile configuration of the tiled kernel (see the header of `kernels/matmul.wgsl`). */
-interface Tile {
-  bm: number;
-  bn: number;
-  bk: number;
-  tm: number;
-  tn4: number;
-}
-
 /** Problem description shared by every entry point. */
 interface Problem {
   a: Tensor;
@@ -80,24 +74,68 @@ interface Problem {
   outShape: number[];
 }
 
-// Below this many 128×128 workgroups a device is under-filled (an H100 has 132 SMs), so the
-// 64×64 tile (4× the workgroups) is used instead.
-const MIN_BIG_TILES = 256;
+/** One tile configuration of the tiled kernel (see the header of `kernels/matmul.wgsl`). */
+interface Tile {
+  /** Output rows per workgroup. */
+  bm: number;
+  /** Accumulator columns per workgroup (GEGLU: hidden + gate halves). */
+  bn: number;
+  /** K per workgroup-memory tile. */
+  bk: number;
+  /** Rows per invocation. */
+  tm: number;
+  /** vec4 columns per invocation. */
+  tn4: number;
+}
+
+/** The tiles of the tiled kernel, by name: rows × accumulator columns _ per-invocation block. */
+export const TILES = {
+  "128x128_8x8": { bm: 128, bn: 128, bk: 32, tm: 8, tn4: 2 }, // 256 invocations
+  "128x64_8x8": { bm: 128, bn: 64, bk: 32, tm: 8, tn4: 2 }, // 128 invocations
+  "64x128_4x8": { bm: 64, bn: 128, bk: 32, tm: 4, tn4: 2 }, // 256 invocations
+  "64x64_4x8": { bm: 64, bn: 64, bk: 32, tm: 4, tn4: 2 }, // 128 invocations
+  "128x64_8x4": { bm: 128, bn: 64, bk: 32, tm: 8, tn4: 1 }, // 256 invocations
+  "64x64_4x4": { bm: 64, bn: 64, bk: 32, tm: 4, tn4: 1 }, // 256 invocations
+  "64x32_4x4": { bm: 64, bn: 32, bk: 32, tm: 4, tn4: 1 }, // 128 invocations
+} as const satisfies Record<string, Tile>;
+
+/** Name of a tile in {@linkcode TILES}. */
+export type TileName = keyof typeof TILES;
+
+// Tile choice, measured on an H200 (132 SMs) through Vulkan at SD 1.5's UNet shapes with f16
+// storage and f32 accumulation: the first tile of the list whose grid has at least 200
+// workgroups; below that, smaller tiles keep more SMs busy. E.g. (ms)
+//   [8192,320]→320:    128x64_8x4 0.081, 64x64_4x4 0.082, 128x128_8x8 0.103
+//   [2048,2560]→640:   64x64_4x4 0.362, 128x64_8x4 0.395
+//   [512,5120]→1280:   64x32_4x4 0.443, 128x64_8x4 0.464, 64x64_4x4 0.546
+//   [128,1280]→1280:   64x32_4x4 0.068, 64x64_4x4 0.097
+//   GEGLU [512,1280]→2·5120: 128x64_8x8 0.538, 64x128_4x8 0.571, 128x128_8x8 0.633
+// BK 64 was slower than 32 everywhere; 4096³: 128x64_8x4 27 TFLOP/s.
+const ORDER: readonly TileName[] = ["128x64_8x4", "64x64_4x4", "64x32_4x4"];
+const GEGLU_ORDER: readonly TileName[] = ["128x64_8x8", "64x64_4x8"];
+const MIN_GROUPS = 200;
+
+function groups(t: Tile, pr: Problem): number {
+  const cols = pr.geglu ? 2 * pr.n : pr.n;
+  return Math.ceil(pr.m / t.bm) * Math.ceil(cols / t.bn) * pr.batch;
+}
+
+function threads(t: Tile): number {
+  return (t.bn / (4 * t.tn4)) * (t.bm / t.tm);
+}
 
 function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
-  const v = matmulVariant(gpu).tile;
-  const cols = pr.geglu ? 2 * pr.n : pr.n;
-  const big = v === "128" ||
-    (v === "auto" &&
-      Math.ceil(pr.m / 128) * Math.ceil(cols / 128) * pr.batch >= MIN_BIG_TILES);
-  let t: Tile;
-  if (big) t = { bm: 128, bn: 128, bk: 32, tm: 8, tn4: 2 };
-  else if (pr.geglu) t = { bm: 64, bn: 128, bk: 32, tm: 4, tn4: 2 };
-  else t = { bm: 64, bn: 64, bk: 32, tm: 4, tn4: 1 };
-  const o = Deno.env.get("SD_MM_TILE");
-  if (o) {
-    const [bm, bn, bk, tm, tn4] = o.split(",").map(Number);
-    t = { bm, bn, bk, tm, tn4 };
+  const forced = matmulVariant(gpu).tile;
+  const order = pr.geglu ? GEGLU_ORDER : ORDER;
+  let t: Tile = TILES[order.at(-1)!];
+  if (forced !== "auto" && (!pr.geglu || TILES[forced].tn4 % 2 === 0)) t = TILES[forced];
+  else {
+    for (const name of order) {
+      if (groups(TILES[name], pr) >= MIN_GROUPS) {
+        t = TILES[name];
+        break;
+      }
+    }
   }
   // Workgroup memory: As [bm][bk] + Bs [bk][bn] of the accumulator type; halve BK to fit.
   const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
@@ -105,38 +143,35 @@ function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
   return t;
 }
 
-const UNROLL = Deno.env.get("SD_MM_UNROLL") === "1";
-
-/** Straight-line WGSL for the tile's accumulators, inner product step and epilogue. */
-function unrolled(t: Tile, s: DType, geglu: boolean): Record<string, string> {
-  const decl: string[] = [], mac: string[] = [], epi: string[] = [];
-  for (let i = 0; i < t.tm; i++) {
-    for (let j = 0; j < t.tn4; j++) decl.push(`  var acc_${i}_${j} = vec4<${s}>();`);
-  }
-  for (let i = 0; i < t.tm; i++) mac.push(`      let a${i} = As[(lid.y + ${i}u * WY) * BK4 + kk];`);
-  const comp = ["x", "y", "z", "w"];
-  for (let e = 0; e < 4; e++) {
-    for (let j = 0; j < t.tn4; j++) {
-      mac.push(`      let b${e}_${j} = Bs[(4u * kk + ${e}u) * BN4 + lid.x + ${j}u * WX];`);
-    }
-    for (let i = 0; i < t.tm; i++) {
-      for (let j = 0; j < t.tn4; j++) {
-        mac.push(
-          `      acc_${i}_${j} = fma(vec4<${s}>(a${i}.${comp[e]}), b${e}_${j}, acc_${i}_${j});`,
-        );
+/**
+ * Expands every loop written `for (var i = 0u; i < 8u; i++) { // unroll` (literal trip count,
+ * after specialization) into copies of its body, each in a block opening with `const i = <k>u;`.
+ * Function-local arrays indexed by such constants stay in registers; left as loops, the compiler
+ * behind WebGPU keeps them in local memory (8× slower on an H200).
+ */
+export function unrollLoops(src: string): string {
+  const head = /^(\s*)for \(var (\w+) = 0u; \2 < (\d+)u; \2\+\+\) \{ \/\/ unroll\s*$/;
+  const lines = src.split("\n");
+  for (;;) {
+    const at = lines.findIndex((l) => head.test(l));
+    if (at < 0) return lines.join("\n");
+    const [, indent, v, count] = head.exec(lines[at])!;
+    let depth = 1, end = at + 1;
+    for (; end < lines.length; end++) {
+      for (const ch of lines[end].replace(/\/\/.*$/, "")) {
+        if (ch === "{") depth++;
+        else if (ch === "}") depth--;
       }
+      if (depth === 0) break;
     }
-  }
-  const half = geglu ? t.tn4 / 2 : t.tn4;
-  for (let i = 0; i < t.tm; i++) {
-    for (let j = 0; j < half; j++) {
-      const g = geglu ? `acc_${i}_${j + half}` : `vec4<${s}>()`;
-      epi.push(
-        `  store4(cb, m0 + lid.y + ${i}u * WY, n0 + 4u * (lid.x + ${j}u * WX), acc_${i}_${j}, ${g});`,
-      );
+    if (depth !== 0) throw new Error(`unterminated unrolled loop: ${lines[at].trim()}`);
+    const body = lines.slice(at + 1, end);
+    const copies: string[] = [];
+    for (let k = 0; k < Number(count); k++) {
+      copies.push(`${indent}{`, `${indent}  const ${v} = ${k}u;`, ...body, `${indent}}`);
     }
+    lines.splice(at, end - at + 1, ...copies);
   }
-  return { ACC_DECL: decl.join("\n"), MAC: mac.join("\n"), EPILOGUE: epi.join("\n") };
 }
 
 function run(pr: Problem): Tensor {
@@ -155,9 +190,9 @@ function run(pr: Problem): Tensor {
   ].join("");
   const name = "matmul_" + (naive ? "naive" : "tiled") + `_${dtype}` +
     (s !== "f32" ? "_acc16" : "") + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
-    (tile ? `_${tile.bm}x${tile.bn}k${tile.bk}` : "") + (UNROLL ? "_u" : "") + fusion;
+    (tile ? `_${tile.bm}x${tile.bn}x${tile.bk}_${tile.tm}x${4 * tile.tn4}` : "") + fusion;
   const kernel = gpu.kernel(name, () =>
-    specialize(kernelSource("matmul.wgsl"), {
+    unrollLoops(specialize(kernelSource("matmul.wgsl"), {
       T: dtype,
       S: s,
       NAIVE: naive,
@@ -177,9 +212,10 @@ function run(pr: Problem): Tensor {
       TN4: tile?.tn4 ?? 0,
       WX: tile ? tile.bn / (4 * tile.tn4) : 0,
       WY: tile ? tile.bm / tile.tm : 0,
-      UNROLL: UNROLL,
-      ...(tile && UNROLL ? unrolled(tile, s, pr.geglu) : {}),
-    }));
+      A_LOADS: tile ? (tile.bm * tile.bk / 4) / threads(tile) : 0,
+      B_LOADS: tile ? (tile.bk * tile.bn / 4) / threads(tile) : 0,
+      TN4_OUT: tile ? (pr.geglu ? tile.tn4 / 2 : tile.tn4) : 0,
+    })));
   const out = Tensor.empty(gpu, pr.outShape, dtype, name);
   const u = new Uniforms()
     .u32(pr.m).u32(pr.n).u32(pr.k)
