@@ -57,27 +57,40 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+#if VEC
+@group(0) @binding(1) var<storage, read> q: array<vec4<${T}>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<${T}>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<${T}>>;
+@group(0) @binding(4) var<storage, read_write> o: array<vec4<${T}>>;
+#else
 @group(0) @binding(1) var<storage, read> q: array<${T}>;
 @group(0) @binding(2) var<storage, read> k: array<${T}>;
 @group(0) @binding(3) var<storage, read> v: array<${T}>;
 @group(0) @binding(4) var<storage, read_write> o: array<${T}>;
+#endif
 
 const TC = ${TC}u;       // invocations along a row
 const WG = 16u * ${TC}u; // invocations
-const RM = 4u;           // Q rows per invocation
+const RM = ${RM}u;       // Q rows per invocation
 const RN = 4u;           // keys per invocation per tile
-const BR = 64u;          // Q rows per workgroup
+const BR = 16u * ${RM}u; // Q rows per workgroup
 const BC = 4u * ${TC}u;  // keys per K/V tile
 const CG = ${CG}u;       // vec4 column groups of O per invocation
 const GW = ${TC}u * ${CG}u; // vec4 column groups per workgroup (DV = 4·GW channels)
 const KC4 = ${KC4}u;     // vec4s of d per staged Q/K chunk
 const KS = ${KC4}u + 1u; // padded vec4 row stride of the staged chunks
 const VC = ${VC}u;       // keys per staged V slab
-const PT = ${PT}u;       // vec4 offset of P (transposed: [key][row / 4])
+const PT = ${PT}u;       // vec4 offset of P (transposed: [key][row / 4]) when RM = 4
+const NQL = ${NQL}u;     // staging loads per invocation: Q chunk, K chunk, V slab (vec4s)
+const NKL = ${NKL}u;
+const NVL = ${NVL}u;
 const NEG = -3.0e38;     // stands for −∞
 
 var<workgroup> sm: array<vec4<f32>, ${SMV}>;
 var<workgroup> red: array<f32, ${RED}>;
+#if !PVEC
+var<workgroup> ps: array<f32, ${PSZ}>;  // P transposed, [key][row], when RM < 4
+#endif
 
 // Four consecutive head channels c … c+3 of token `row` of q (which = 0), k (1) or v (2), zero
 // outside the matrix.
@@ -85,6 +98,17 @@ fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f3
   var r = vec4<f32>(0.0);
   if (row >= rows) { return r; }
   let at = base + row * ld + c;
+#if VEC
+  if (c < p.d) {
+    if (which == 0u) {
+      r = vec4<f32>(q[at >> 2u]);
+    } else if (which == 1u) {
+      r = vec4<f32>(k[at >> 2u]);
+    } else {
+      r = vec4<f32>(v[at >> 2u]);
+    }
+  }
+#else
   #unroll
   for (var e = 0u; e < 4u; e++) {
     if (c + e < p.d) {
@@ -97,6 +121,7 @@ fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f3
       }
     }
   }
+#endif
   return r;
 }
 
@@ -137,15 +162,24 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     }
     for (var kc = 0u; kc < p.d; kc += 4u * KC4) {
       workgroupBarrier();        // the previous users of the staging words are done
-      for (var e = lid; e < BR * KC4; e += WG) {
-        let r = e / KC4;
-        let c4 = e % KC4;
-        sm[r * KS + c4] = load4(0u, qbase, i0 + r, p.nq, kc + 4u * c4, ld);
+      // Unrolled so that every load of the chunk is in flight before the first store.
+      #unroll
+      for (var u = 0u; u < NQL; u++) {
+        let e = lid + u * WG;
+        if (e < BR * KC4) {
+          let r = e / KC4;
+          let c4 = e % KC4;
+          sm[r * KS + c4] = load4(0u, qbase, i0 + r, p.nq, kc + 4u * c4, ld);
+        }
       }
-      for (var e = lid; e < BC * KC4; e += WG) {
-        let r = e / KC4;
-        let c4 = e % KC4;
-        sm[ksm + r * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
+      #unroll
+      for (var u = 0u; u < NKL; u++) {
+        let e = lid + u * WG;
+        if (e < BC * KC4) {
+          let r = e / KC4;
+          let c4 = e % KC4;
+          sm[ksm + r * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
+        }
       }
       workgroupBarrier();
       #unroll
@@ -182,7 +216,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     workgroupBarrier();          // maxima visible; everyone is done reading the Q/K chunk
 
     // 3. Online softmax update; P to workgroup memory, transposed.
+#if PVEC
     var pt: array<vec4<f32>, RN>;
+#endif
     #unroll
     for (var x = 0u; x < RM; x++) {
       let row = ty * RM + x;
@@ -198,27 +234,43 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         let sv = s[x][y];
         let pv = select(exp2(sv - m_new), 0.0, sv <= NEG);
         ls += pv;
+#if PVEC
         pt[y][x] = pv;
+#else
+        ps[(tx + TC * y) * BR + row] = pv;
+#endif
       }
       l[x] = l[x] * alpha + ls;
       #unroll
       for (var g = 0u; g < CG; g++) { acc[x][g] *= alpha; }
     }
+#if PVEC
     #unroll
     for (var y = 0u; y < RN; y++) { sm[PT + (tx + TC * y) * 16u + ty] = pt[y]; }
+#endif
 
     // 4. O += P V, V staged VC keys at a time.
     for (var v0 = 0u; v0 < BC; v0 += VC) {
       if (v0 > 0u) { workgroupBarrier(); }  // the previous slab is consumed
-      for (var e = lid; e < VC * GW; e += WG) {
-        let r = e / GW;
-        let g4 = e % GW;
-        sm[e] = load4(2u, kbase, j0 + v0 + r, p.nk, c0 + 4u * g4, ld);
+      #unroll
+      for (var u = 0u; u < NVL; u++) {
+        let e = lid + u * WG;
+        if (e < VC * GW) {
+          let r = e / GW;
+          let g4 = e % GW;
+          sm[e] = load4(2u, kbase, j0 + v0 + r, p.nk, c0 + 4u * g4, ld);
+        }
       }
       workgroupBarrier();        // V slab and P visible
       #unroll
       for (var jj = 0u; jj < VC; jj++) {
+#if PVEC
         let p4 = sm[PT + (v0 + jj) * 16u + ty];
+#else
+        var p4: vec4<f32>;
+        #unroll
+        for (var x = 0u; x < RM; x++) { p4[x] = ps[(v0 + jj) * BR + ty * RM + x]; }
+#endif
         #unroll
         for (var g = 0u; g < CG; g++) {
           let v4 = sm[jj * GW + tx + TC * g];
@@ -247,10 +299,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     for (var g = 0u; g < CG; g++) {
       let col = c0 + 4u * (tx + TC * g);
       let val = acc[x][g] * inv;
+#if VEC
+      if (i < p.nq && col < p.d) { o[(ob + col) >> 2u] = vec4<${T}>(val); }
+#else
       #unroll
       for (var e = 0u; e < 4u; e++) {
         if (i < p.nq && col + e < p.d) { o[ob + col + e] = ${T}(val[e]); }
       }
+#endif
     }
   }
 }

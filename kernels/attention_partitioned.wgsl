@@ -2,40 +2,44 @@
 // Fig. 2: the key axis is split into partitions; each partition's row max and sum of exponentials
 // are computed on their own, stored as small per-partition statistics, and combined afterwards,
 // with the softmax normalization folded into the product with V. The full score matrix is never
-// kept: only one partition's block of S lives, in workgroup memory.
+// kept: one partition's block of S lives in registers.
 //
 // Layout: q [B, Nq, H·d], k and v [B, Nk, H·d], o [B, Nq, H·d] (token-major, head h at channels
 // h·d … h·d+d−1). Per-partition statistics, for the batch·heads of one dispatch (bh − bh0):
-// m [BH, NP, Nq] and l [BH, NP, Nq] (f32), partial O [BH, NP, Nq, d] (f32), NP = ⌈Nk / PW⌉.
+// m and l [BH, NP, Nq] (f32, l at word offset lofs), partial O [BH, NP, Nq, d] (f32),
+// NP = ⌈Nk / PW⌉.
 //
 // Two kernels:
-// PARTIAL (attention_partitioned_partial_<T>_kc<KC4>_dn<DN>): one workgroup of 128 invocations
-//   per (Q tile of BR = 32 rows × output-column chunk, partition of PW = 128 keys, batch·head);
-//   grid [⌈Nq/32⌉·⌈d/DV⌉, NP, BH]. Invocations form a 16 × 8 grid (ty, tx); (ty, tx) owns rows
-//   ty·2, ty·2+1 of the tile, the keys tx + 8·y (y < 4) of each 32-key sub-tile in S, and the DN
-//   contiguous output columns tx·DN … of the chunk (DV = 8·DN) in O.
-//   1. S = Q Kᵀ · scale · log2(e) for the partition's four 32-key sub-tiles (Q and K staged in
-//      chunks of KC4 vec4s along d), masked to NEG, written to the block S [BR, PW] in workgroup
-//      memory.
-//   2. m_p = rowmax(S) over the partition (exact, not running), P = exp2(S − m_p) in place,
-//      l_p = rowsum(P).
-//   3. O_p = P V with V staged 16 keys at a time; O_p is not normalized.
+// PARTIAL (attention_partitioned_partial_<T>…): one workgroup of 16·TC invocations per (Q tile
+//   of BR = 16·RM rows × output-column chunk, partition of PW = NSUB·BC keys, batch·head); grid
+//   [⌈Nq/BR⌉·chunks, NP, BH]. The invocation grid and tiles are flash's (attention_flash.wgsl):
+//   (ty, tx) owns rows ty·RM … of the tile, keys tx + TC·y (y < 4) of each BC = 4·TC-key
+//   sub-tile, and the CG vec4 column groups tx + TC·g of O.
+//   A. S = Q Kᵀ · scale · log2(e) for the partition's NSUB sub-tiles (Q and K staged through
+//      workgroup memory in chunks of KC4 vec4s along d), masked to NEG, kept in registers.
+//   B. m_p = rowmax(S) over the whole partition — exact, computed before any exponential (no
+//      running max, no rescaling: the difference from FlashAttention).
+//   C. Per sub-tile: P = exp2(S − m_p) to workgroup memory (transposed), l_p += rowsum(P),
+//      O_p += P V with V staged VC keys at a time. O_p is not normalized.
 //   Writes m_p, l_p and O_p. A partition wholly above the diagonal (causal) writes m_p = NEG,
 //   l_p = 0 and no O_p.
 // COMBINE (attention_partitioned_combine_<T>): one workgroup of 64 invocations per (query row,
 //   batch·head); grid [Nq, BH]. M = max_p m_p, w_p = exp2(m_p − M), L = Σ_p w_p l_p,
-//   O = Σ_p w_p O_p / L — the normalization by L applied to the d-wide product with V instead of
-//   to the Nk-wide row of P. Partitions with m_p = NEG are skipped.
+//   O = Σ_p w_p O_p / L — the normalization by L applied to the d-wide product with V instead
+//   of to the Nk-wide row of P. Partitions with m_p = NEG are skipped.
 //
-// Workgroup memory of PARTIAL (one vec4 array; ≤ 30 KiB): [0, A) stage: Q chunk BR × KS and K chunk
-// BC × KS vec4s, or a V slab VC × DV scalars; [A, RED) the block S/P, BR × (PW+1) scalars (padded
-// row); [RED, …) row-reduction scratch, BR × 8 scalars.
+// Workgroup memory of PARTIAL (≤ 32 KiB): one vec4 array — [0, PT) staging (Q chunk BR × KS and
+// K chunk BC × KS vec4s, or a V slab VC × TC·CG vec4s), [PT, …) P transposed, BC × BR/4 vec4s
+// (RM = 4; else the scalar array ps, [key][row]) — and the row-reduction scratch red, BR × TC.
+// Every loop over a register array is marked #unroll (expanded by the host: see
+// src/ops/attention.ts).
 //
-// Specializations: T storage type of q, k, v, o (f32 | f16); KC4 vec4s of d per staged chunk; DN
-// output columns per invocation; A, RED, SMV region offsets/size computed by the host.
-// Precision: S, P, m_p, l_p, O_p and the combine are f32 whatever T is; the statistics and partials
-// are stored in f32; only the final O is narrowed to T. NEG (−3e38) stands for −∞; masked scores
-// give P = 0 explicitly.
+// Specializations: T storage type of q, k, v, o (f32 | f16); VEC d % 4 = 0 (vec4 loads);
+// RM, TC, CG, KC4, VC, NSUB tiles (above); PT, SMV, RED, PSZ, NQL, NKL, NVL, WGS sizes computed
+// by the host.
+// Precision: S, P, m_p, l_p, O_p and the combine are f32 whatever T is; the statistics and
+// partials are stored in f32; only the final O is narrowed to T. NEG (−3e38) stands for −∞;
+// masked scores give P = 0 explicitly.
 
 struct Params {
   nq: u32,       // query tokens per batch item
@@ -46,86 +50,103 @@ struct Params {
   causal: u32,   // 1: key j is masked for query i when j > i
   np: u32,       // partitions: ⌈Nk / PW⌉
   bh0: u32,      // first batch·head of this dispatch
-  nchunk: u32,   // output-column chunks per Q tile (PARTIAL): ⌈d / DV⌉
+  nchunk: u32,   // output-column chunks per Q tile (PARTIAL)
   lofs: u32,     // word offset of l in the m/l buffer: BH · NP · Nq
+  _pad0: u32,
   _pad1: u32,
-  _pad2: u32,
 }
-
-@group(0) @binding(0) var<uniform> p: Params;
-#if PARTIAL
-@group(0) @binding(1) var<storage, read> q: array<${T}>;
-@group(0) @binding(2) var<storage, read> k: array<${T}>;
-@group(0) @binding(3) var<storage, read> v: array<${T}>;
-@group(0) @binding(4) var<storage, read_write> ml: array<f32>;  // m [BH, NP, Nq] then l [BH, NP, Nq]
-@group(0) @binding(5) var<storage, read_write> op: array<f32>;  // O_p [BH, NP, Nq, d]
-#else
-@group(0) @binding(1) var<storage, read> ml: array<f32>;
-@group(0) @binding(2) var<storage, read> op: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o: array<${T}>;
-#endif
 
 const NEG = -3.0e38;     // stands for −∞
 
+@group(0) @binding(0) var<uniform> p: Params;
 #if PARTIAL
-const WG = 128u;         // invocations: 16 × TC
-const TC = 8u;           // invocations along a row
-const RM = 2u;           // Q rows per invocation
+#if VEC
+@group(0) @binding(1) var<storage, read> q: array<vec4<${T}>>;
+@group(0) @binding(2) var<storage, read> k: array<vec4<${T}>>;
+@group(0) @binding(3) var<storage, read> v: array<vec4<${T}>>;
+@group(0) @binding(5) var<storage, read_write> op: array<vec4<f32>>;  // O_p [BH, NP, Nq, d]
+#else
+@group(0) @binding(1) var<storage, read> q: array<${T}>;
+@group(0) @binding(2) var<storage, read> k: array<${T}>;
+@group(0) @binding(3) var<storage, read> v: array<${T}>;
+@group(0) @binding(5) var<storage, read_write> op: array<f32>;        // O_p [BH, NP, Nq, d]
+#endif
+@group(0) @binding(4) var<storage, read_write> ml: array<f32>;  // m [BH, NP, Nq], then l
+
+const TC = ${TC}u;       // invocations along a row
+const WG = 16u * ${TC}u; // invocations
+const RM = ${RM}u;       // Q rows per invocation
 const RN = 4u;           // keys per invocation per sub-tile
-const BR = 32u;          // Q rows per workgroup
-const BC = 32u;          // keys per S sub-tile
-const NSUB = 4u;         // sub-tiles per partition
-const PW = 128u;         // keys per partition (NSUB × BC)
-const VC = 16u;          // keys per staged V slab
+const BR = 16u * ${RM}u; // Q rows per workgroup
+const BC = 4u * ${TC}u;  // keys per sub-tile
+const NSUB = ${NSUB}u;   // sub-tiles per partition
+const PW = ${NSUB}u * 4u * ${TC}u; // keys per partition
+const CG = ${CG}u;       // vec4 column groups of O per invocation
+const GW = ${TC}u * ${CG}u; // vec4 column groups per workgroup
 const KC4 = ${KC4}u;     // vec4s of d per staged Q/K chunk
 const KS = ${KC4}u + 1u; // padded vec4 row stride of the staged chunks
-const DN = ${DN}u;       // O columns per invocation
-const DV = ${DN}u * 8u;  // O columns per workgroup
-const SST = PW + 1u;     // padded row stride of the S/P block (scalars)
-const A = ${A}u;         // word offset of the S/P block
-const RED = ${RED}u;     // word offset of the reduction scratch
+const VC = ${VC}u;       // keys per staged V slab
+const PT = ${PT}u;       // vec4 offset of P (transposed: [key][row / 4]) when RM = 4
+const NQL = ${NQL}u;     // staging loads per invocation: Q chunk, K chunk, V slab (vec4s)
+const NKL = ${NKL}u;
+const NVL = ${NVL}u;
 
 var<workgroup> sm: array<vec4<f32>, ${SMV}>;
+var<workgroup> red: array<f32, ${RED}>;
+#if !PVEC
+var<workgroup> ps: array<f32, ${PSZ}>;  // P transposed, [key][row], when RM < 4
+#endif
 
-fn smr(i: u32) -> f32 {
-  return sm[i >> 2u][i & 3u];
-}
-
-fn smw(i: u32, x: f32) {
-  sm[i >> 2u][i & 3u] = x;
-}
-
-// Four consecutive head channels c … c+3 of token `row`, zero outside the matrix.
+// Four consecutive head channels c … c+3 of token `row` of q (which = 0), k (1) or v (2), zero
+// outside the matrix.
 fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f32> {
   var r = vec4<f32>(0.0);
   if (row >= rows) { return r; }
   let at = base + row * ld + c;
+#if VEC
+  if (c < p.d) {
+    if (which == 0u) {
+      r = vec4<f32>(q[at >> 2u]);
+    } else if (which == 1u) {
+      r = vec4<f32>(k[at >> 2u]);
+    } else {
+      r = vec4<f32>(v[at >> 2u]);
+    }
+  }
+#else
   #unroll
   for (var e = 0u; e < 4u; e++) {
     if (c + e < p.d) {
-      if (which == 0u) { r[e] = f32(q[at + e]); } else { r[e] = f32(k[at + e]); }
+      if (which == 0u) {
+        r[e] = f32(q[at + e]);
+      } else if (which == 1u) {
+        r[e] = f32(k[at + e]);
+      } else {
+        r[e] = f32(v[at + e]);
+      }
     }
   }
+#endif
   return r;
 }
 
-@compute @workgroup_size(128)
+@compute @workgroup_size(${WGS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let tx = lid % TC;
   let ty = lid / TC;
-  let i0 = (wg.x / p.nchunk) * BR;   // first query row of the tile
-  let c0 = (wg.x % p.nchunk) * DV;   // first output column of the chunk
-  let part = wg.y;                   // partition index
-  let bhl = wg.z;                    // batch·head within this dispatch
+  let i0 = (wg.x / p.nchunk) * BR;       // first query row of the tile
+  let c0 = (wg.x % p.nchunk) * 4u * GW;  // first output channel of the chunk
+  let part = wg.y;                       // partition
+  let bhl = wg.z;                        // batch·head within this dispatch
   let bh = p.bh0 + bhl;
   let b = bh / p.heads;
   let h = bh % p.heads;
   let ld = p.heads * p.d;
   let qbase = b * p.nq * ld + h * p.d;
   let kbase = b * p.nk * ld + h * p.d;
-  let jp = part * PW;                // first key of the partition
-  let stat = (bhl * p.np + part) * p.nq;  // row 0 of this partition's m/l
-  let lofs = p.lofs;                       // l follows m
+  let jp = part * PW;                    // first key of the partition
+  let stat = (bhl * p.np + part) * p.nq; // row 0 of this partition's m and l
+  let ksm = BR * KS;                     // vec4 offset of the staged K chunk
 
   // A partition wholly above the diagonal contributes nothing.
   if (p.causal != 0u && jp > min(i0 + BR, p.nq) - 1u) {
@@ -133,159 +154,199 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
       for (var r = lid; r < BR; r += WG) {
         if (i0 + r < p.nq) {
           ml[stat + i0 + r] = NEG;
-          ml[lofs + stat + i0 + r] = 0.0;
+          ml[p.lofs + stat + i0 + r] = 0.0;
         }
       }
     }
     return;
   }
-
-  // Keys of the partition that any row of the tile can see, and the sub-tiles holding them.
+  // Sub-tiles holding keys that some row of the tile can see.
   var jend = p.nk;
   if (p.causal != 0u) { jend = min(p.nk, i0 + BR); }
-  let jn = min(PW, jend - jp);
-  let nsub = (jn + BC - 1u) / BC;
+  let nsub = (min(PW, jend - jp) + BC - 1u) / BC;
 
-  // 1. S = Q Kᵀ for the partition's sub-tiles, into the block (log2 domain, masked).
+  // A. S for the whole partition, in registers; this invocation's row maxima.
+  var s: array<array<array<f32, RN>, RM>, NSUB>;
   var mx: array<f32, RM>;
   #unroll
   for (var x = 0u; x < RM; x++) { mx[x] = NEG; }
-  for (var sub = 0u; sub < nsub; sub++) {
-    let j0 = jp + sub * BC;
-    var s: array<array<f32, RN>, RM>;
+  #unroll
+  for (var sub = 0u; sub < NSUB; sub++) {
     #unroll
     for (var x = 0u; x < RM; x++) {
       #unroll
-      for (var y = 0u; y < RN; y++) { s[x][y] = 0.0; }
+      for (var y = 0u; y < RN; y++) { s[sub][x][y] = 0.0; }
     }
-    for (var kc = 0u; kc < p.d; kc += 4u * KC4) {
-      workgroupBarrier();
-      for (var e = lid; e < BR * KC4; e += WG) {
-        let r = e / KC4;
-        let c4 = e % KC4;
-        sm[r * KS + c4] = load4(0u, qbase, i0 + r, p.nq, kc + 4u * c4, ld);
-      }
-      for (var e = lid; e < BC * KC4; e += WG) {
-        let r = e / KC4;
-        let c4 = e % KC4;
-        sm[(BR + r) * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
-      }
-      workgroupBarrier();
-      #unroll
-      for (var c4 = 0u; c4 < KC4; c4++) {
-        var qa: array<vec4<f32>, RM>;
-        var kb: array<vec4<f32>, RN>;
+    if (sub < nsub) {
+      let j0 = jp + sub * BC;
+      for (var kc = 0u; kc < p.d; kc += 4u * KC4) {
+        workgroupBarrier();
         #unroll
-        for (var x = 0u; x < RM; x++) { qa[x] = sm[(ty * RM + x) * KS + c4]; }
+        for (var u = 0u; u < NQL; u++) {
+          let e = lid + u * WG;
+          if (e < BR * KC4) {
+            let r = e / KC4;
+            let c4 = e % KC4;
+            sm[r * KS + c4] = load4(0u, qbase, i0 + r, p.nq, kc + 4u * c4, ld);
+          }
+        }
         #unroll
-        for (var y = 0u; y < RN; y++) { kb[y] = sm[(BR + tx + TC * y) * KS + c4]; }
+        for (var u = 0u; u < NKL; u++) {
+          let e = lid + u * WG;
+          if (e < BC * KC4) {
+            let r = e / KC4;
+            let c4 = e % KC4;
+            sm[ksm + r * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
+          }
+        }
+        workgroupBarrier();
         #unroll
-        for (var x = 0u; x < RM; x++) {
+        for (var c4 = 0u; c4 < KC4; c4++) {
+          var qa: array<vec4<f32>, RM>;
+          var kb: array<vec4<f32>, RN>;
           #unroll
-          for (var y = 0u; y < RN; y++) { s[x][y] += dot(qa[x], kb[y]); }
+          for (var x = 0u; x < RM; x++) { qa[x] = sm[(ty * RM + x) * KS + c4]; }
+          #unroll
+          for (var y = 0u; y < RN; y++) { kb[y] = sm[ksm + (tx + TC * y) * KS + c4]; }
+          #unroll
+          for (var x = 0u; x < RM; x++) {
+            #unroll
+            for (var y = 0u; y < RN; y++) { s[sub][x][y] += dot(qa[x], kb[y]); }
+          }
         }
       }
     }
     #unroll
     for (var x = 0u; x < RM; x++) {
-      let row = ty * RM + x;
-      let i = i0 + row;
+      let i = i0 + ty * RM + x;
       #unroll
       for (var y = 0u; y < RN; y++) {
-        let jl = sub * BC + tx + TC * y;   // key within the partition
-        let j = jp + jl;
-        var sv = s[x][y] * p.scale;
-        if (j >= p.nk || (p.causal != 0u && j > i)) { sv = NEG; }
+        let j = jp + sub * BC + tx + TC * y;
+        var sv = s[sub][x][y] * p.scale;
+        if (j >= jend || (p.causal != 0u && j > i)) { sv = NEG; }
+        s[sub][x][y] = sv;
         mx[x] = max(mx[x], sv);
-        smw(A + row * SST + jl, sv);
       }
     }
   }
 
-  // 2. Partition row max m_p, P = exp2(S − m_p) in place (own entries), l_p.
+  // B. The partition's row max m_p.
   #unroll
-  for (var x = 0u; x < RM; x++) { smw(RED + (ty * RM + x) * TC + tx, mx[x]); }
+  for (var x = 0u; x < RM; x++) { red[(ty * RM + x) * TC + tx] = mx[x]; }
   workgroupBarrier();
   var mp: array<f32, RM>;
-  var lp: array<f32, RM>;
   #unroll
   for (var x = 0u; x < RM; x++) {
-    let row = ty * RM + x;
     var mt = NEG;
     #unroll
-    for (var t = 0u; t < TC; t++) { mt = max(mt, smr(RED + row * TC + t)); }
+    for (var t = 0u; t < TC; t++) { mt = max(mt, red[(ty * RM + x) * TC + t]); }
     mp[x] = mt;
-    var ls = 0.0;
-    for (var sub = 0u; sub < nsub; sub++) {
-      #unroll
-      for (var y = 0u; y < RN; y++) {
-        let at = A + row * SST + sub * BC + tx + TC * y;
-        let sv = smr(at);
-        let pv = select(exp2(sv - mt), 0.0, sv <= NEG);
-        ls += pv;
-        smw(at, pv);
-      }
-    }
-    lp[x] = ls;
   }
-  workgroupBarrier();            // P complete; maxima read
-  #unroll
-  for (var x = 0u; x < RM; x++) { smw(RED + (ty * RM + x) * TC + tx, lp[x]); }
 
-  // 3. O_p = P V, V staged VC keys at a time.
-  var acc: array<array<f32, DN>, RM>;
+  // C. P = exp2(S − m_p), l_p, O_p = P V, one sub-tile at a time.
+  var lp: array<f32, RM>;
+  var acc: array<array<vec4<f32>, CG>, RM>;
   #unroll
   for (var x = 0u; x < RM; x++) {
+    lp[x] = 0.0;
     #unroll
-    for (var c = 0u; c < DN; c++) { acc[x][c] = 0.0; }
+    for (var g = 0u; g < CG; g++) { acc[x][g] = vec4<f32>(0.0); }
   }
-  for (var v0 = 0u; v0 < jn; v0 += VC) {
-    workgroupBarrier();
-    for (var e = lid; e < VC * DV; e += WG) {
-      let r = e / DV;
-      let c = c0 + e % DV;
-      var val = 0.0;
-      if (jp + v0 + r < p.nk && c < p.d) { val = f32(v[kbase + (jp + v0 + r) * ld + c]); }
-      smw(e, val);
-    }
-    workgroupBarrier();
-    let vn = min(VC, jn - v0);
-    for (var jj = 0u; jj < vn; jj++) {
-      var vr: array<f32, DN>;
-      #unroll
-      for (var c = 0u; c < DN; c++) { vr[c] = smr(jj * DV + tx * DN + c); }
+  #unroll
+  for (var sub = 0u; sub < NSUB; sub++) {
+    if (sub < nsub) {
+      workgroupBarrier();        // the previous sub-tile's P and V (or the maxima) are consumed
+#if PVEC
+      var pt: array<vec4<f32>, RN>;
+#endif
       #unroll
       for (var x = 0u; x < RM; x++) {
-        let pv = smr(A + (ty * RM + x) * SST + v0 + jj);
         #unroll
-        for (var c = 0u; c < DN; c++) { acc[x][c] += pv * vr[c]; }
+        for (var y = 0u; y < RN; y++) {
+          let sv = s[sub][x][y];
+          let pv = select(exp2(sv - mp[x]), 0.0, sv <= NEG);
+          lp[x] += pv;
+#if PVEC
+          pt[y][x] = pv;
+#else
+          ps[(tx + TC * y) * BR + ty * RM + x] = pv;
+#endif
+        }
+      }
+#if PVEC
+      #unroll
+      for (var y = 0u; y < RN; y++) { sm[PT + (tx + TC * y) * 16u + ty] = pt[y]; }
+#endif
+      let j0 = jp + sub * BC;
+      for (var v0 = 0u; v0 < BC; v0 += VC) {
+        if (v0 > 0u) { workgroupBarrier(); }
+        #unroll
+        for (var u = 0u; u < NVL; u++) {
+          let e = lid + u * WG;
+          if (e < VC * GW) {
+            let r = e / GW;
+            let g4 = e % GW;
+            sm[e] = load4(2u, kbase, j0 + v0 + r, jend, c0 + 4u * g4, ld);
+          }
+        }
+        workgroupBarrier();
+        #unroll
+        for (var jj = 0u; jj < VC; jj++) {
+#if PVEC
+          let p4 = sm[PT + (v0 + jj) * 16u + ty];
+#else
+          var p4: vec4<f32>;
+          #unroll
+          for (var x = 0u; x < RM; x++) { p4[x] = ps[(v0 + jj) * BR + ty * RM + x]; }
+#endif
+          #unroll
+          for (var g = 0u; g < CG; g++) {
+            let v4 = sm[jj * GW + tx + TC * g];
+            #unroll
+            for (var x = 0u; x < RM; x++) { acc[x][g] += p4[x] * v4; }
+          }
+        }
       }
     }
   }
 
-  // Write m_p, l_p (l summed over the row's TC invocations) and O_p.
+  // l_p summed over the row's TC invocations; write m_p, l_p, O_p.
+  workgroupBarrier();
+  #unroll
+  for (var x = 0u; x < RM; x++) { red[(ty * RM + x) * TC + tx] = lp[x]; }
+  workgroupBarrier();
   #unroll
   for (var x = 0u; x < RM; x++) {
-    let row = ty * RM + x;
-    let i = i0 + row;
+    let i = i0 + ty * RM + x;
     if (i < p.nq && c0 == 0u && tx == 0u) {
       var lt = 0.0;
       #unroll
-      for (var t = 0u; t < TC; t++) { lt += smr(RED + row * TC + t); }
+      for (var t = 0u; t < TC; t++) { lt += red[(ty * RM + x) * TC + t]; }
       ml[stat + i] = mp[x];
-      ml[lofs + stat + i] = lt;
+      ml[p.lofs + stat + i] = lt;
     }
     let ob = (stat + i) * p.d;
     #unroll
-    for (var c = 0u; c < DN; c++) {
-      let col = c0 + tx * DN + c;
-      if (i < p.nq && col < p.d) { op[ob + col] = acc[x][c]; }
+    for (var g = 0u; g < CG; g++) {
+      let col = c0 + 4u * (tx + TC * g);
+#if VEC
+      if (i < p.nq && col < p.d) { op[(ob + col) >> 2u] = acc[x][g]; }
+#else
+      #unroll
+      for (var e = 0u; e < 4u; e++) {
+        if (i < p.nq && col + e < p.d) { op[ob + col + e] = acc[x][g][e]; }
+      }
+#endif
     }
   }
 }
 #endif
 
 #if COMBINE
+@group(0) @binding(1) var<storage, read> ml: array<f32>;
+@group(0) @binding(2) var<storage, read> op: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o: array<${T}>;
+
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let i = wg.x;                      // query row
@@ -293,9 +354,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   let bh = p.bh0 + bhl;
   let b = bh / p.heads;
   let h = bh % p.heads;
-  let lofs = p.lofs;
 
-  // M = max_p m_p; L = Σ_p exp2(m_p − M) l_p (every invocation computes them: np is small).
+  // M = max_p m_p; L = Σ_p exp2(m_p − M) l_p (every invocation computes them: NP is small).
   var big_m = NEG;
   for (var part = 0u; part < p.np; part++) {
     big_m = max(big_m, ml[(bhl * p.np + part) * p.nq + i]);
@@ -304,7 +364,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   for (var part = 0u; part < p.np; part++) {
     let at = (bhl * p.np + part) * p.nq + i;
     let mp = ml[at];
-    if (mp > NEG) { big_l += exp2(mp - big_m) * ml[lofs + at]; }
+    if (mp > NEG) { big_l += exp2(mp - big_m) * ml[p.lofs + at]; }
   }
   let inv = 1.0 / big_l;
   let ob = (b * p.nq + i) * p.heads * p.d + h * p.d;

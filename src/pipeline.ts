@@ -71,6 +71,8 @@ export interface GenerateHooks {
   onStep?: (step: number, total: number) => void;
   /** Stage wall times: "tokenize", "text_encoder", "unet_step", "vae_decode". */
   onStage?: (stage: string, ms: number) => void;
+  /** Words cut off a prompt longer than 77 tokens (the caller warns). */
+  onDropped?: (words: string) => void;
   /** k = 0: the initial noise (unscaled, as diffusers' `latents_in`); k ≥ 1: latents after step k. */
   onLatents?: (k: number, latents: Float32Array) => void;
 }
@@ -208,6 +210,17 @@ export class StableDiffusion {
     );
   }
 
+  /** CLIP ids of `texts`, 77 per text, row-major [texts.length, 77]. */
+  tokenize(texts: string[], onDropped?: (words: string) => void): Uint32Array {
+    const ids = new Uint32Array(texts.length * 77);
+    texts.forEach((t, i) => {
+      const { ids: row, dropped } = this.tokenizer.encode(t);
+      if (dropped) onDropped?.(dropped);
+      ids.set(row, i * 77);
+    });
+    return ids;
+  }
+
   /** Text states [uncond, cond] (or [cond] without guidance) → [B, 77, C] on the GPU (f32). */
   encodeText(
     prompt: string,
@@ -216,13 +229,7 @@ export class StableDiffusion {
     onDropped?: (words: string) => void,
   ): Tensor {
     const texts = withUncond ? [negative, prompt] : [prompt];
-    const ids = new Uint32Array(texts.length * 77);
-    texts.forEach((t, i) => {
-      const { ids: row, dropped } = this.tokenizer.encode(t);
-      if (dropped) onDropped?.(dropped);
-      ids.set(row, i * 77);
-    });
-    return this.text.forward(ids, texts.length);
+    return this.text.forward(this.tokenize(texts, onDropped), texts.length);
   }
 
   /** Runs one text-to-image generation. */
@@ -246,16 +253,9 @@ export class StableDiffusion {
       return r;
     };
 
-    const ctx32 = await timed(
-      "text_encoder",
-      () =>
-        this.encodeText(
-          p.prompt,
-          p.negative ?? "",
-          cfg,
-          (d) => console.error(`sd: prompt longer than 77 tokens; dropped: "${d}"`),
-        ),
-    );
+    const texts = cfg ? [p.negative ?? "", p.prompt] : [p.prompt];
+    const ids = await timed("tokenize", () => this.tokenize(texts, hooks.onDropped));
+    const ctx32 = await timed("text_encoder", () => this.text.forward(ids, texts.length));
     const ctx = unet.store.dtype === "f32" ? ctx32 : cast(ctx32, unet.store.dtype);
     ctx.pin();
     if (ctx !== ctx32) ctx32.release();

@@ -87,6 +87,7 @@ export class Gpu {
 
   #pipelines = new Map<string, Kernel>();
   #pendingErrors: Promise<void>[] = [];
+  #firstError: Error | null = null;
   #compileMs = 0;
 
   #encoder: GPUCommandEncoder | null = null;
@@ -213,7 +214,7 @@ export class Gpu {
       layout: "auto",
       compute: { module, entryPoint: "main" },
     });
-    this.#pendingErrors.push(
+    this.#track(
       this.device.popErrorScope().then((err) => {
         if (err) {
           throw new GpuError(
@@ -253,7 +254,7 @@ export class Gpu {
       size,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
-    this.#pendingErrors.push(
+    this.#track(
       this.device.popErrorScope().then((err) => {
         if (err) {
           throw new GpuError(
@@ -423,11 +424,23 @@ export class Gpu {
     await this.profiler?.collect();
   }
 
+  /** Keeps an error-scope result; its error is rethrown by {@linkcode checkErrors}, never unhandled. */
+  #track(p: Promise<void>): void {
+    this.#pendingErrors.push(p.catch((e) => {
+      this.#firstError ??= e as Error;
+    }));
+  }
+
   /** Throws the first pending kernel-compile or out-of-memory error, if any. */
   async checkErrors(): Promise<void> {
     const pending = this.#pendingErrors;
     this.#pendingErrors = [];
     await Promise.all(pending);
+    if (this.#firstError) {
+      const e = this.#firstError;
+      this.#firstError = null;
+      throw e;
+    }
   }
 
   /** Reads `bytes` bytes of `buf` from `offset` back to the CPU (submits pending work first). */

@@ -66,7 +66,8 @@ export function specialize(src: string, defines: Defines): string {
     if (!(k in defines)) throw new Error(`kernel source uses \${${k}} but no value was given`);
     return String(defines[k]);
   });
-  if (/\bf16\b/.test(code) && !/enable\s+f16\s*;/.test(code)) code = "enable f16;\n" + code;
+  const codeOnly = code.replace(/\/\/[^\n]*/g, "").replace(/\/\*[\s\S]*?\*\//g, "");
+  if (/\bf16\b/.test(codeOnly) && !/enable\s+f16\s*;/.test(codeOnly)) code = "enable f16;\n" + code;
   return code;
 }
 

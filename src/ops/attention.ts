@@ -24,8 +24,6 @@ export interface AttentionOptions {
 export const MAX_HEAD_DIM = 512;
 
 const LOG2E = Math.LOG2E;
-/** Flash: Q rows per workgroup. */
-const FLASH_BR = 64;
 /** Partitioned: Q rows per workgroup; keys per S sub-tile; keys per partition; V slab keys. */
 const PART_BR = 32, PART_BC = 32, PART_PW = 128, PART_VC = 16;
 /** Largest per-dispatch intermediate (naive S, partitioned partial O) we allocate. */
@@ -180,8 +178,10 @@ function smemLayout(
   return { a, red, smv };
 }
 
-/** Flash kernel geometry for a head dim (see the header of `kernels/attention_flash.wgsl`). */
+/** Flash kernel geometry (see the header of `kernels/attention_flash.wgsl`). */
 interface FlashTiles {
+  /** Q rows per invocation (4, or 2 or 1 where few workgroups would fill the GPU). */
+  rm: number;
   /** Invocations across a row: keys per tile = 4·tc, vec4 column groups of O = tc·cg. */
   tc: number;
   /** vec4 column groups of O per invocation. */
@@ -194,30 +194,32 @@ interface FlashTiles {
   vc: number;
 }
 
-/** Workgroup-memory words (f32) the flash kernels may use: the smallest limit we target. */
+/** Workgroup-memory words (f32) the flash kernel may use: the smallest limit we target. */
 const FLASH_SMEM_WORDS = 8192;
+/** Fewer flash workgroups than this leave a large GPU idle: use fewer rows per invocation. */
+const FLASH_MIN_GROUPS = 512;
 
-function flashTiles(d: number): FlashTiles {
-  const d4 = Math.ceil(d / 4);
+function flashTiles(s: Shape): FlashTiles {
+  const d4 = Math.ceil(s.d / 4);
   const chunks = d4 <= 40 ? 1 : Math.ceil(d4 / 32);
   const w = Math.ceil(d4 / chunks); // vec4 column groups per chunk
   // Fewest wasted column groups; among equals the widest row of invocations up to 10.
   let best = { tc: 4, cg: Math.ceil(w / 4) };
   for (let tc = 4; tc <= 10; tc++) {
     const cg = Math.ceil(w / tc);
-    if (tc * cg - w < best.tc * best.cg - w || tc * cg - w === best.tc * best.cg - w) {
-      best = { tc, cg };
-    }
+    if (tc * cg - w <= best.tc * best.cg - w) best = { tc, cg };
   }
-  const kc4 = headTiles(d).kc4;
+  let rm = 4;
+  while (rm > 1 && Math.ceil(s.nq / (16 * rm)) * s.b * s.h * chunks < FLASH_MIN_GROUPS) rm /= 2;
+  const kc4 = headTiles(s.d).kc4;
   const bc = 4 * best.tc;
-  const stage = (FLASH_BR + bc) * (kc4 + 1) * 4;
-  const rest = bc * 64 + FLASH_BR * best.tc; // P (bc × 16 vec4) and the reduction scratch
+  const stage = (16 * rm + bc) * (kc4 + 1) * 4;
+  const rest = bc * 16 * rm + 16 * rm * best.tc; // P and the reduction scratch
   let vc = bc;
   while (vc % 2 === 0 && Math.max(stage, vc * best.tc * best.cg * 4) + rest > FLASH_SMEM_WORDS) {
     vc /= 2;
   }
-  return { ...best, chunks, kc4, vc };
+  return { rm, ...best, chunks, kc4, vc };
 }
 
 function flash(
@@ -230,30 +232,46 @@ function flash(
   causal: boolean,
 ): void {
   const gpu = q.gpu;
-  const t = flashTiles(s.d);
-  const name = `attention_flash_${q.dtype}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}`;
-  const bc = 4 * t.tc;
-  const pt = Math.max((FLASH_BR + bc) * (t.kc4 + 1), t.vc * t.tc * t.cg); // vec4s of staging
-  const smv = pt + bc * 16;
-  const red = FLASH_BR * t.tc;
+  const t = flashTiles(s);
+  const vec = s.d % 4 === 0;
+  const name = `attention_flash_${q.dtype}${
+    vec ? "_vec4" : ""
+  }_rm${t.rm}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}`;
+  const br = 16 * t.rm, bc = 4 * t.tc, wg = 16 * t.tc, gw = t.tc * t.cg;
+  const pt = Math.max((br + bc) * (t.kc4 + 1), t.vc * gw); // vec4s of staging
+  const pvec = t.rm === 4;
+  const smv = pt + (pvec ? bc * 16 : 0);
+  const red = br * t.tc;
+  const psz = pvec ? 0 : bc * br;
+  const bytes = 16 * smv + 4 * (red + psz);
   const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
-  if (16 * smv + 4 * red > limit) {
+  if (bytes > limit) {
     throw new GpuError(
-      `kernel ${name} needs ${16 * smv + 4 * red} bytes of workgroup memory; this adapter has ${limit}`,
+      `kernel ${name} needs ${bytes} bytes of workgroup memory; this adapter has ${limit}`,
     );
   }
-  const kernel = gpu.kernel(name, () =>
-    unrollLoops(specialize(kernelSource("attention_flash.wgsl"), {
-      T: q.dtype,
-      TC: t.tc,
-      CG: t.cg,
-      KC4: t.kc4,
-      VC: t.vc,
-      PT: pt,
-      SMV: smv,
-      RED: red,
-      WGS: 16 * t.tc,
-    })));
+  const kernel = gpu.kernel(
+    name,
+    () =>
+      unrollLoops(specialize(kernelSource("attention_flash.wgsl"), {
+        T: q.dtype,
+        VEC: vec,
+        RM: t.rm,
+        PVEC: pvec,
+        TC: t.tc,
+        CG: t.cg,
+        KC4: t.kc4,
+        VC: t.vc,
+        PT: pt,
+        SMV: smv,
+        RED: red,
+        PSZ: psz,
+        WGS: wg,
+        NQL: Math.ceil((br * t.kc4) / wg),
+        NKL: Math.ceil((bc * t.kc4) / wg),
+        NVL: Math.ceil((t.vc * gw) / wg),
+      })),
+  );
   const u = new Uniforms()
     .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
     .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
@@ -261,7 +279,7 @@ function flash(
     kernel,
     u,
     [q.buffer, k.buffer, v.buffer, out.buffer],
-    [Math.ceil(s.nq / FLASH_BR), s.b * s.h, t.chunks],
+    [Math.ceil(s.nq / br), s.b * s.h, t.chunks],
     { flops: attentionFlops(s), bytes: 2 * (q.bytes + k.bytes) + v.bytes * t.chunks },
   );
 }
