@@ -22,6 +22,7 @@ import { Vae } from "./models/vae.ts";
 import { variants } from "./ops/variants.ts";
 import { TorchGenerator } from "./rng.ts";
 import { SafeTensorsFile } from "./safetensors.ts";
+import { LatentBasis } from "./latents.ts";
 import {
   createScheduler,
   loadSchedulerConfig,
@@ -261,58 +262,93 @@ export class StableDiffusion {
     if (ctx !== ctx32) ctx32.release();
 
     const generator = new TorchGenerator(p.seed);
+    const n = latentC * h * w;
+    // The scheduler runs on coefficient vectors over `basis` (see src/latents.ts): no readback
+    // inside the loop. Its noise draws store torch-generator noise as new basis tensors, in the
+    // same order as diffusers draws them.
+    let basis: LatentBasis | null = null;
     const scheduler = createScheduler(p.scheduler, this.schedulerConfig, {
-      randn: (n) => generator.randn(n),
+      randn: () => basis!.upload(generator.randn(n)),
     });
     scheduler.setTimesteps(p.steps);
-    const n = latentC * h * w;
-    let latents = generator.randn(n);
-    hooks.onLatents?.(0, latents);
+    const timesteps = scheduler.timesteps;
+    const calls = timesteps.length;
+    basis = new LatentBasis(gpu, n, 2 + 2 * calls, 2 + 2 * calls);
+    const noise = generator.randn(n);
+    hooks.onLatents?.(0, noise);
+    let x = basis.upload(noise);
     const sigma0 = scheduler.initNoiseSigma;
-    if (sigma0 !== 1) latents = latents.map((v) => v * sigma0);
+    if (sigma0 !== 1) x = x.map((v) => v * sigma0);
 
     const batch = cfg ? 2 : 1;
-    const timesteps = scheduler.timesteps;
+    const shape = [latentC, h, w];
+    const done: Promise<number>[] = [];
+    const tLoop = performance.now();
+    let z: Tensor;
     try {
-      for (let k = 0; k < timesteps.length; k++) {
+      for (let k = 0; k < calls; k++) {
         const t = timesteps[k];
-        const t0 = performance.now();
-        const xin = scheduler.scaleModelInput(latents, t);
-        const input = new Float32Array(batch * n);
-        for (let b = 0; b < batch; b++) input.set(xin, b * n);
-        const sample = Tensor.from(gpu, input, [batch, latentC, h, w], unet.store.dtype);
+        const sample = basis.combine(
+          scheduler.scaleModelInput(x, t),
+          [batch, ...shape],
+          unet.store.dtype,
+        );
         const out = unet.forward(sample, t, ctx);
         sample.release();
         const eps = cfg ? cfgCombine(out, p.guidance) : out;
-        const epsCpu = await eps.read();
+        const e = basis.store(eps);
         if (eps !== out) eps.release();
         out.release();
-        latents = scheduler.step(epsCpu, t, latents);
-        assertFinite(latents, `latents after step ${k + 1}`);
-        hooks.onLatents?.(k + 1, latents);
-        hooks.onStage?.("unet_step", performance.now() - t0);
-        hooks.onStep?.(k + 1, timesteps.length);
+        x = scheduler.step(e, t, x);
+        gpu.submit();
+        const step = k + 1;
+        done.push(
+          gpu.device.queue.onSubmittedWorkDone().then(() => {
+            hooks.onStep?.(step, calls);
+            return performance.now();
+          }),
+        );
+        if (hooks.onLatents) {
+          const lat = basis.combine(x, [1, ...shape], "f32");
+          hooks.onLatents(step, await lat.read());
+          lat.release();
+        }
       }
+      // The VAE's input: latents / scaling_factor, folded into the coefficients.
+      const inv = 1 / this.configs.vae.scaling_factor;
+      z = basis.combine(x.map((v) => v * inv), [1, ...shape], this.vae.store.dtype);
+      assertFinite(await z.read(), "the final latents");
     } finally {
       ctx.release();
+      basis.release();
     }
-
-    const pixels = await timed("vae_decode", () => this.decode(latents, h, w));
+    if (hooks.onStage) {
+      const ends = await Promise.all(done);
+      ends.forEach((end, k) => hooks.onStage!("unet_step", end - (k === 0 ? tLoop : ends[k - 1])));
+    }
+    const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w));
     return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
   }
 
-  /** VAE-decodes latents [4, h, w] → HWC RGB in [0, 1]. */
-  async decode(latents: Float32Array, h: number, w: number): Promise<Float32Array> {
-    const { vae, gpu } = this;
-    const lc = this.configs.vae.latent_channels;
-    const scaled = latents.map((v) => v / this.configs.vae.scaling_factor);
-    const z = Tensor.from(gpu, scaled, [1, lc, h, w], vae.store.dtype);
-    const img = vae.decode(z);
+  /** VAE-decodes `z` [1, 4, h, w] (already divided by scaling_factor; released here) → HWC RGB. */
+  async decodeTensor(z: Tensor, h: number, w: number): Promise<Float32Array> {
+    const img = this.vae.decode(z);
     z.release();
     const chw = await img.read();
     img.release();
     assertFinite(chw, "the decoded image");
     return chwToHwc01(chw, 3, 8 * h, 8 * w);
+  }
+
+  /** VAE-decodes CPU latents [4, h, w] → HWC RGB in [0, 1]. */
+  decode(latents: Float32Array, h: number, w: number): Promise<Float32Array> {
+    const lc = this.configs.vae.latent_channels;
+    const scaled = latents.map((v) => v / this.configs.vae.scaling_factor);
+    return this.decodeTensor(
+      Tensor.from(this.gpu, scaled, [1, lc, h, w], this.vae.store.dtype),
+      h,
+      w,
+    );
   }
 }
 

@@ -24,8 +24,6 @@ export interface AttentionOptions {
 export const MAX_HEAD_DIM = 512;
 
 const LOG2E = Math.LOG2E;
-/** Partitioned: Q rows per workgroup; keys per S sub-tile; keys per partition; V slab keys. */
-const PART_BR = 32, PART_BC = 32, PART_PW = 128, PART_VC = 16;
 /** Largest per-dispatch intermediate (naive S, partitioned partial O) we allocate. */
 const NAIVE_S_CAP = 1 << 30, PARTIAL_CAP = 512 << 20;
 
@@ -138,44 +136,12 @@ function attentionFlops(s: Shape): number {
   return 4 * s.b * s.h * s.nq * s.nk * s.d;
 }
 
-/** Tile parameters derived from the head dim (the kernels' KC4, DN specializations). */
-interface HeadTiles {
-  /** Output-column chunks (workgroups along d); 1 up to d = 160. */
-  chunks: number;
-  /** Output columns per invocation (8 invocations across a row). */
-  dn: number;
-  /** vec4s of d per staged Q/K chunk. */
-  kc4: number;
-}
-
-function headTiles(d: number): HeadTiles {
-  const chunks = Math.ceil(d / 160);
-  const dn = Math.ceil(Math.ceil(d / chunks) / 8);
+/** vec4s of d per staged Q/K chunk: a divisor of ⌈d/4⌉ up to 10 where one exists. */
+function chunkVec4s(d: number): number {
   const d4 = Math.ceil(d / 4);
-  let kc4 = d4 <= 10 ? d4 : 0;
-  for (let c = 10; kc4 === 0 && c >= 4; c--) if (d4 % c === 0) kc4 = c;
-  if (kc4 === 0) kc4 = Math.ceil(d4 / Math.ceil(d4 / 10));
-  return { chunks, dn, kc4 };
-}
-
-/** Word offsets of the workgroup-memory regions: stage [0, a), middle [a, red), scratch. */
-function smemLayout(
-  gpu: Gpu,
-  name: string,
-  stageWords: number,
-  middleWords: number,
-  redWords: number,
-): { a: number; red: number; smv: number } {
-  const a = Math.ceil(stageWords / 4) * 4;
-  const red = a + Math.ceil(middleWords / 4) * 4;
-  const smv = (red + redWords) / 4;
-  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
-  if (16 * smv > limit) {
-    throw new GpuError(
-      `kernel ${name} needs ${16 * smv} bytes of workgroup memory; this adapter has ${limit}`,
-    );
-  }
-  return { a, red, smv };
+  if (d4 <= 10) return d4;
+  for (let c = 10; c >= 4; c--) if (d4 % c === 0) return c;
+  return Math.ceil(d4 / Math.ceil(d4 / 10));
 }
 
 /** Flash kernel geometry (see the header of `kernels/attention_flash.wgsl`). */
@@ -199,7 +165,7 @@ const FLASH_SMEM_WORDS = 8192;
 /** Fewer flash workgroups than this leave a large GPU idle: use fewer rows per invocation. */
 const FLASH_MIN_GROUPS = 512;
 
-function flashTiles(s: Shape): FlashTiles {
+function flashTiles(s: Shape, partitions = 1): FlashTiles {
   const d4 = Math.ceil(s.d / 4);
   const chunks = d4 <= 40 ? 1 : Math.ceil(d4 / 32);
   const w = Math.ceil(d4 / chunks); // vec4 column groups per chunk
@@ -210,8 +176,9 @@ function flashTiles(s: Shape): FlashTiles {
     if (tc * cg - w <= best.tc * best.cg - w) best = { tc, cg };
   }
   let rm = 4;
-  while (rm > 1 && Math.ceil(s.nq / (16 * rm)) * s.b * s.h * chunks < FLASH_MIN_GROUPS) rm /= 2;
-  const kc4 = headTiles(s.d).kc4;
+  const groups = (rm: number) => Math.ceil(s.nq / (16 * rm)) * s.b * s.h * chunks * partitions;
+  while (rm > 1 && groups(rm) < FLASH_MIN_GROUPS) rm /= 2;
+  const kc4 = chunkVec4s(s.d);
   const bc = 4 * best.tc;
   const stage = (16 * rm + bc) * (kc4 + 1) * 4;
   const rest = bc * 16 * rm + 16 * rm * best.tc; // P and the reduction scratch
@@ -220,6 +187,40 @@ function flashTiles(s: Shape): FlashTiles {
     vc /= 2;
   }
   return { rm, ...best, chunks, kc4, vc };
+}
+
+/** Workgroup-memory layout and specialization values shared by the flash and partial kernels. */
+function tileDefines(gpu: Gpu, name: string, t: FlashTiles, vec: boolean): Record<string, number | boolean> {
+  const br = 16 * t.rm, bc = 4 * t.tc, wg = 16 * t.tc, gw = t.tc * t.cg;
+  const pt = Math.max((br + bc) * (t.kc4 + 1), t.vc * gw); // vec4s of staging
+  const pvec = t.rm === 4;
+  const smv = pt + (pvec ? bc * 16 : 0);
+  const red = br * t.tc;
+  const psz = pvec ? 0 : bc * br;
+  const bytes = 16 * smv + 4 * (red + psz);
+  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
+  if (bytes > limit) {
+    throw new GpuError(
+      `kernel ${name} needs ${bytes} bytes of workgroup memory; this adapter has ${limit}`,
+    );
+  }
+  return {
+    VEC: vec,
+    RM: t.rm,
+    PVEC: pvec,
+    TC: t.tc,
+    CG: t.cg,
+    KC4: t.kc4,
+    VC: t.vc,
+    PT: pt,
+    SMV: smv,
+    RED: red,
+    PSZ: psz,
+    WGS: wg,
+    NQL: Math.ceil((br * t.kc4) / wg),
+    NKL: Math.ceil((bc * t.kc4) / wg),
+    NVL: Math.ceil((t.vc * gw) / wg),
+  };
 }
 
 function flash(
@@ -237,41 +238,11 @@ function flash(
   const name = `attention_flash_${q.dtype}${
     vec ? "_vec4" : ""
   }_rm${t.rm}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}`;
-  const br = 16 * t.rm, bc = 4 * t.tc, wg = 16 * t.tc, gw = t.tc * t.cg;
-  const pt = Math.max((br + bc) * (t.kc4 + 1), t.vc * gw); // vec4s of staging
-  const pvec = t.rm === 4;
-  const smv = pt + (pvec ? bc * 16 : 0);
-  const red = br * t.tc;
-  const psz = pvec ? 0 : bc * br;
-  const bytes = 16 * smv + 4 * (red + psz);
-  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
-  if (bytes > limit) {
-    throw new GpuError(
-      `kernel ${name} needs ${bytes} bytes of workgroup memory; this adapter has ${limit}`,
-    );
-  }
-  const kernel = gpu.kernel(
-    name,
-    () =>
-      unrollLoops(specialize(kernelSource("attention_flash.wgsl"), {
-        T: q.dtype,
-        VEC: vec,
-        RM: t.rm,
-        PVEC: pvec,
-        TC: t.tc,
-        CG: t.cg,
-        KC4: t.kc4,
-        VC: t.vc,
-        PT: pt,
-        SMV: smv,
-        RED: red,
-        PSZ: psz,
-        WGS: wg,
-        NQL: Math.ceil((br * t.kc4) / wg),
-        NKL: Math.ceil((bc * t.kc4) / wg),
-        NVL: Math.ceil((t.vc * gw) / wg),
-      })),
-  );
+  const kernel = gpu.kernel(name, () =>
+    unrollLoops(specialize(kernelSource("attention_flash.wgsl"), {
+      T: q.dtype,
+      ...tileDefines(gpu, name, t, vec),
+    })));
   const u = new Uniforms()
     .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
     .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
@@ -279,7 +250,7 @@ function flash(
     kernel,
     u,
     [q.buffer, k.buffer, v.buffer, out.buffer],
-    [Math.ceil(s.nq / br), s.b * s.h, t.chunks],
+    [Math.ceil(s.nq / (16 * t.rm)), s.b * s.h, t.chunks],
     { flops: attentionFlops(s), bytes: 2 * (q.bytes + k.bytes) + v.bytes * t.chunks },
   );
 }
@@ -294,25 +265,26 @@ function partitioned(
   causal: boolean,
 ): void {
   const gpu = q.gpu;
-  const t = headTiles(s.d);
-  const partial = `attention_partitioned_partial_${q.dtype}_kc${t.kc4}_dn${t.dn}`;
+  const vec = s.d % 4 === 0;
+  // Partition = NSUB sub-tiles of 4·tc keys, S held in registers: 4 sub-tiles, 2 for wide O.
+  const base = flashTiles(s);
+  const nsub = base.cg >= 3 ? 2 : 4;
+  const np = Math.ceil(s.nk / (nsub * 4 * base.tc));
+  const t = flashTiles(s, np);
+  const partial = `attention_partitioned_partial_${q.dtype}${vec ? "_vec4" : ""}_rm${t.rm}_tc${
+    t.tc
+  }_cg${t.cg}_kc${t.kc4}_vc${t.vc}_sub${nsub}`;
   const combine = `attention_partitioned_combine_${q.dtype}`;
-  const stage = Math.max((PART_BR + PART_BC) * (t.kc4 + 1) * 4, PART_VC * 8 * t.dn);
-  const mem = smemLayout(gpu, partial, stage, PART_BR * (PART_PW + 1), PART_BR * 8);
   const src = kernelSource("attention_partitioned.wgsl");
   const kPartial = gpu.kernel(partial, () =>
     unrollLoops(specialize(src, {
       T: q.dtype,
       PARTIAL: true,
-      KC4: t.kc4,
-      DN: t.dn,
-      A: mem.a,
-      RED: mem.red,
-      SMV: mem.smv,
+      NSUB: nsub,
+      ...tileDefines(gpu, partial, t, vec),
     })));
   const kCombine = gpu.kernel(combine, () => specialize(src, { T: q.dtype, COMBINE: true }));
 
-  const np = Math.ceil(s.nk / PART_PW);
   const bhAll = s.b * s.h;
   const perBh = np * s.nq * s.d * 4;
   const cap = Math.min(gpu.maxBinding, PARTIAL_CAP);
@@ -336,7 +308,7 @@ function partitioned(
       kPartial,
       u,
       [q.buffer, k.buffer, v.buffer, ml.buffer, op.buffer],
-      [Math.ceil(s.nq / PART_BR) * t.chunks, np, n],
+      [Math.ceil(s.nq / (16 * t.rm)) * t.chunks, np, n],
       {
         flops: attentionFlops(s) * frac,
         bytes: (2 * q.bytes + 2 * k.bytes) * frac + n * perBh,
