@@ -5,14 +5,15 @@
 // kept: one partition's block of S lives in registers.
 //
 // Layout: q [B, Nq, H·d], k and v [B, Nk, H·d], o [B, Nq, H·d] (token-major, head h at channels
-// h·d … h·d+d−1). Per-partition statistics, for the batch·heads of one dispatch (bh − bh0):
-// m and l [BH, NP, Nq] (f32, l at word offset lofs), partial O [BH, NP, Nq, d] (f32),
+// h·d … h·d+d−1). The host dispatches chunks that fit a storage binding: batch·heads
+// bh0 … bh0+BH−1 and query rows qi0 … qi0+rows−1. Per-partition statistics of a chunk:
+// m and l [BH, NP, rows] (f32, l at word offset lofs), partial O [BH, NP, rows, d] (f32),
 // NP = ⌈Nk / PW⌉.
 //
 // Two kernels:
 // PARTIAL (attention_partitioned_partial_<T>…): one workgroup of 16·TC invocations per (Q tile
 //   of BR = 16·RM rows × output-column chunk, partition of PW = NSUB·BC keys, batch·head); grid
-//   [⌈Nq/BR⌉·chunks, NP, BH]. The invocation grid and tiles are flash's (attention_flash.wgsl):
+//   [⌈rows/BR⌉·chunks, NP, BH]. The invocation grid and tiles are flash's (attention_flash.wgsl):
 //   (ty, tx) owns rows ty·RM … of the tile, keys tx + TC·y (y < 4) of each BC = 4·TC-key
 //   sub-tile, and the CG vec4 column groups tx + TC·g of O.
 //   A. S = Q Kᵀ · scale · log2(e) for the partition's NSUB sub-tiles (Q and K staged through
@@ -24,7 +25,7 @@
 //   Writes m_p, l_p and O_p. A partition wholly above the diagonal (causal) writes m_p = NEG,
 //   l_p = 0 and no O_p.
 // COMBINE (attention_partitioned_combine_<T>): one workgroup of 64 invocations per (query row,
-//   batch·head); grid [Nq, BH]. M = max_p m_p, w_p = exp2(m_p − M), L = Σ_p w_p l_p,
+//   batch·head); grid [rows, BH]. M = max_p m_p, w_p = exp2(m_p − M), L = Σ_p w_p l_p,
 //   O = Σ_p w_p O_p / L — the normalization by L applied to the d-wide product with V instead
 //   of to the Nk-wide row of P. Partitions with m_p = NEG are skipped.
 //
@@ -51,9 +52,9 @@ struct Params {
   np: u32,       // partitions: ⌈Nk / PW⌉
   bh0: u32,      // first batch·head of this dispatch
   nchunk: u32,   // output-column chunks per Q tile (PARTIAL)
-  lofs: u32,     // word offset of l in the m/l buffer: BH · NP · Nq
-  _pad0: u32,
-  _pad1: u32,
+  lofs: u32,     // word offset of l in the m/l buffer: BH · NP · rows
+  qi0: u32,      // first query row of this dispatch
+  rows: u32,     // query rows of this dispatch
 }
 
 const NEG = -3.0e38;     // stands for −∞
@@ -134,7 +135,8 @@ fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f3
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let tx = lid % TC;
   let ty = lid / TC;
-  let i0 = (wg.x / p.nchunk) * BR;       // first query row of the tile
+  let i0 = p.qi0 + (wg.x / p.nchunk) * BR;  // first query row of the tile
+  let iend = min(p.nq, p.qi0 + p.rows);  // end of this dispatch's rows
   let c0 = (wg.x % p.nchunk) * 4u * GW;  // first output channel of the chunk
   let part = wg.y;                       // partition
   let bhl = wg.z;                        // batch·head within this dispatch
@@ -145,14 +147,14 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   let qbase = b * p.nq * ld + h * p.d;
   let kbase = b * p.nk * ld + h * p.d;
   let jp = part * PW;                    // first key of the partition
-  let stat = (bhl * p.np + part) * p.nq; // row 0 of this partition's m and l
+  let stat = (bhl * p.np + part) * p.rows - p.qi0;  // m and l of row i at stat + i
   let ksm = BR * KS;                     // vec4 offset of the staged K chunk
 
   // A partition wholly above the diagonal contributes nothing.
-  if (p.causal != 0u && jp > min(i0 + BR, p.nq) - 1u) {
+  if (p.causal != 0u && jp > min(i0 + BR, iend) - 1u) {
     if (c0 == 0u) {
       for (var r = lid; r < BR; r += WG) {
-        if (i0 + r < p.nq) {
+        if (i0 + r < iend) {
           ml[stat + i0 + r] = NEG;
           ml[p.lofs + stat + i0 + r] = 0.0;
         }
@@ -318,7 +320,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   #unroll
   for (var x = 0u; x < RM; x++) {
     let i = i0 + ty * RM + x;
-    if (i < p.nq && c0 == 0u && tx == 0u) {
+    if (i < iend && c0 == 0u && tx == 0u) {
       var lt = 0.0;
       #unroll
       for (var t = 0u; t < TC; t++) { lt += red[(ty * RM + x) * TC + t]; }
@@ -330,11 +332,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     for (var g = 0u; g < CG; g++) {
       let col = c0 + 4u * (tx + TC * g);
 #if VEC
-      if (i < p.nq && col < p.d) { op[(ob + col) >> 2u] = acc[x][g]; }
+      if (i < iend && col < p.d) { op[(ob + col) >> 2u] = acc[x][g]; }
 #else
       #unroll
       for (var e = 0u; e < 4u; e++) {
-        if (i < p.nq && col + e < p.d) { op[ob + col + e] = acc[x][g][e]; }
+        if (i < iend && col + e < p.d) { op[ob + col + e] = acc[x][g][e]; }
       }
 #endif
     }
@@ -349,7 +351,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
 
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
-  let i = wg.x;                      // query row
+  let i = p.qi0 + wg.x;              // query row
+  let r = wg.x;                      // its index within this dispatch
   let bhl = wg.y;                    // batch·head within this dispatch
   let bh = p.bh0 + bhl;
   let b = bh / p.heads;
@@ -358,11 +361,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   // M = max_p m_p; L = Σ_p exp2(m_p − M) l_p (every invocation computes them: NP is small).
   var big_m = NEG;
   for (var part = 0u; part < p.np; part++) {
-    big_m = max(big_m, ml[(bhl * p.np + part) * p.nq + i]);
+    big_m = max(big_m, ml[(bhl * p.np + part) * p.rows + r]);
   }
   var big_l = 0.0;
   for (var part = 0u; part < p.np; part++) {
-    let at = (bhl * p.np + part) * p.nq + i;
+    let at = (bhl * p.np + part) * p.rows + r;
     let mp = ml[at];
     if (mp > NEG) { big_l += exp2(mp - big_m) * ml[p.lofs + at]; }
   }
@@ -371,7 +374,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   for (var c = lid; c < p.d; c += 64u) {
     var acc = 0.0;
     for (var part = 0u; part < p.np; part++) {
-      let at = (bhl * p.np + part) * p.nq + i;
+      let at = (bhl * p.np + part) * p.rows + r;
       let mp = ml[at];
       if (mp > NEG) { acc += exp2(mp - big_m) * op[at * p.d + c]; }
     }

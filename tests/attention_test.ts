@@ -1,7 +1,7 @@
 import { assert, assertRejects } from "../src/std/assert.ts";
 import type { DType, Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
-import { attention } from "../src/ops/attention.ts";
+import { attention, chunkLimits } from "../src/ops/attention.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
 import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
@@ -86,6 +86,10 @@ interface Case {
   qScale?: number;
   /** Check this many random query rows only (the CPU reference is slow at SD sizes). */
   sampleRows?: number;
+  /** Storage types to run (default both). */
+  dtypes?: DType[];
+  /** Intermediate-buffer caps (bytes) in force, to exercise the chunked paths. */
+  limits?: Partial<typeof chunkLimits>;
 }
 
 const VARIANTS: Variants["attention"][] = ["naive", "partitioned", "flash"];
@@ -102,7 +106,7 @@ async function runCase(gpu: Gpu, c: Case): Promise<string[]> {
       .sort((a, b) => a - b);
   }
   const lines: string[] = [];
-  for (const dtype of ["f32", "f16"] as DType[]) {
+  for (const dtype of c.dtypes ?? ["f32", "f16"]) {
     if (dtype === "f16" && !gpu.hasF16) continue;
     const [qr, kr, vr] = dtype === "f16"
       ? [roundF16(q32), roundF16(k32), roundF16(v32)]
@@ -116,7 +120,14 @@ async function runCase(gpu: Gpu, c: Case): Promise<string[]> {
     for (const variant of VARIANTS) {
       setVariants(gpu, { attention: variant });
       const t0 = performance.now();
-      const out = attention(q, k, v, c.heads, { causal: c.causal });
+      const saved = { ...chunkLimits };
+      Object.assign(chunkLimits, c.limits);
+      let out: Tensor;
+      try {
+        out = attention(q, k, v, c.heads, { causal: c.causal });
+      } finally {
+        Object.assign(chunkLimits, saved);
+      }
       const all = await out.read();
       const ms = performance.now() - t0;
       out.release();
@@ -142,7 +153,9 @@ async function runCase(gpu: Gpu, c: Case): Promise<string[]> {
 
 function caseTest(c: Case): void {
   Deno.test({
-    name: `attention: ${c.name} — naive, partitioned, flash in f32 and f16 vs CPU`,
+    name: `attention: ${c.name} — naive, partitioned, flash in ${
+      (c.dtypes ?? ["f32", "f16"]).join(" and ")
+    } vs CPU`,
     ignore: !hasGpu,
     async fn() {
       const gpu = (await testGpu())!;
@@ -173,6 +186,20 @@ caseTest({
   qScale: 6,
 });
 caseTest({ name: "d 16, 1×100×130, 4 heads", b: 1, nq: 100, nk: 130, heads: 4, d: 16 });
+// Caps small enough that the naive scores go 64 query rows of one head at a time and the
+// partitioned partials 32 rows at a time.
+for (const causal of [false, true]) {
+  caseTest({
+    name: `chunked over query rows${causal ? ", causal" : ""}: 2×200×150, 3 heads, d 24`,
+    b: 2,
+    nq: 200,
+    nk: 150,
+    heads: 3,
+    d: 24,
+    causal,
+    limits: { naiveScores: 64 * 150 * 4, partials: 40 * 2 * 24 * 4 },
+  });
+}
 caseTest({ name: "VAE-like d 512, 1 head, 64×64", b: 1, nq: 64, nk: 64, heads: 1, d: 512 });
 caseTest({ name: "d 160, 8 heads, 256×256", b: 1, nq: 256, nk: 256, heads: 8, d: 160 });
 caseTest({
@@ -193,6 +220,8 @@ caseTest({
   d: 80,
   sampleRows: 64,
 });
+// ≈ 21 GFLOP a variant, seconds each on a software adapter: f32 only (f16 runs the same code
+// paths at every other shape).
 caseTest({
   name: "SD self-attention 8 heads × 4096 × 4096, d 40",
   b: 1,
@@ -201,6 +230,7 @@ caseTest({
   heads: 8,
   d: 40,
   sampleRows: 64,
+  dtypes: ["f32"],
 });
 
 Deno.test({

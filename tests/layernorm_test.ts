@@ -30,7 +30,9 @@ const roundF16 = (a: Float32Array) => Float32Array.from(new Float16Array(a));
 const cases: { shape: number[]; mean?: number; tolF32?: number }[] = [
   { shape: [3, 5, 7] }, // scalar units, C < WG
   { shape: [4, 32] }, // tiny-sd CLIP width
-  { shape: [3, 1283] }, // scalar units, 32 registers per invocation, last ones partial
+  { shape: [3, 1283] }, // scalar units, longer than 4·256: the looping kernel
+  { shape: [2, 4100] }, // vec4 units, looping kernel
+  { shape: [65539, 4] }, // more rows than one grid dimension holds
   { shape: [5, 1280] }, // SD's widest transformer
   { shape: [2, 77, 768] }, // CLIP ViT-L/14 text
   { shape: [2, 4096, 320] }, // SD transformer at 64×64

@@ -35,8 +35,33 @@ export interface GpuOptions {
 export interface Kernel {
   readonly name: string;
   readonly pipeline: GPUComputePipeline;
-  /** Floating-point operations of one dispatch, for the profiler (0 when unknown). */
-  flops?: number;
+  /** The explicit layout of group 0 (uniforms at binding 0 with a dynamic offset). */
+  readonly layout: GPUBindGroupLayout;
+  /** Bindings 1…n: read-only storage (true) or read-write storage (false). */
+  readonly readOnly: readonly boolean[];
+}
+
+/**
+ * The bindings a kernel declares, from its WGSL: binding 0 must be the `var<uniform>` block,
+ * 1…n storage buffers (`read` or `read_write`), all in group 0.
+ */
+export function parseBindings(name: string, code: string): boolean[] {
+  const re =
+    /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage\s*,\s*read_write|storage\s*,\s*read|storage)\s*>/g;
+  const found = new Map<number, string>();
+  for (const m of code.matchAll(re)) found.set(Number(m[1]), m[2].replace(/\s+/g, ""));
+  if (found.get(0) !== "uniform") {
+    throw new GpuError(`kernel ${name}: binding 0 must be the var<uniform> parameter block`);
+  }
+  const readOnly: boolean[] = [];
+  for (let i = 1; i < found.size; i++) {
+    const kind = found.get(i);
+    if (kind === undefined) {
+      throw new GpuError(`kernel ${name}: bindings must be numbered 0…n without gaps`);
+    }
+    readOnly.push(kind === "storage,read");
+  }
+  return readOnly;
 }
 
 /** Work of one dispatch, for the profiler's achieved-rate columns. */
@@ -50,6 +75,7 @@ export interface DispatchCost {
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter
 const UNIFORM_RING_BYTES = 1 << 20; // 4096 dispatches between flushes
 const MAX_PENDING_DISPATCHES = 4096;
+const MAX_BIND_GROUPS = 50_000;
 
 let nextBufferId = 1;
 const bufferIds = new WeakMap<GPUBuffer, number>();
@@ -98,6 +124,7 @@ export class Gpu {
   #uniformOffset = 0;
 
   #pool = new Map<number, GPUBuffer[]>();
+  #bindGroups = new Map<string, GPUBindGroup>();
   #bufferBytes = new WeakMap<GPUBuffer, number>();
   #allocatedBytes = 0;
   #peakBytes = 0;
@@ -207,11 +234,27 @@ export class Gpu {
     if (hit) return hit;
     const t0 = performance.now();
     const code = source();
+    const readOnly = parseBindings(name, code);
     this.device.pushErrorScope("validation");
+    const layout = this.device.createBindGroupLayout({
+      label: name,
+      entries: [
+        {
+          binding: 0,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: "uniform", hasDynamicOffset: true },
+        },
+        ...readOnly.map((ro, i): GPUBindGroupLayoutEntry => ({
+          binding: i + 1,
+          visibility: GPUShaderStage.COMPUTE,
+          buffer: { type: ro ? "read-only-storage" : "storage" },
+        })),
+      ],
+    });
     const module = this.device.createShaderModule({ label: name, code });
     const pipeline = this.device.createComputePipeline({
       label: name,
-      layout: "auto",
+      layout: this.device.createPipelineLayout({ label: name, bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
     });
     this.#track(
@@ -224,7 +267,7 @@ export class Gpu {
       }),
     );
     this.#compileMs += performance.now() - t0;
-    const k: Kernel = { name, pipeline };
+    const k: Kernel = { name, pipeline, layout, readOnly };
     this.#pipelines.set(name, k);
     return k;
   }
@@ -284,6 +327,7 @@ export class Gpu {
     if (size === undefined) return;
     this.#bufferBytes.delete(buf);
     this.#allocatedBytes -= size;
+    this.#bindGroups.clear(); // entries may reference it
     buf.destroy();
   }
 
@@ -302,8 +346,13 @@ export class Gpu {
     return buf;
   }
 
-  /** Writes `data` at `offset` of `buf` (queued before the next submit). */
+  /**
+   * Writes `data` at `offset` of `buf`. Recorded work is submitted first: a queue write runs
+   * before any command not yet submitted, which could still read the buffer's old contents (a
+   * pooled buffer is reused as soon as it is released).
+   */
   write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    if (this.#encoder) this.submit();
     const bytes = data.byteLength;
     if (bytes % 4 === 0) {
       this.device.queue.writeBuffer(
@@ -348,18 +397,32 @@ export class Gpu {
     const off = this.#uniformOffset;
     new Uint8Array(this.#uniformStaging, off, uniforms.byteLength).set(new Uint8Array(uniforms));
     this.#uniformOffset += UNIFORM_SLOT;
-    const entries: GPUBindGroupEntry[] = [{
-      binding: 0,
-      resource: { buffer: this.#uniformRing, offset: off, size: Math.max(16, uniforms.byteLength) },
-    }];
-    for (let i = 0; i < buffers.length; i++) {
-      entries.push({ binding: i + 1, resource: { buffer: buffers[i] } });
+    if (buffers.length !== kernel.readOnly.length) {
+      throw new GpuError(
+        `kernel ${kernel.name}: ${buffers.length} buffers given, ${kernel.readOnly.length} bound`,
+      );
     }
-    const bindGroup = this.device.createBindGroup({
-      label: kernel.name,
-      layout: kernel.pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    // Bind groups are cached by kernel and buffers (the uniform slot is a dynamic offset), so the
+    // identical dispatch sequence of every denoising step creates none after the first.
+    let key = kernel.name;
+    for (const b of buffers) key += "|" + bufferId(b);
+    let bindGroup = this.#bindGroups.get(key);
+    if (!bindGroup) {
+      if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = [{
+        binding: 0,
+        resource: { buffer: this.#uniformRing, offset: 0, size: UNIFORM_SLOT },
+      }];
+      for (let i = 0; i < buffers.length; i++) {
+        entries.push({ binding: i + 1, resource: { buffer: buffers[i] } });
+      }
+      bindGroup = this.device.createBindGroup({
+        label: kernel.name,
+        layout: kernel.layout,
+        entries,
+      });
+      this.#bindGroups.set(key, bindGroup);
+    }
     this.#encoder ??= this.device.createCommandEncoder({ label: "sd" });
     let pass: GPUComputePassEncoder;
     if (this.profiler) {
@@ -372,7 +435,7 @@ export class Gpu {
       pass = this.#pass;
     }
     pass.setPipeline(kernel.pipeline);
-    pass.setBindGroup(0, bindGroup);
+    pass.setBindGroup(0, bindGroup, [off]);
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiler) {
       pass.end();

@@ -24,8 +24,13 @@ export interface AttentionOptions {
 export const MAX_HEAD_DIM = 512;
 
 const LOG2E = Math.LOG2E;
-/** Largest per-dispatch intermediate (naive S, partitioned partial O) we allocate. */
-const NAIVE_S_CAP = 1 << 30, PARTIAL_CAP = 512 << 20;
+/**
+ * Largest intermediate buffer (bytes) of one dispatch: the naive path's scores and the
+ * partitioned path's partial O. Larger problems run in chunks of batch·heads, then of query rows
+ * (each cap is further limited by the adapter's largest storage binding). Writable so tests can
+ * force the chunked paths on small shapes.
+ */
+export const chunkLimits = { naiveScores: 1 << 30, partials: 512 << 20 };
 
 /**
  * Multi-head attention on token-major tensors with the heads interleaved in the channel dim, as
@@ -97,6 +102,30 @@ export function unrollLoops(src: string): string {
     out = out.slice(0, m.index) + copies.join("\n") + out.slice(close + 1);
   }
   return out;
+}
+
+/**
+ * Dispatch chunks whose intermediate (`rowBytes` per query row and head) fits `cap`: `nbh` whole
+ * heads at a time, or — when one head does not fit — `rows` query rows (a multiple of `align`)
+ * of one head.
+ */
+function chunking(
+  heads: number,
+  nq: number,
+  rowBytes: number,
+  cap: number,
+  align: number,
+): { nbh: number; rows: number } {
+  if (nq * rowBytes <= cap) {
+    return { nbh: Math.min(heads, Math.floor(cap / (nq * rowBytes))), rows: nq };
+  }
+  const rows = Math.floor(cap / rowBytes / align) * align;
+  if (rows < align) {
+    throw new GpuError(
+      `attention: ${align} query rows need ${align * rowBytes} bytes of intermediates, over this adapter's ${cap}`,
+    );
+  }
+  return { nbh: 1, rows };
 }
 
 /** Problem sizes. */
@@ -285,38 +314,38 @@ function partitioned(
     })));
   const kCombine = gpu.kernel(combine, () => specialize(src, { T: q.dtype, COMBINE: true }));
 
+  // Chunks of whole heads when a head's partials fit the cap, else of query rows of one head.
   const bhAll = s.b * s.h;
-  const perBh = np * s.nq * s.d * 4;
-  const cap = Math.min(gpu.maxBinding, PARTIAL_CAP);
-  if (perBh > cap) {
-    throw new GpuError(
-      `attention: ${s.nq}×${s.nk} tokens at head dim ${s.d} need ${perBh} bytes of partitioned-softmax partials per head, over this adapter's ${cap}: use --attention flash`,
-    );
-  }
-  const nbh = Math.min(bhAll, Math.floor(cap / perBh));
-  const ml = Tensor.empty(gpu, [2, nbh, np, s.nq], "f32", "attention_partitioned_ml");
-  const op = Tensor.empty(gpu, [nbh, np, s.nq, s.d], "f32", "attention_partitioned_o");
+  const rowBytes = np * s.d * 4;
+  const cap = Math.min(gpu.maxBinding, chunkLimits.partials);
+  const { nbh, rows } = chunking(bhAll, s.nq, rowBytes, cap, 16 * t.rm);
+  const ml = Tensor.empty(gpu, [2, nbh, np, rows], "f32", "attention_partitioned_ml");
+  const op = Tensor.empty(gpu, [nbh, np, rows, s.d], "f32", "attention_partitioned_o");
   const esize = bytesOf(q.dtype);
   for (let bh0 = 0; bh0 < bhAll; bh0 += nbh) {
     const n = Math.min(nbh, bhAll - bh0);
-    const u = new Uniforms()
-      .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
-      .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(np).u32(bh0)
-      .u32(t.chunks).u32(nbh * np * s.nq).u32(0).u32(0).buffer;
-    const frac = n / bhAll;
-    gpu.dispatch(
-      kPartial,
-      u,
-      [q.buffer, k.buffer, v.buffer, ml.buffer, op.buffer],
-      [Math.ceil(s.nq / (16 * t.rm)) * t.chunks, np, n],
-      {
-        flops: attentionFlops(s) * frac,
-        bytes: (2 * q.bytes + 2 * k.bytes) * frac + n * perBh,
-      },
-    );
-    gpu.dispatch(kCombine, u, [ml.buffer, op.buffer, out.buffer], [s.nq, n], {
-      bytes: n * perBh + n * s.nq * s.d * esize,
-    });
+    for (let i0 = 0; i0 < s.nq; i0 += rows) {
+      const r = Math.min(rows, s.nq - i0);
+      const u = new Uniforms()
+        .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
+        .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(np).u32(bh0)
+        .u32(t.chunks).u32(nbh * np * rows).u32(i0).u32(rows).buffer;
+      const frac = (n * r) / (bhAll * s.nq);
+      const partialBytes = n * r * rowBytes;
+      gpu.dispatch(
+        kPartial,
+        u,
+        [q.buffer, k.buffer, v.buffer, ml.buffer, op.buffer],
+        [Math.ceil(r / (16 * t.rm)) * t.chunks, np, n],
+        {
+          flops: attentionFlops(s) * frac,
+          bytes: (q.bytes + 2 * k.bytes) * frac + partialBytes,
+        },
+      );
+      gpu.dispatch(kCombine, u, [ml.buffer, op.buffer, out.buffer], [r, n], {
+        bytes: partialBytes + n * r * s.d * esize,
+      });
+    }
   }
   ml.release();
   op.release();
@@ -346,14 +375,8 @@ function naive(
   // Chunks of whole heads when a head's S fits the cap, else of query rows of one head.
   const bhAll = s.b * s.h;
   const rowBytes = s.nk * 4;
-  const cap = Math.min(gpu.maxBinding, NAIVE_S_CAP);
-  let nbh = Math.max(1, Math.min(bhAll, Math.floor(cap / (s.nq * rowBytes))));
-  let rows = s.nq;
-  if (s.nq * rowBytes > cap) {
-    nbh = 1;
-    rows = Math.floor(cap / rowBytes / 64) * 64;
-    if (rows < 64) throw new GpuError(`attention: ${s.nk} keys exceed the naive kernel's limit`);
-  }
+  const cap = Math.min(gpu.maxBinding, chunkLimits.naiveScores);
+  const { nbh, rows } = chunking(bhAll, s.nq, rowBytes, cap, 64);
   const sBuf = Tensor.empty(gpu, [nbh, rows, s.nk], "f32", "attention_naive_s");
   const esize = bytesOf(q.dtype);
   for (let bh0 = 0; bh0 < bhAll; bh0 += nbh) {

@@ -4,8 +4,13 @@
  *
  * GroupNorm has the paper's two variants (`variants(gpu).groupnorm`): `"fused"` — one kernel
  * computing the group statistics, normalizing, applying γ/β and the SiLU with no intermediate
- * tensor (groups larger than one 4096-value chunk add a partial-statistics pass before it) — and
- * `"naive"` — stats → normalize → affine → SiLU, each pass writing a tensor.
+ * tensor; groups larger than one workgroup's chunk (4096 values, 1024 when H·W % 4 ≠ 0) split the
+ * reduction: a pass writes per-chunk (mean, M2) partials (2 f32 per chunk), and the normalizing
+ * kernel combines them — and `"naive"` — stats → normalize → affine → SiLU, each pass writing a
+ * tensor.
+ *
+ * On an H200 (Vulkan, timestamps, f16, SiLU): [2,320,64,64] fused 17.1 µs vs naive 43.1 µs;
+ * [1,128,512,512] (VAE) 238 µs vs 2371 µs.
  *
  * @module
  */
@@ -20,10 +25,8 @@ import { variants } from "./variants.ts";
 const GN_WG = 256;
 /** Units (vectors of VEC elements) each invocation holds in a GroupNorm chunk (fixed in WGSL). */
 const GN_VPT = 4;
-/** Invocations per LayerNorm workgroup (WG in layernorm.wgsl). */
-const LN_WG = 64;
-/** Largest LayerNorm registers-per-invocation specialization (C ≤ 64·32·4 = 8192 with vec4). */
-const LN_MAX_VPT = 32;
+/** LayerNorm workgroup sizes (WG in layernorm.wgsl); each invocation holds 4 units of a row. */
+const LN_WGS = [64, 128, 256];
 
 /** Options of {@linkcode groupNorm}. */
 export interface GroupNormOptions {
@@ -203,17 +206,14 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number): 
   }
   const vec = c % 4 === 0 ? 4 : 1;
   const units = c / vec;
-  let vpt = 1;
-  while (vpt * LN_WG < units) vpt *= 2;
-  if (vpt > LN_MAX_VPT) {
-    throw new Error(`layerNorm: last dim ${c} exceeds ${LN_WG * LN_MAX_VPT * vec} channels`);
-  }
+  const wg = LN_WGS.find((w) => 4 * w >= units) ?? 256;
+  const loop = 4 * wg < units;
   const rows = x.size / c;
   const t = x.dtype;
-  const name = `layernorm_${t}_v${vec}_r${vpt}`;
+  const name = `layernorm_${t}_v${vec}_w${wg}${loop ? "_loop" : ""}`;
   const kernel = gpu.kernel(
     name,
-    () => specialize(kernelSource("layernorm.wgsl"), { T: t, VEC4: vec === 4, VPT: vpt }),
+    () => specialize(kernelSource("layernorm.wgsl"), { T: t, VEC4: vec === 4, WG: wg, LOOP: loop }),
   );
   const y = Tensor.empty(gpu, x.shape, t, "layernorm");
   const u = new Uniforms().u32(units).u32(rows).f32(eps).f32(1 / c).buffer;
