@@ -4,18 +4,18 @@
 // Layout: q [B, Nq, H·d], k and v [B, Nk, H·d], o [B, Nq, H·d] (token-major, head h at channels
 // h·d … h·d+d−1, as diffusers' to_q/to_k/to_v produce them before the head split).
 //
-// Work decomposition: one workgroup of 16·TC invocations per (Q tile of BR = 64 rows,
-// batch·head, chunk of DV = 4·TC·CG output columns); grid [⌈Nq/64⌉, B·H, ⌈d/DV⌉]. Head dims up to
-// 160 are one chunk; larger ones (the VAE's d = 512) split O's columns over workgroups that each
-// recompute S — the generic, slower path. The invocations form a 16 × TC grid (ty, tx);
-// invocation (ty, tx) owns the Q rows ty·4 … ty·4+3 of the tile and
+// Work decomposition: one workgroup of 16·TC invocations per (Q tile of BR = 16·RM rows,
+// batch·head); grid [⌈Nq/BR⌉, B·H]. The invocations form a 16 × TC grid (ty, tx); invocation
+// (ty, tx) owns the Q rows ty·RM … ty·RM+RM−1 of the tile and
 //   - in S: the keys tx + TC·y (y < 4) of the current K/V tile of BC = 4·TC keys,
-//   - in O: the CG column groups of 4 channels tx + TC·g (g < CG): 4 rows × 4·CG columns.
-// TC and CG are chosen so that TC·CG vec4 groups cover the chunk: d = 40 → TC 10, CG 1;
-// 80 → 10, 2; 160 → 10, 4; 64 → 8, 2; 512 → 4 chunks of 128 with TC 8, CG 4.
+//   - in O: the CG column groups of 4 channels tx + TC·g (g < CG): RM rows × 4·CG columns.
+// TC and CG are chosen so that TC·CG vec4 groups cover d: d = 40 → TC 10, CG 1; 80 → 10, 2;
+// 160 → 10, 4; 64 → 8, 2; 512 → 8, 16. RM is 4, or 2 or 1 where ⌈Nq/BR⌉·B·H workgroups would
+// not fill a large GPU (SD's 32×32 and 16×16 latents, CLIP) or where RM·CG vec4 accumulators
+// would not fit in registers (RM·CG ≤ 16: d = 512 runs with RM = 1).
 // Loop over K/V tiles (for a causal mask only up to the tile's last row):
 //   1. S = Q Kᵀ: Q and K staged through workgroup memory in chunks of KC4 vec4s along d (zero
-//      padded past d), each invocation accumulating its 4×4 block of S with vec4 dot products.
+//      padded past d), each invocation accumulating its RM×4 block of S with vec4 dot products.
 //   2. S ← S · scale · log2(e), masked (key ≥ Nk, or key > query when causal) to NEG.
 //   3. Online softmax: m_new = max(m, rowmax(S)) (the row max across the TC invocations of a row
 //      through workgroup memory), α = exp2(m − m_new), P = exp2(S − m_new),
@@ -27,19 +27,21 @@
 //
 // Workgroup memory (≤ 32 KiB, the smallest limit we target): one vec4 array — [0, PT) staging
 // (Q chunk BR × KS and K chunk BC × KS vec4s, KS = KC4+1 padded against bank conflicts; or the V
-// slab VC × TC·CG vec4s), [PT, …) P transposed, BC × 16 vec4s — and the row-reduction scratch
-// red, BR × TC scalars.
+// slab VC × TC·CG vec4s), [PT, …) P transposed, BC × 16 vec4s when RM = 4 (else the scalar array
+// ps, [key][row]) — and the row-reduction scratch red, BR × TC scalars.
 //
 // Every loop over a register array is marked #unroll: the host expands it (src/ops/attention.ts)
 // because NVIDIA's Vulkan compiler left such loops rolled and the arrays in local memory (10×
 // slower on an H200).
 //
-// Specializations (name attention_flash_<T>_tc<TC>_cg<CG>_kc<KC4>_vc<VC>):
+// Specializations (name attention_flash_<T>[_vec4]_rm<RM>_tc<TC>_cg<CG>_kc<KC4>_vc<VC>):
 //   T   : storage type of q, k, v, o (f32 | f16).
-//   TC, CG : invocations across a row and vec4 column groups per invocation (above).
+//   VEC : d % 4 = 0 — q, k, v, o read and written as vec4s (one load per 4 channels).
+//   RM, TC, CG : rows per invocation, invocations across a row, vec4 column groups (above).
 //   KC4 : vec4s of d per staged Q/K chunk (d = 40, 80, 160 → 10; 64 → 8).
 //   VC  : keys per staged V slab.
-//   PT, SMV : vec4 offset of P and vec4 size of the workgroup array, computed by the host.
+//   PT, SMV, RED, PSZ, NQL, NKL, NVL, WGS : memory offsets/sizes, per-invocation staging loads
+//   and workgroup size, computed by the host from the above.
 // Precision: everything after the load is f32 — S, P, m, l and the O accumulator — whatever T is;
 // only the final O / l is narrowed to T. The softmax runs in the log2 domain (scale·log2 e folded
 // into the score scale, exp2): the same math, one multiply fewer per score. NEG (−3e38) stands
@@ -76,7 +78,7 @@ const RN = 4u;           // keys per invocation per tile
 const BR = 16u * ${RM}u; // Q rows per workgroup
 const BC = 4u * ${TC}u;  // keys per K/V tile
 const CG = ${CG}u;       // vec4 column groups of O per invocation
-const GW = ${TC}u * ${CG}u; // vec4 column groups per workgroup (DV = 4·GW channels)
+const GW = ${TC}u * ${CG}u; // vec4 column groups covering d
 const KC4 = ${KC4}u;     // vec4s of d per staged Q/K chunk
 const KS = ${KC4}u + 1u; // padded vec4 row stride of the staged chunks
 const VC = ${VC}u;       // keys per staged V slab
@@ -132,7 +134,6 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   let i0 = wg.x * BR;            // first query row of the tile
   let b = wg.y / p.heads;
   let h = wg.y % p.heads;
-  let c0 = wg.z * 4u * GW;       // first output channel of this chunk
   let ld = p.heads * p.d;        // token stride of q, k, v, o
   let qbase = b * p.nq * ld + h * p.d;
   let kbase = b * p.nk * ld + h * p.d;
@@ -258,7 +259,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         if (e < VC * GW) {
           let r = e / GW;
           let g4 = e % GW;
-          sm[e] = load4(2u, kbase, j0 + v0 + r, p.nk, c0 + 4u * g4, ld);
+          sm[e] = load4(2u, kbase, j0 + v0 + r, p.nk, 4u * g4, ld);
         }
       }
       workgroupBarrier();        // V slab and P visible
@@ -297,7 +298,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     let ob = qbase + i * ld;
     #unroll
     for (var g = 0u; g < CG; g++) {
-      let col = c0 + 4u * (tx + TC * g);
+      let col = 4u * (tx + TC * g);
       let val = acc[x][g] * inv;
 #if VEC
       if (i < p.nq && col < p.d) { o[(ob + col) >> 2u] = vec4<${T}>(val); }

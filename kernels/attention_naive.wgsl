@@ -21,6 +21,9 @@
 //
 // Precision: S and P are f32 whatever T is (a framework's upcast softmax); products accumulate in
 // f32; only O is narrowed to T. NEG (−3e38) stands for −∞ (exp(NEG − m) = 0).
+// Loops over register arrays and the 16-step inner product are marked #unroll (expanded by the
+// host, src/ops/attention.ts): a fair baseline — rolled, NVIDIA's Vulkan compiler keeps the
+// accumulators in local memory.
 
 struct Params {
   nq: u32,       // query tokens per batch item

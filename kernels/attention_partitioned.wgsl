@@ -12,10 +12,11 @@
 //
 // Two kernels:
 // PARTIAL (attention_partitioned_partial_<T>…): one workgroup of 16·TC invocations per (Q tile
-//   of BR = 16·RM rows × output-column chunk, partition of PW = NSUB·BC keys, batch·head); grid
-//   [⌈rows/BR⌉·chunks, NP, BH]. The invocation grid and tiles are flash's (attention_flash.wgsl):
-//   (ty, tx) owns rows ty·RM … of the tile, keys tx + TC·y (y < 4) of each BC = 4·TC-key
-//   sub-tile, and the CG vec4 column groups tx + TC·g of O.
+//   of BR = 16·RM rows, partition of PW = NSUB·BC keys, batch·head); grid [⌈rows/BR⌉, NP, BH].
+//   The invocation grid and tiles are flash's (attention_flash.wgsl): (ty, tx) owns rows
+//   ty·RM … of the tile, keys tx + TC·y (y < 4) of each BC = 4·TC-key sub-tile, and the CG vec4
+//   column groups tx + TC·g of O. NSUB = 4 (2 where CG ≥ 3, to bound the registers holding S):
+//   d = 40 → 160-key partitions, 26 of them for 4096 keys.
 //   A. S = Q Kᵀ · scale · log2(e) for the partition's NSUB sub-tiles (Q and K staged through
 //      workgroup memory in chunks of KC4 vec4s along d), masked to NEG, kept in registers.
 //   B. m_p = rowmax(S) over the whole partition — exact, computed before any exponential (no
@@ -51,7 +52,7 @@ struct Params {
   causal: u32,   // 1: key j is masked for query i when j > i
   np: u32,       // partitions: ⌈Nk / PW⌉
   bh0: u32,      // first batch·head of this dispatch
-  nchunk: u32,   // output-column chunks per Q tile (PARTIAL)
+  _pad0: u32,
   lofs: u32,     // word offset of l in the m/l buffer: BH · NP · rows
   qi0: u32,      // first query row of this dispatch
   rows: u32,     // query rows of this dispatch
@@ -135,9 +136,8 @@ fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f3
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let tx = lid % TC;
   let ty = lid / TC;
-  let i0 = p.qi0 + (wg.x / p.nchunk) * BR;  // first query row of the tile
+  let i0 = p.qi0 + wg.x * BR;            // first query row of the tile
   let iend = min(p.nq, p.qi0 + p.rows);  // end of this dispatch's rows
-  let c0 = (wg.x % p.nchunk) * 4u * GW;  // first output channel of the chunk
   let part = wg.y;                       // partition
   let bhl = wg.z;                        // batch·head within this dispatch
   let bh = p.bh0 + bhl;
@@ -152,12 +152,10 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
 
   // A partition wholly above the diagonal contributes nothing.
   if (p.causal != 0u && jp > min(i0 + BR, iend) - 1u) {
-    if (c0 == 0u) {
-      for (var r = lid; r < BR; r += WG) {
-        if (i0 + r < iend) {
-          ml[stat + i0 + r] = NEG;
-          ml[p.lofs + stat + i0 + r] = 0.0;
-        }
+    for (var r = lid; r < BR; r += WG) {
+      if (i0 + r < iend) {
+        ml[stat + i0 + r] = NEG;
+        ml[p.lofs + stat + i0 + r] = 0.0;
       }
     }
     return;
@@ -288,7 +286,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
           if (e < VC * GW) {
             let r = e / GW;
             let g4 = e % GW;
-            sm[e] = load4(2u, kbase, j0 + v0 + r, jend, c0 + 4u * g4, ld);
+            sm[e] = load4(2u, kbase, j0 + v0 + r, jend, 4u * g4, ld);
           }
         }
         workgroupBarrier();
@@ -320,7 +318,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   #unroll
   for (var x = 0u; x < RM; x++) {
     let i = i0 + ty * RM + x;
-    if (i < iend && c0 == 0u && tx == 0u) {
+    if (i < iend && tx == 0u) {
       var lt = 0.0;
       #unroll
       for (var t = 0u; t < TC; t++) { lt += red[(ty * RM + x) * TC + t]; }
@@ -330,7 +328,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     let ob = (stat + i) * p.d;
     #unroll
     for (var g = 0u; g < CG; g++) {
-      let col = c0 + 4u * (tx + TC * g);
+      let col = 4u * (tx + TC * g);
 #if VEC
       if (i < iend && col < p.d) { op[(ob + col) >> 2u] = acc[x][g]; }
 #else

@@ -38,7 +38,7 @@
 // ty + i·(BM/TM) and vec4 columns tx + j·(BN/TN): neighbouring invocations read neighbouring
 // vec4s of Bs (no bank conflicts) and write neighbouring vec4s of C (coalesced).
 // Edges: rows ≥ M, columns ≥ N and k ≥ K load as zero and are never stored, so any M, N, K work.
-// Loops marked `// unroll` are expanded by src/ops/linear.ts (unrollLoops) before compiling:
+// Loops after a `#unroll` line are expanded by src/gpu/wgsl.ts (unrollLoops) before compiling:
 // the accumulators, prefetch registers and A fragments are function-local arrays that stay in
 // registers only when indexed by constants — left as loops, the driver behind naga keeps them in
 // local memory and the kernel runs 8× slower (2 vs 16+ TFLOP/s at 4096³ on an H200).
@@ -330,11 +330,13 @@ fn main(
   // Tile loads into registers. A: slot s = t + l·THREADS → row s / BK4, k-vec4 s % BK4.
   // B ([K, N]): row s / BN4, n-vec4 s % BN4. B (TRANS_B): column s % BN, k-vec4 s / BN
   // (consecutive invocations: consecutive weight rows, so the scattered stores hit distinct banks).
-  for (var l = 0u; l < ${A_LOADS}u; l++) { // unroll
+  #unroll
+  for (var l = 0u; l < ${A_LOADS}u; l++) {
     let s = t + l * THREADS;
     pa[l] = load_a(ab, m0 + s / BK4, 4u * (s % BK4));
   }
-  for (var l = 0u; l < ${B_LOADS}u; l++) { // unroll
+  #unroll
+  for (var l = 0u; l < ${B_LOADS}u; l++) {
     let s = t + l * THREADS;
 #if TRANS_B
     pb[l] = load_bt(bb, n0, s % BN, 4u * (s / BN));
@@ -345,15 +347,18 @@ fn main(
 
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     workgroupBarrier();
-    for (var l = 0u; l < ${A_LOADS}u; l++) { // unroll
+    #unroll
+    for (var l = 0u; l < ${A_LOADS}u; l++) {
       As[t + l * THREADS] = pa[l];
     }
-    for (var l = 0u; l < ${B_LOADS}u; l++) { // unroll
+    #unroll
+    for (var l = 0u; l < ${B_LOADS}u; l++) {
       let s = t + l * THREADS;
 #if TRANS_B
       let c = s % BN;
       let kr = 4u * (s / BN);
-      for (var e = 0u; e < 4u; e++) { // unroll
+      #unroll
+      for (var e = 0u; e < 4u; e++) {
         Bs[(kr + e) * BN4 + c / 4u][c % 4u] = pb[l][e];
       }
 #else
@@ -365,11 +370,13 @@ fn main(
     // Prefetch the next tile while this one is multiplied.
     let k1 = k0 + BK;
     if (k1 < p.K) {
-      for (var l = 0u; l < ${A_LOADS}u; l++) { // unroll
+      #unroll
+      for (var l = 0u; l < ${A_LOADS}u; l++) {
         let s = t + l * THREADS;
         pa[l] = load_a(ab, m0 + s / BK4, k1 + 4u * (s % BK4));
       }
-      for (var l = 0u; l < ${B_LOADS}u; l++) { // unroll
+      #unroll
+      for (var l = 0u; l < ${B_LOADS}u; l++) {
         let s = t + l * THREADS;
 #if TRANS_B
         pb[l] = load_bt(bb, n0, s % BN, k1 + 4u * (s / BN));
@@ -382,13 +389,17 @@ fn main(
     // acc[i][j] += A[row i][k] · B[k][vec4 column j] for the tile's k, 4 at a time.
     for (var kk = 0u; kk < BK4; kk++) {
       var a: array<vec4<${S}>, TM>;
-      for (var i = 0u; i < ${TM}u; i++) { // unroll
+      #unroll
+      for (var i = 0u; i < ${TM}u; i++) {
         a[i] = As[(lid.y + i * WY) * BK4 + kk];
       }
-      for (var e = 0u; e < 4u; e++) { // unroll
-        for (var j = 0u; j < ${TN4}u; j++) { // unroll
+      #unroll
+      for (var e = 0u; e < 4u; e++) {
+        #unroll
+        for (var j = 0u; j < ${TN4}u; j++) {
           let b = Bs[(4u * kk + e) * BN4 + lid.x + j * WX];
-          for (var i = 0u; i < ${TM}u; i++) { // unroll
+          #unroll
+          for (var i = 0u; i < ${TM}u; i++) {
             acc[i][j] = fma(vec4<${S}>(a[i][e]), b, acc[i][j]);
           }
         }
@@ -399,14 +410,17 @@ fn main(
   // Epilogue: invocation (tx, ty) holds accumulator vec4 columns tx + j·WX; with GEGLU the first
   // TN4/2 are hidden columns and the last TN4/2 the gate columns of the same outputs.
   let cb = wg.z * p.batch_c;
-  for (var i = 0u; i < ${TM}u; i++) { // unroll
+  #unroll
+  for (var i = 0u; i < ${TM}u; i++) {
     let m = m0 + lid.y + i * WY;
 #if GEGLU
-    for (var j = 0u; j < ${TN4_OUT}u; j++) { // unroll
+    #unroll
+    for (var j = 0u; j < ${TN4_OUT}u; j++) {
       store4(cb, m, n0 + 4u * (lid.x + j * WX), acc[i][j], acc[i][j + TN4 / 2u]);
     }
 #else
-    for (var j = 0u; j < ${TN4}u; j++) { // unroll
+    #unroll
+    for (var j = 0u; j < ${TN4}u; j++) {
       store4(cb, m, n0 + 4u * (lid.x + j * WX), acc[i][j], vec4<${S}>());
     }
 #endif

@@ -1,7 +1,8 @@
-import { assert, assertRejects } from "../src/std/assert.ts";
+import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import type { DType, Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { attention, chunkLimits } from "../src/ops/attention.ts";
+import { unrollLoops } from "../src/gpu/wgsl.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
 import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
@@ -134,9 +135,11 @@ async function runCase(gpu: Gpu, c: Case): Promise<string[]> {
       assert(all.length === c.b * c.nq * ch, `${c.name}: output size`);
       const got = pickRows(all, c.b, c.nq, ch, rows);
       const e = relL2(got, ref);
-      errs.push(`${variant} ${e.toExponential(1)} (max abs ${maxAbs(got, ref).toExponential(1)}, ${
-        ms.toFixed(0)
-      } ms)`);
+      errs.push(
+        `${variant} ${e.toExponential(1)} (max abs ${maxAbs(got, ref).toExponential(1)}, ${
+          ms.toFixed(0)
+        } ms)`,
+      );
       assert(
         e < tol,
         `${c.name} ${variant} ${dtype}: rel L2 ${e} ≥ ${tol} vs the CPU reference`,
@@ -246,4 +249,34 @@ Deno.test({
     await assertRejects(() => attention(big, big, big, 1), "exceeds 512");
     for (const t of [q, k, big]) t.release();
   },
+});
+
+Deno.test("attention: unrollLoops expands #unroll loops over literal and const bounds", () => {
+  const src = [
+    "const RM = 2u;",
+    "#unroll",
+    "for (var x = 0u; x < RM; x++) {",
+    "  #unroll",
+    "  for (var y = 0u; y < 2u; y++) { s[x][y] = v.x + f(x, y); }",
+    "}",
+    "for (var j = 0u; j < n; j++) { t[j] = 0.0; }",
+  ].join("\n");
+  const out = unrollLoops(src);
+  assert(!out.includes("#unroll") && !out.includes("x++") && !out.includes("y++"), out);
+  const stores = [...out.matchAll(/s\[(\du)\]\[(\du)\] = v\.x \+ f\(\1, \2\)/g)].map((m) =>
+    `${m[1]}${m[2]}`
+  );
+  assertEquals(stores, ["0u0u", "0u1u", "1u0u", "1u1u"]);
+  assert(out.includes("for (var j = 0u; j < n; j++)"), "unmarked loops stay");
+  assert(
+    (() => {
+      try {
+        unrollLoops("#unroll\nfor (var i = 0u; i < n; i++) { }");
+        return false;
+      } catch (e) {
+        return (e as Error).message.includes("not a constant");
+      }
+    })(),
+    "a non-constant bound is an error",
+  );
 });

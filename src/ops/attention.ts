@@ -71,40 +71,6 @@ export function attention(
 }
 
 /**
- * Expands every loop whose header line is preceded by a `#unroll` line:
- * `for (var i = 0u; i < N; i++) { … }` where N is an integer literal (`4u`) or the name of a
- * `const N = <int>u;` declared in `src`. The body is repeated N times with `i` replaced by the
- * literal index, so that indices into private arrays become constants. Needed because at least one
- * driver (NVIDIA's Vulkan compiler, through wgpu) leaves such loops rolled and the arrays they
- * index in local memory: unrolled, the flash kernel ran 10.8× faster on an H200.
- */
-export function unrollLoops(src: string): string {
-  const consts = new Map<string, number>();
-  for (const m of src.matchAll(/^\s*const\s+(\w+)\s*=\s*(\d+)u\s*;/gm)) {
-    consts.set(m[1], Number(m[2]));
-  }
-  const head = /^[ \t]*#unroll[ \t]*\n[ \t]*for \(var (\w+) = 0u; \1 < (\w+); \1\+\+\) \{/m;
-  let out = src;
-  for (let m = head.exec(out); m; m = head.exec(out)) {
-    const [, name, bound] = m;
-    const n = /^\d+u?$/.test(bound) ? parseInt(bound) : consts.get(bound);
-    if (n === undefined) throw new Error(`#unroll: loop bound ${bound} is not a constant`);
-    const open = m.index + m[0].length - 1;
-    let depth = 0, close = open;
-    for (; close < out.length; close++) {
-      if (out[close] === "{") depth++;
-      else if (out[close] === "}" && --depth === 0) break;
-    }
-    if (depth !== 0) throw new Error(`#unroll: unbalanced braces after loop over ${name}`);
-    const body = out.slice(open + 1, close);
-    const use = new RegExp(`(?<![.\\w])${name}\\b`, "g");
-    const copies = Array.from({ length: n }, (_, i) => `{${body.replace(use, `${i}u`)}}`);
-    out = out.slice(0, m.index) + copies.join("\n") + out.slice(close + 1);
-  }
-  return out;
-}
-
-/**
  * Dispatch chunks whose intermediate (`rowBytes` per query row and head) fits `cap`: `nbh` whole
  * heads at a time, or — when one head does not fit — `rows` query rows (a multiple of `align`)
  * of one head.
@@ -122,7 +88,9 @@ function chunking(
   const rows = Math.floor(cap / rowBytes / align) * align;
   if (rows < align) {
     throw new GpuError(
-      `attention: ${align} query rows need ${align * rowBytes} bytes of intermediates, over this adapter's ${cap}`,
+      `attention: ${align} query rows need ${
+        align * rowBytes
+      } bytes of intermediates, over this adapter's ${cap}`,
     );
   }
   return { nbh: 1, rows };
@@ -175,51 +143,54 @@ function chunkVec4s(d: number): number {
 
 /** Flash kernel geometry (see the header of `kernels/attention_flash.wgsl`). */
 interface FlashTiles {
-  /** Q rows per invocation (4, or 2 or 1 where few workgroups would fill the GPU). */
+  /** Q rows per invocation: 4, or 2 or 1 for small grids or wide O. */
   rm: number;
   /** Invocations across a row: keys per tile = 4·tc, vec4 column groups of O = tc·cg. */
   tc: number;
   /** vec4 column groups of O per invocation. */
   cg: number;
-  /** Output-column chunks (workgroups along d): 1 up to d = 160. */
-  chunks: number;
   /** vec4s of d per staged Q/K chunk. */
   kc4: number;
   /** Keys per staged V slab. */
   vc: number;
 }
 
-/** Workgroup-memory words (f32) the flash kernel may use: the smallest limit we target. */
-const FLASH_SMEM_WORDS = 8192;
-/** Fewer flash workgroups than this leave a large GPU idle: use fewer rows per invocation. */
-const FLASH_MIN_GROUPS = 512;
+/** Workgroup-memory words (f32) the kernels may use: the smallest limit we target (32 KiB). */
+const SMEM_WORDS = 8192;
+/** Fewer workgroups than this leave a large GPU idle: use fewer rows per invocation. */
+const MIN_GROUPS = 512;
 
+/** Tiles for head dim `s.d`, `partitions` workgroups per Q tile (1 for flash). */
 function flashTiles(s: Shape, partitions = 1): FlashTiles {
   const d4 = Math.ceil(s.d / 4);
-  const chunks = d4 <= 40 ? 1 : Math.ceil(d4 / 32);
-  const w = Math.ceil(d4 / chunks); // vec4 column groups per chunk
   // Fewest wasted column groups; among equals the widest row of invocations up to 10.
-  let best = { tc: 4, cg: Math.ceil(w / 4) };
+  let best = { tc: 4, cg: Math.ceil(d4 / 4) };
   for (let tc = 4; tc <= 10; tc++) {
-    const cg = Math.ceil(w / tc);
-    if (tc * cg - w <= best.tc * best.cg - w) best = { tc, cg };
+    const cg = Math.ceil(d4 / tc);
+    if (tc * cg - d4 <= best.tc * best.cg - d4) best = { tc, cg };
   }
-  let rm = 4;
-  const groups = (rm: number) => Math.ceil(s.nq / (16 * rm)) * s.b * s.h * chunks * partitions;
-  while (rm > 1 && groups(rm) < FLASH_MIN_GROUPS) rm /= 2;
+  // At most 16 vec4 accumulators (64 registers) per invocation, and enough workgroups.
+  let rm = best.cg <= 4 ? 4 : best.cg <= 8 ? 2 : 1;
+  const groups = (rm: number) => Math.ceil(s.nq / (16 * rm)) * s.b * s.h * partitions;
+  while (rm > 1 && groups(rm) < MIN_GROUPS) rm /= 2;
   const kc4 = chunkVec4s(s.d);
   const bc = 4 * best.tc;
   const stage = (16 * rm + bc) * (kc4 + 1) * 4;
   const rest = bc * 16 * rm + 16 * rm * best.tc; // P and the reduction scratch
   let vc = bc;
-  while (vc % 2 === 0 && Math.max(stage, vc * best.tc * best.cg * 4) + rest > FLASH_SMEM_WORDS) {
+  while (vc % 2 === 0 && Math.max(stage, vc * best.tc * best.cg * 4) + rest > SMEM_WORDS) {
     vc /= 2;
   }
-  return { rm, ...best, chunks, kc4, vc };
+  return { rm, ...best, kc4, vc };
 }
 
 /** Workgroup-memory layout and specialization values shared by the flash and partial kernels. */
-function tileDefines(gpu: Gpu, name: string, t: FlashTiles, vec: boolean): Record<string, number | boolean> {
+function tileDefines(
+  gpu: Gpu,
+  name: string,
+  t: FlashTiles,
+  vec: boolean,
+): Record<string, number | boolean> {
   const br = 16 * t.rm, bc = 4 * t.tc, wg = 16 * t.tc, gw = t.tc * t.cg;
   const pt = Math.max((br + bc) * (t.kc4 + 1), t.vc * gw); // vec4s of staging
   const pvec = t.rm === 4;
@@ -267,11 +238,14 @@ function flash(
   const name = `attention_flash_${q.dtype}${
     vec ? "_vec4" : ""
   }_rm${t.rm}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}`;
-  const kernel = gpu.kernel(name, () =>
-    unrollLoops(specialize(kernelSource("attention_flash.wgsl"), {
-      T: q.dtype,
-      ...tileDefines(gpu, name, t, vec),
-    })));
+  const kernel = gpu.kernel(
+    name,
+    () =>
+      specialize(kernelSource("attention_flash.wgsl"), {
+        T: q.dtype,
+        ...tileDefines(gpu, name, t, vec),
+      }),
+  );
   const u = new Uniforms()
     .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
     .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
@@ -279,8 +253,8 @@ function flash(
     kernel,
     u,
     [q.buffer, k.buffer, v.buffer, out.buffer],
-    [Math.ceil(s.nq / (16 * t.rm)), s.b * s.h, t.chunks],
-    { flops: attentionFlops(s), bytes: 2 * (q.bytes + k.bytes) + v.bytes * t.chunks },
+    [Math.ceil(s.nq / (16 * t.rm)), s.b * s.h],
+    { flops: attentionFlops(s), bytes: q.bytes + k.bytes + v.bytes + out.bytes },
   );
 }
 
@@ -300,18 +274,18 @@ function partitioned(
   const nsub = base.cg >= 3 ? 2 : 4;
   const np = Math.ceil(s.nk / (nsub * 4 * base.tc));
   const t = flashTiles(s, np);
-  const partial = `attention_partitioned_partial_${q.dtype}${vec ? "_vec4" : ""}_rm${t.rm}_tc${
-    t.tc
-  }_cg${t.cg}_kc${t.kc4}_vc${t.vc}_sub${nsub}`;
+  const partial = `attention_partitioned_partial_${q.dtype}${
+    vec ? "_vec4" : ""
+  }_rm${t.rm}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}_sub${nsub}`;
   const combine = `attention_partitioned_combine_${q.dtype}`;
   const src = kernelSource("attention_partitioned.wgsl");
   const kPartial = gpu.kernel(partial, () =>
-    unrollLoops(specialize(src, {
+    specialize(src, {
       T: q.dtype,
       PARTIAL: true,
       NSUB: nsub,
       ...tileDefines(gpu, partial, t, vec),
-    })));
+    }));
   const kCombine = gpu.kernel(combine, () => specialize(src, { T: q.dtype, COMBINE: true }));
 
   // Chunks of whole heads when a head's partials fit the cap, else of query rows of one head.
@@ -329,14 +303,14 @@ function partitioned(
       const u = new Uniforms()
         .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
         .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(np).u32(bh0)
-        .u32(t.chunks).u32(nbh * np * rows).u32(i0).u32(rows).buffer;
+        .u32(0).u32(nbh * np * rows).u32(i0).u32(rows).buffer;
       const frac = (n * r) / (bhAll * s.nq);
       const partialBytes = n * r * rowBytes;
       gpu.dispatch(
         kPartial,
         u,
         [q.buffer, k.buffer, v.buffer, ml.buffer, op.buffer],
-        [Math.ceil(r / (16 * t.rm)) * t.chunks, np, n],
+        [Math.ceil(r / (16 * t.rm)), np, n],
         {
           flops: attentionFlops(s) * frac,
           bytes: (q.bytes + 2 * k.bytes) * frac + partialBytes,
@@ -364,12 +338,12 @@ function naive(
   const src = kernelSource("attention_naive.wgsl");
   const kScores = gpu.kernel(
     `attention_naive_scores_${q.dtype}`,
-    () => unrollLoops(specialize(src, { T: q.dtype, SCORES: true })),
+    () => specialize(src, { T: q.dtype, SCORES: true }),
   );
   const kSoftmax = gpu.kernel("attention_naive_softmax", () => specialize(src, { SOFTMAX: true }));
   const kPv = gpu.kernel(
     `attention_naive_pv_${q.dtype}`,
-    () => unrollLoops(specialize(src, { T: q.dtype, PV: true })),
+    () => specialize(src, { T: q.dtype, PV: true }),
   );
 
   // Chunks of whole heads when a head's S fits the cap, else of query rows of one head.

@@ -143,37 +143,6 @@ function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
   return t;
 }
 
-/**
- * Expands every loop written `for (var i = 0u; i < 8u; i++) { // unroll` (literal trip count,
- * after specialization) into copies of its body, each in a block opening with `const i = <k>u;`.
- * Function-local arrays indexed by such constants stay in registers; left as loops, the compiler
- * behind WebGPU keeps them in local memory (8× slower on an H200).
- */
-export function unrollLoops(src: string): string {
-  const head = /^(\s*)for \(var (\w+) = 0u; \2 < (\d+)u; \2\+\+\) \{ \/\/ unroll\s*$/;
-  const lines = src.split("\n");
-  for (;;) {
-    const at = lines.findIndex((l) => head.test(l));
-    if (at < 0) return lines.join("\n");
-    const [, indent, v, count] = head.exec(lines[at])!;
-    let depth = 1, end = at + 1;
-    for (; end < lines.length; end++) {
-      for (const ch of lines[end].replace(/\/\/.*$/, "")) {
-        if (ch === "{") depth++;
-        else if (ch === "}") depth--;
-      }
-      if (depth === 0) break;
-    }
-    if (depth !== 0) throw new Error(`unterminated unrolled loop: ${lines[at].trim()}`);
-    const body = lines.slice(at + 1, end);
-    const copies: string[] = [];
-    for (let k = 0; k < Number(count); k++) {
-      copies.push(`${indent}{`, `${indent}  const ${v} = ${k}u;`, ...body, `${indent}}`);
-    }
-    lines.splice(at, end - at + 1, ...copies);
-  }
-}
-
 function run(pr: Problem): Tensor {
   const gpu = pr.a.gpu;
   const dtype = pr.a.dtype;
@@ -192,7 +161,7 @@ function run(pr: Problem): Tensor {
     (s !== "f32" ? "_acc16" : "") + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
     (tile ? `_${tile.bm}x${tile.bn}x${tile.bk}_${tile.tm}x${4 * tile.tn4}` : "") + fusion;
   const kernel = gpu.kernel(name, () =>
-    unrollLoops(specialize(kernelSource("matmul.wgsl"), {
+    specialize(kernelSource("matmul.wgsl"), {
       T: dtype,
       S: s,
       NAIVE: naive,
@@ -215,7 +184,7 @@ function run(pr: Problem): Tensor {
       A_LOADS: tile ? (tile.bm * tile.bk / 4) / threads(tile) : 0,
       B_LOADS: tile ? (tile.bk * tile.bn / 4) / threads(tile) : 0,
       TN4_OUT: tile ? (pr.geglu ? tile.tn4 / 2 : tile.tn4) : 0,
-    })));
+    }));
   const out = Tensor.empty(gpu, pr.outShape, dtype, name);
   const u = new Uniforms()
     .u32(pr.m).u32(pr.n).u32(pr.k)
