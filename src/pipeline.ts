@@ -70,7 +70,10 @@ export interface GenerateParams {
 export interface GenerateHooks {
   /** After each denoising step (1-based). */
   onStep?: (step: number, total: number) => void;
-  /** Stage wall times: "tokenize", "text_encoder", "unet_step", "vae_decode". */
+  /**
+   * Stage wall times: "tokenize", "text_encoder", "unet_step" (GPU completion to completion),
+   * "unet_record_cpu" (CPU time recording one step), "vae_decode".
+   */
   onStage?: (stage: string, ms: number) => void;
   /** Words cut off a prompt longer than 77 tokens (the caller warns). */
   onDropped?: (words: string) => void;
@@ -287,6 +290,7 @@ export class StableDiffusion {
     let z: Tensor;
     try {
       for (let k = 0; k < calls; k++) {
+        const tRecord = performance.now();
         const t = timesteps[k];
         const sample = basis.combine(
           scheduler.scaleModelInput(x, t),
@@ -301,6 +305,7 @@ export class StableDiffusion {
         out.release();
         x = scheduler.step(e, t, x);
         gpu.submit();
+        hooks.onStage?.("unet_record_cpu", performance.now() - tRecord);
         const step = k + 1;
         done.push(
           gpu.device.queue.onSubmittedWorkDone().then(() => {
