@@ -71,6 +71,139 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> o: array<${T}>;
 #endif
 
+#if ROWS
+// ---- Rows kernel: one invocation per (query row, key split), the whole head in registers ----
+const D4 = ${D4}u;       // vec4s per head (d / 4)
+const BR = ${BR}u;       // query rows per workgroup (invocations per key split)
+const KS = ${KS}u;       // key splits: invocations sharing a query row
+const BC = ${BC}u;       // keys per staged K/V tile
+const KP = ${KP}u;       // keys of a tile per split (BC / KS)
+const SB = ${SB}u;       // keys per softmax sub-block (divides KP)
+const WG = ${WGS}u;      // invocations (BR · KS)
+const NL = ${NL}u;       // staging loads per invocation per tile (⌈BC·D4 / WG⌉)
+const KV = ${BC}u * ${D4}u; // vec4 offset of the V tile
+const NEG = -3.0e38;     // stands for −∞
+
+// [0, KV) K tile, [KV, 2·KV) V tile ([key][vec4 of d] each); after the key loop, the splits'
+// partial (m, l, O) rows for the merge.
+var<workgroup> kv: array<vec4<f32>, ${SMV}>;
+
+@compute @workgroup_size(${WGS})
+fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+  let row = lid % BR;
+  let split = lid / BR;          // warp-uniform when BR is a multiple of the warp width
+  let i0 = wg.x * BR;
+  let i = i0 + row;
+  let b = wg.y / p.heads;
+  let h = wg.y % p.heads;
+  let ld4 = p.heads * D4;        // token stride in vec4s
+  let qb = (b * p.nq) * ld4 + h * D4;
+  let kb = (b * p.nk) * ld4 + h * D4;
+
+  // The query row, pre-multiplied by scale · log2(e); zeros past the last row.
+  var qr: array<vec4<f32>, D4>;
+  var acc: array<vec4<f32>, D4>; // unnormalized output row
+  let qrow = min(i, p.nq - 1u);
+  #unroll
+  for (var c = 0u; c < D4; c++) {
+    qr[c] = vec4<f32>(q[qb + qrow * ld4 + c]) * p.scale;
+    acc[c] = vec4<f32>(0.0);
+  }
+  var m = NEG;                   // running max of the scores (log2 domain)
+  var l = 0.0;                   // running sum of P
+
+  var kend = p.nk;
+  if (p.causal != 0u) { kend = min(p.nk, i0 + BR); }
+
+  for (var j0 = 0u; j0 < kend; j0 += BC) {
+    workgroupBarrier();          // everyone is done with the previous tile
+    // Unrolled so that every load of the tile is in flight before the first store.
+    #unroll
+    for (var u = 0u; u < NL; u++) {
+      let e = lid + u * WG;
+      if (e < KV) {
+        let r = e / D4;
+        let at = kb + (j0 + r) * ld4 + e % D4;
+        var kx = vec4<f32>(0.0);
+        var vx = vec4<f32>(0.0);
+        if (j0 + r < p.nk) {
+          kx = vec4<f32>(k[at]);
+          vx = vec4<f32>(v[at]);
+        }
+        kv[e] = kx;
+        kv[KV + e] = vx;
+      }
+    }
+    workgroupBarrier();
+
+    // This split's keys of the tile, SB at a time; none past kend.
+    let jlo = split * KP;
+    let jhi = min(jlo + KP, kend - j0);
+    for (var jb = jlo; jb < jhi; jb += SB) {
+      // Scores of SB keys: 4 partial sums per key (independent FMA chains), masked to NEG.
+      var s: array<f32, SB>;
+      var mx = m;
+      #unroll
+      for (var y = 0u; y < SB; y++) {
+        let kr = (jb + y) * D4;
+        var a4 = vec4<f32>(0.0);
+        #unroll
+        for (var c = 0u; c < D4; c++) { a4 = fma(qr[c], kv[kr + c], a4); }
+        var sv = (a4.x + a4.y) + (a4.z + a4.w);
+        let j = j0 + jb + y;
+        if (j >= kend || (p.causal != 0u && j > i)) { sv = NEG; }
+        s[y] = sv;
+        mx = max(mx, sv);
+      }
+      // Online softmax: rescale by 2^(m − m_new) once per sub-block, then O += P V.
+      let alpha = exp2(m - mx);
+      m = mx;
+      l *= alpha;
+      #unroll
+      for (var c = 0u; c < D4; c++) { acc[c] *= alpha; }
+      #unroll
+      for (var y = 0u; y < SB; y++) {
+        let pv = select(exp2(s[y] - mx), 0.0, s[y] <= NEG);
+        l += pv;
+        let vr = KV + (jb + y) * D4;
+        #unroll
+        for (var c = 0u; c < D4; c++) { acc[c] = fma(vec4<f32>(pv), kv[vr + c], acc[c]); }
+      }
+    }
+  }
+
+  // Merge the splits' (m, l, O) into split 0's, then O / l.
+  if (KS > 1u) {
+    workgroupBarrier();
+    if (split > 0u) {
+      let at = ((split - 1u) * BR + row) * (D4 + 1u);
+      kv[at] = vec4<f32>(m, l, 0.0, 0.0);
+      #unroll
+      for (var c = 0u; c < D4; c++) { kv[at + 1u + c] = acc[c]; }
+    }
+    workgroupBarrier();
+    if (split == 0u) {
+      for (var t = 1u; t < KS; t++) {
+        let at = ((t - 1u) * BR + row) * (D4 + 1u);
+        let ml = kv[at];
+        let mn = max(m, ml.x);
+        let a = exp2(m - mn);
+        let a2 = exp2(ml.x - mn);
+        m = mn;
+        l = l * a + ml.y * a2;
+        #unroll
+        for (var c = 0u; c < D4; c++) { acc[c] = acc[c] * a + kv[at + 1u + c] * a2; }
+      }
+    }
+  }
+  if (split == 0u && i < p.nq) {
+    let inv = 1.0 / l;
+    #unroll
+    for (var c = 0u; c < D4; c++) { o[qb + i * ld4 + c] = vec4<${T}>(acc[c] * inv); }
+  }
+}
+#else
+// ---- Tiled kernel ----
 const TC = ${TC}u;       // invocations along a row
 const WG = 16u * ${TC}u; // invocations
 const RM = ${RM}u;       // Q rows per invocation
@@ -311,3 +444,4 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     }
   }
 }
+#endif

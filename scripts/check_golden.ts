@@ -72,7 +72,7 @@ const source: ModelSource = args.weights
   ? { kind: "dir", dir: args.weights }
   : { kind: "synth", tokenizerDir: args.tokenizer ?? "../shared/fixtures/clip-tokenizer" };
 const t0 = performance.now();
-const sd = await StableDiffusion.load(gpu, source, { precision });
+const sd = await StableDiffusion.load(gpu, source, { precision, vaeEncoder: true });
 console.error(`loaded in ${(performance.now() - t0).toFixed(0)} ms`);
 
 const results: Record<string, Record<string, number>> = {};

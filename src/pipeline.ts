@@ -3,9 +3,10 @@
  * loop with classifier-free guidance → VAE decode → RGB in [0, 1], as diffusers'
  * `StableDiffusionPipeline` does it.
  *
- * Precision: the UNet runs in the chosen precision (f16 where the adapter has shader-f16); the
- * text encoder runs in f32 (it runs once per prompt, so f32 costs nothing noticeable), and the VAE
- * in f32 when its config says `force_upcast` (SD 1.x: its decoder overflows f16).
+ * Precision: the UNet and the text encoder run in the chosen precision (f16 where the adapter has
+ * shader-f16, as diffusers' fp16 pipelines do; accumulation, norms and softmax stay f32 inside
+ * the kernels); the VAE runs in f32 when its config says `force_upcast` (SD 1.x: its decoder
+ * overflows f16), as diffusers does.
  *
  * @module
  */
@@ -50,6 +51,8 @@ export interface LoadOptions {
    * later in the same process, as the bench does); default false, which saves their memory.
    */
   keepDirectConvWeights?: boolean;
+  /** Upload the VAE encoder too (image → latents); default false: text-to-image needs no encoder. */
+  vaeEncoder?: boolean;
   /** Called with a short stage name and elapsed ms (load profiling). */
   onStage?: (stage: string, ms: number) => void;
 }
@@ -162,7 +165,7 @@ export class StableDiffusion {
       source.kind === "dir" ? join(source.dir, "tokenizer") : source.tokenizerDir,
     );
     const vaeDtype: DType = configs.vae.force_upcast ? "f32" : precision;
-    const text = new ClipTextModel(configs.text_encoder, "f32");
+    const text = new ClipTextModel(configs.text_encoder, precision);
     const unet = new UNet(configs.unet, precision);
     const vae = new Vae(configs.vae, vaeDtype);
 
@@ -188,7 +191,11 @@ export class StableDiffusion {
       }
       await stage("load_text_encoder", () => text.store.load(gpu, sources.text_encoder));
       await stage("load_unet", () => unet.store.load(gpu, sources.unet));
-      await stage("load_vae", () => vae.store.load(gpu, sources.vae));
+      // The encoder (image → latents) is only needed for image-to-image: checked, not uploaded.
+      const skip = opts.vaeEncoder
+        ? undefined
+        : (key: string) => key.startsWith("encoder.") || key.startsWith("quant_conv.");
+      await stage("load_vae", () => vae.store.load(gpu, sources.vae, { skip }));
       // Winograd filter transforms happen once, at load, for the convolutions that use them.
       if (variants(gpu).conv === "winograd") {
         await stage("winograd_transforms", async () => {
@@ -260,7 +267,7 @@ export class StableDiffusion {
     const texts = cfg ? [p.negative ?? "", p.prompt] : [p.prompt];
     const ids = await timed("tokenize", () => this.tokenize(texts, hooks.onDropped));
     const ctx32 = await timed("text_encoder", () => this.text.forward(ids, texts.length));
-    const ctx = unet.store.dtype === "f32" ? ctx32 : cast(ctx32, unet.store.dtype);
+    const ctx = ctx32.dtype === unet.store.dtype ? ctx32 : cast(ctx32, unet.store.dtype);
     ctx.pin();
     if (ctx !== ctx32) ctx32.release();
 
@@ -290,6 +297,9 @@ export class StableDiffusion {
     let z: Tensor;
     try {
       for (let k = 0; k < calls; k++) {
+        // At most two steps in flight: the CPU records step k while the GPU runs step k − 1, and
+        // awaiting lets Deno deliver completions (progress, per-step times) as they happen.
+        if (k >= 2) await done[k - 2];
         const tRecord = performance.now();
         const t = timesteps[k];
         const sample = basis.combine(
@@ -331,7 +341,10 @@ export class StableDiffusion {
       const ends = await Promise.all(done);
       ends.forEach((end, k) => hooks.onStage!("unet_step", end - (k === 0 ? tLoop : ends[k - 1])));
     }
+    // Activations of the UNet's sizes are no use to the VAE: give the pool's memory back first.
+    gpu.trimPool();
     const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w));
+    gpu.trimPool();
     return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
   }
 

@@ -50,7 +50,7 @@ for (const precision of ["f32", "f16"] as const) {
       const gpu = (await testGpu())!;
       if (precision === "f16" && !gpu.hasF16) return;
       const tol = precision === "f32" ? 1e-4 : 1e-2;
-      const sd = await StableDiffusion.load(gpu, TINY, { precision });
+      const sd = await StableDiffusion.load(gpu, TINY, { precision, vaeEncoder: true });
       const g = await golden();
       const errors: string[] = [];
       const worst: Record<string, number> = {};

@@ -59,11 +59,11 @@ export class Conv2d implements ConvModule {
   }
 
   prepareWinograd(): void {
-    if (this.winogradEligible) prepareConv(this.weight.t);
+    if (this.winogradEligible && this.weight.loaded) prepareConv(this.weight.t);
   }
 
   dropDirectWeight(): void {
-    if (!this.winogradEligible || this.#directDropped) return;
+    if (!this.winogradEligible || this.#directDropped || !this.weight.loaded) return;
     this.weight.t.destroy();
     this.#directDropped = true;
   }

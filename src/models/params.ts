@@ -40,8 +40,15 @@ export class Param {
 
   /** The loaded tensor. */
   get t(): Tensor {
-    if (!this.#tensor) throw new Error(`parameter ${this.key} used before loading`);
+    if (!this.#tensor) {
+      throw new Error(`parameter ${this.key} was not loaded (see the loader's options)`);
+    }
     return this.#tensor;
+  }
+
+  /** Whether the loader uploaded this parameter. */
+  get loaded(): boolean {
+    return this.#tensor !== null;
   }
 
   /** @internal */
@@ -81,10 +88,14 @@ export class ParamStore {
   }
 
   /**
-   * Checks keys and shapes against `source`, then uploads every parameter. `onTensor` may
-   * transform a weight once at load (e.g. Winograd filter transforms).
+   * Checks every key and shape against `source`, then uploads every parameter not skipped.
+   * `onTensor` sees each uploaded parameter.
    */
-  async load(gpu: Gpu, source: WeightSource, onTensor?: (p: Param) => void): Promise<void> {
+  async load(
+    gpu: Gpu,
+    source: WeightSource,
+    opts: { onTensor?: (p: Param) => void; skip?: (key: string) => boolean } = {},
+  ): Promise<void> {
     const problems: string[] = [];
     for (const p of this.params) {
       const s = source.shape(p.key, p.shape);
@@ -108,9 +119,10 @@ export class ParamStore {
       );
     }
     for (const p of this.params) {
+      if (opts.skip?.(p.key)) continue; // checked above, not uploaded (e.g. an unused encoder)
       const data = await source.read(p.key, p.shape, this.dtype);
       p.set(Tensor.from(gpu, data, p.shape, this.dtype, { label: p.key, persistent: true }));
-      onTensor?.(p);
+      opts.onTensor?.(p);
     }
   }
 }

@@ -182,6 +182,9 @@ export class Vae {
 
   /** `vae.encode(image).latent_dist`: image [B, 3, H, W] in [-1, 1] → { mean, logvar } [B, 4, H/8, W/8]. */
   encode(image: Tensor): { mean: Tensor; logvar: Tensor } {
+    if (!this.encoder.conv_in.weight.loaded) {
+      throw new Error("the VAE encoder was not loaded: load the model with { vaeEncoder: true }");
+    }
     return scope(() => {
       let moments = this.encoder.forward(image);
       if (this.quant_conv) moments = this.quant_conv.forward(moments);

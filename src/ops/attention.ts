@@ -223,7 +223,123 @@ function tileDefines(
   };
 }
 
+/** Rows-kernel geometry (see the header of `kernels/attention_flash.wgsl`). */
+export interface RowTiles {
+  /** Query rows per workgroup (a multiple of 32). */
+  br: number;
+  /** Key splits: invocations sharing a query row, merged at the end. */
+  ks: number;
+  /** Keys per staged K/V tile (a multiple of ks·sb). */
+  bc: number;
+  /** Keys per softmax sub-block. */
+  sb: number;
+}
+
+/**
+ * Which flash kernel runs. `kernel`: "auto" takes the rows kernel where it applies (d % 4 = 0,
+ * d ≤ 80) and the tiled kernel elsewhere; "tiled" always takes the tiled kernel. `rowTiles`
+ * overrides the rows kernel's geometry. Writable so tests and benches can pin either path.
+ */
+export const flashChoice: { kernel: "auto" | "tiled"; rowTiles: RowTiles | null } = {
+  kernel: "auto",
+  rowTiles: null,
+};
+
+/** Fewer invocations than this leave a large GPU idle: split the keys of a row. */
+const MIN_ROW_THREADS = 1 << 17;
+
+/** Rows-kernel tiles for `s`, or null where the tiled kernel runs instead. */
+function rowTiles(s: Shape): RowTiles | null {
+  if (flashChoice.kernel === "tiled" || s.d % 4 !== 0 || s.d > 80) return null;
+  if (flashChoice.rowTiles) return flashChoice.rowTiles;
+  const d4 = s.d / 4;
+  const br = 64;
+  const bc = d4 <= 10 ? 64 : 32; // K and V tiles of bc·d f32 each: ≤ 20 KiB
+  let ks = 1;
+  const rows = Math.ceil(s.nq / br) * br * s.b * s.h;
+  while (ks < 4 && rows * ks < MIN_ROW_THREADS && s.nk >= 2 * ks * bc) ks *= 2;
+  while (ks > 1 && rowSmemVec4s({ br, ks, bc, sb: 1 }, d4) * 4 > SMEM_WORDS) ks /= 2;
+  const sb = Math.min(d4 <= 10 ? 16 : 8, bc / ks);
+  return { br, ks, bc, sb };
+}
+
+/** Workgroup memory of the rows kernel in vec4s: the K and V tiles, or the split merge. */
+function rowSmemVec4s(t: RowTiles, d4: number): number {
+  return Math.max(2 * t.bc * d4, (t.ks - 1) * t.br * (d4 + 1));
+}
+
 function flash(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  s: Shape,
+  scale: number,
+  causal: boolean,
+): void {
+  const rt = rowTiles(s);
+  if (rt) flashRows(q, k, v, out, s, scale, causal, rt);
+  else flashTiled(q, k, v, out, s, scale, causal);
+}
+
+/** The rows kernel: one invocation per (query row, key split), d ≤ 80, d % 4 = 0. */
+function flashRows(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  s: Shape,
+  scale: number,
+  causal: boolean,
+  t: RowTiles,
+): void {
+  const gpu = q.gpu;
+  const d4 = s.d / 4;
+  const kp = t.bc / t.ks;
+  if (t.br % 32 !== 0 || t.bc % t.ks !== 0 || kp % t.sb !== 0) {
+    throw new Error(`attention: bad rows-kernel tiles ${JSON.stringify(t)}`);
+  }
+  const wg = t.br * t.ks;
+  const smv = rowSmemVec4s(t, d4);
+  const name = `attention_flash_rows_${q.dtype}_d${s.d}_br${t.br}_ks${t.ks}_bc${t.bc}_sb${t.sb}`;
+  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
+  if (16 * smv > limit) {
+    throw new GpuError(
+      `kernel ${name} needs ${16 * smv} bytes of workgroup memory; this adapter has ${limit}`,
+    );
+  }
+  const kernel = gpu.kernel(
+    name,
+    () =>
+      specialize(kernelSource("attention_flash.wgsl"), {
+        T: q.dtype,
+        ROWS: true,
+        VEC: true,
+        D4: d4,
+        BR: t.br,
+        KS: t.ks,
+        BC: t.bc,
+        KP: kp,
+        SB: t.sb,
+        WGS: wg,
+        NL: Math.ceil((t.bc * d4) / wg),
+        SMV: smv,
+      }),
+  );
+  const u = new Uniforms()
+    .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
+    .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
+  gpu.dispatch(
+    kernel,
+    u,
+    [q.buffer, k.buffer, v.buffer, out.buffer],
+    [Math.ceil(s.nq / t.br), s.b * s.h],
+    { flops: attentionFlops(s), bytes: q.bytes + k.bytes + v.bytes + out.bytes },
+  );
+}
+
+/** The tiled kernel: 16×TC invocations per Q tile, any head dim. */
+function flashTiled(
   q: Tensor,
   k: Tensor,
   v: Tensor,
