@@ -72,9 +72,10 @@ struct Params {
 #endif
 
 #if ROWS
-// ---- Rows kernel: one invocation per (query row, key split), the whole head in registers ----
+// ---- Rows kernel: RM query rows per invocation, the whole head in registers ----
 const D4 = ${D4}u;       // vec4s per head (d / 4)
-const BR = ${BR}u;       // query rows per workgroup (invocations per key split)
+const BR = ${BR}u;       // invocations per key split
+const RM = ${RM}u;       // query rows per invocation (rows row + BR·x, x < RM)
 const KS = ${KS}u;       // key splits: invocations sharing a query row
 const BC = ${BC}u;       // keys per staged K/V tile
 const KP = ${KP}u;       // keys of a tile per split (BC / KS)
@@ -92,28 +93,35 @@ var<workgroup> kv: array<vec4<f32>, ${SMV}>;
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let row = lid % BR;
   let split = lid / BR;          // warp-uniform when BR is a multiple of the warp width
-  let i0 = wg.x * BR;
-  let i = i0 + row;
+  let i0 = wg.x * BR * RM;
   let b = wg.y / p.heads;
   let h = wg.y % p.heads;
   let ld4 = p.heads * D4;        // token stride in vec4s
   let qb = (b * p.nq) * ld4 + h * D4;
   let kb = (b * p.nk) * ld4 + h * D4;
 
-  // The query row, pre-multiplied by scale · log2(e); zeros past the last row.
-  var qr: array<vec4<f32>, D4>;
-  var acc: array<vec4<f32>, D4>; // unnormalized output row
-  let qrow = min(i, p.nq - 1u);
-  #unroll
-  for (var c = 0u; c < D4; c++) {
-    qr[c] = vec4<f32>(q[qb + qrow * ld4 + c]) * p.scale;
-    acc[c] = vec4<f32>(0.0);
-  }
-  var m = NEG;                   // running max of the scores (log2 domain)
-  var l = 0.0;                   // running sum of P
-
   var kend = p.nk;
-  if (p.causal != 0u) { kend = min(p.nk, i0 + BR); }
+  if (p.causal != 0u) { kend = min(p.nk, i0 + BR * RM); }
+
+  // The query rows, pre-multiplied by scale · log2(e) (past the last row: the last row's).
+  var qr: array<array<vec4<f32>, D4>, RM>;
+  var acc: array<array<vec4<f32>, D4>, RM>; // unnormalized output rows
+  var m: array<f32, RM>;         // running max of the scores (log2 domain)
+  var l: array<f32, RM>;         // running sum of P
+  var lim: array<u32, RM>;       // keys ≥ lim are masked
+  #unroll
+  for (var x = 0u; x < RM; x++) {
+    let i = i0 + row + BR * x;
+    let qrow = min(i, p.nq - 1u);
+    #unroll
+    for (var c = 0u; c < D4; c++) {
+      qr[x][c] = vec4<f32>(q[qb + qrow * ld4 + c]) * p.scale;
+      acc[x][c] = vec4<f32>(0.0);
+    }
+    m[x] = NEG;
+    l[x] = 0.0;
+    lim[x] = select(kend, min(kend, i + 1u), p.causal != 0u);
+  }
 
   for (var j0 = 0u; j0 < kend; j0 += BC) {
     workgroupBarrier();          // everyone is done with the previous tile
@@ -141,33 +149,56 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
     let jhi = min(jlo + KP, kend - j0);
     for (var jb = jlo; jb < jhi; jb += SB) {
       // Scores of SB keys: 4 partial sums per key (independent FMA chains), masked to NEG.
-      var s: array<f32, SB>;
-      var mx = m;
+      var s: array<array<f32, SB>, RM>;
+      var mx: array<f32, RM>;
+      #unroll
+      for (var x = 0u; x < RM; x++) { mx[x] = m[x]; }
       #unroll
       for (var y = 0u; y < SB; y++) {
         let kr = (jb + y) * D4;
-        var a4 = vec4<f32>(0.0);
+        var a4: array<vec4<f32>, RM>;
         #unroll
-        for (var c = 0u; c < D4; c++) { a4 = fma(qr[c], kv[kr + c], a4); }
-        var sv = (a4.x + a4.y) + (a4.z + a4.w);
+        for (var x = 0u; x < RM; x++) { a4[x] = vec4<f32>(0.0); }
+        #unroll
+        for (var c = 0u; c < D4; c++) {
+          let kk = kv[kr + c];
+          #unroll
+          for (var x = 0u; x < RM; x++) { a4[x] = fma(qr[x][c], kk, a4[x]); }
+        }
         let j = j0 + jb + y;
-        if (j >= kend || (p.causal != 0u && j > i)) { sv = NEG; }
-        s[y] = sv;
-        mx = max(mx, sv);
+        #unroll
+        for (var x = 0u; x < RM; x++) {
+          let sv = select((a4[x].x + a4[x].y) + (a4[x].z + a4[x].w), NEG, j >= lim[x]);
+          s[x][y] = sv;
+          mx[x] = max(mx[x], sv);
+        }
       }
-      // Online softmax: rescale by 2^(m − m_new) once per sub-block, then O += P V.
-      let alpha = exp2(m - mx);
-      m = mx;
-      l *= alpha;
+      // Online softmax: rescale by 2^(m − m_new) once per sub-block, then O += P V. A masked
+      // score gives P = 2^(NEG − m_new) = 0 once any key of the row was unmasked; before that
+      // (m_new = NEG) its P = 1 is wiped by the first unmasked key's α = 2^(NEG − m_new) = 0.
       #unroll
-      for (var c = 0u; c < D4; c++) { acc[c] *= alpha; }
+      for (var x = 0u; x < RM; x++) {
+        let alpha = exp2(m[x] - mx[x]);
+        m[x] = mx[x];
+        l[x] *= alpha;
+        #unroll
+        for (var c = 0u; c < D4; c++) { acc[x][c] *= alpha; }
+      }
       #unroll
       for (var y = 0u; y < SB; y++) {
-        let pv = select(exp2(s[y] - mx), 0.0, s[y] <= NEG);
-        l += pv;
+        var pv: array<f32, RM>;
+        #unroll
+        for (var x = 0u; x < RM; x++) {
+          pv[x] = exp2(s[x][y] - mx[x]);
+          l[x] += pv[x];
+        }
         let vr = KV + (jb + y) * D4;
         #unroll
-        for (var c = 0u; c < D4; c++) { acc[c] = fma(vec4<f32>(pv), kv[vr + c], acc[c]); }
+        for (var c = 0u; c < D4; c++) {
+          let vv = kv[vr + c];
+          #unroll
+          for (var x = 0u; x < RM; x++) { acc[x][c] = fma(vec4<f32>(pv[x]), vv, acc[x][c]); }
+        }
       }
     }
   }
@@ -176,30 +207,42 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   if (KS > 1u) {
     workgroupBarrier();
     if (split > 0u) {
-      let at = ((split - 1u) * BR + row) * (D4 + 1u);
-      kv[at] = vec4<f32>(m, l, 0.0, 0.0);
       #unroll
-      for (var c = 0u; c < D4; c++) { kv[at + 1u + c] = acc[c]; }
+      for (var x = 0u; x < RM; x++) {
+        let at = (((split - 1u) * BR + row) * RM + x) * (D4 + 1u);
+        kv[at] = vec4<f32>(m[x], l[x], 0.0, 0.0);
+        #unroll
+        for (var c = 0u; c < D4; c++) { kv[at + 1u + c] = acc[x][c]; }
+      }
     }
     workgroupBarrier();
     if (split == 0u) {
       for (var t = 1u; t < KS; t++) {
-        let at = ((t - 1u) * BR + row) * (D4 + 1u);
-        let ml = kv[at];
-        let mn = max(m, ml.x);
-        let a = exp2(m - mn);
-        let a2 = exp2(ml.x - mn);
-        m = mn;
-        l = l * a + ml.y * a2;
         #unroll
-        for (var c = 0u; c < D4; c++) { acc[c] = acc[c] * a + kv[at + 1u + c] * a2; }
+        for (var x = 0u; x < RM; x++) {
+          let at = (((t - 1u) * BR + row) * RM + x) * (D4 + 1u);
+          let ml = kv[at];
+          let mn = max(m[x], ml.x);
+          let a = exp2(m[x] - mn);
+          let a2 = exp2(ml.x - mn);
+          m[x] = mn;
+          l[x] = l[x] * a + ml.y * a2;
+          #unroll
+          for (var c = 0u; c < D4; c++) { acc[x][c] = acc[x][c] * a + kv[at + 1u + c] * a2; }
+        }
       }
     }
   }
-  if (split == 0u && i < p.nq) {
-    let inv = 1.0 / l;
+  if (split == 0u) {
     #unroll
-    for (var c = 0u; c < D4; c++) { o[qb + i * ld4 + c] = vec4<${T}>(acc[c] * inv); }
+    for (var x = 0u; x < RM; x++) {
+      let i = i0 + row + BR * x;
+      if (i < p.nq) {
+        let inv = 1.0 / l[x];
+        #unroll
+        for (var c = 0u; c < D4; c++) { o[qb + i * ld4 + c] = vec4<${T}>(acc[x][c] * inv); }
+      }
+    }
   }
 }
 #else

@@ -225,8 +225,10 @@ function tileDefines(
 
 /** Rows-kernel geometry (see the header of `kernels/attention_flash.wgsl`). */
 export interface RowTiles {
-  /** Query rows per workgroup (a multiple of 32). */
+  /** Invocations per key split (a multiple of 32). */
   br: number;
+  /** Query rows per invocation: a workgroup covers br·rm rows. */
+  rm: number;
   /** Key splits: invocations sharing a query row, merged at the end. */
   ks: number;
   /** Keys per staged K/V tile (a multiple of ks·sb). */
@@ -258,14 +260,14 @@ function rowTiles(s: Shape): RowTiles | null {
   let ks = 1;
   const rows = Math.ceil(s.nq / br) * br * s.b * s.h;
   while (ks < 4 && rows * ks < MIN_ROW_THREADS && s.nk >= 2 * ks * bc) ks *= 2;
-  while (ks > 1 && rowSmemVec4s({ br, ks, bc, sb: 1 }, d4) * 4 > SMEM_WORDS) ks /= 2;
+  while (ks > 1 && rowSmemVec4s({ br, rm: 1, ks, bc, sb: 1 }, d4) * 4 > SMEM_WORDS) ks /= 2;
   const sb = Math.min(d4 <= 10 ? 16 : 8, bc / ks);
-  return { br, ks, bc, sb };
+  return { br, rm: 1, ks, bc, sb };
 }
 
 /** Workgroup memory of the rows kernel in vec4s: the K and V tiles, or the split merge. */
 function rowSmemVec4s(t: RowTiles, d4: number): number {
-  return Math.max(2 * t.bc * d4, (t.ks - 1) * t.br * (d4 + 1));
+  return Math.max(2 * t.bc * d4, (t.ks - 1) * t.br * t.rm * (d4 + 1));
 }
 
 function flash(
@@ -301,7 +303,7 @@ function flashRows(
   }
   const wg = t.br * t.ks;
   const smv = rowSmemVec4s(t, d4);
-  const name = `attention_flash_rows_${q.dtype}_d${s.d}_br${t.br}_ks${t.ks}_bc${t.bc}_sb${t.sb}`;
+  const name = `attention_flash_rows_${q.dtype}_d${s.d}_br${t.br}_rm${t.rm}_ks${t.ks}_bc${t.bc}_sb${t.sb}`;
   const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
   if (16 * smv > limit) {
     throw new GpuError(
@@ -317,6 +319,7 @@ function flashRows(
         VEC: true,
         D4: d4,
         BR: t.br,
+        RM: t.rm,
         KS: t.ks,
         BC: t.bc,
         KP: kp,
@@ -333,7 +336,7 @@ function flashRows(
     kernel,
     u,
     [q.buffer, k.buffer, v.buffer, out.buffer],
-    [Math.ceil(s.nq / t.br), s.b * s.h],
+    [Math.ceil(s.nq / (t.br * t.rm)), s.b * s.h],
     { flops: attentionFlops(s), bytes: q.bytes + k.bytes + v.bytes + out.bytes },
   );
 }
