@@ -4,6 +4,36 @@
 // Layout: q [B, Nq, H·d], k and v [B, Nk, H·d], o [B, Nq, H·d] (token-major, head h at channels
 // h·d … h·d+d−1, as diffusers' to_q/to_k/to_v produce them before the head split).
 //
+// Two kernels (#if ROWS): the rows kernel for d % 4 = 0, d ≤ 80 at SD's UNet shapes, the tiled
+// kernel for everything else (any d up to 512; small problems such as CLIP's, where it is faster).
+//
+// ROWS KERNEL (name attention_flash_rows_<T>_d<d>_br<BR>_rm<RM>_ks<KS>_bc<BC>_sb<SB>).
+// Work decomposition: one workgroup of BR·KS invocations per (block of BR·RM query rows,
+// batch·head); grid [⌈Nq/(BR·RM)⌉, B·H]. Invocation (row, split) = (lid % BR, lid / BR) owns the
+// query rows row + BR·x (x < RM) whole: its q rows (pre-scaled by scale·log2 e) and O
+// accumulators live in registers (2·RM·d floats), so S, the softmax and P never leave the
+// invocation — no cross-invocation reductions, no P in workgroup memory. The keys of each staged
+// tile of BC keys are split into KS contiguous ranges of KP = BC/KS, one per split; the splits
+// merge their (m, l, O) through workgroup memory at the end (flash-decoding style), which fills
+// the GPU when B·H·Nq rows alone would not (d = 80 at 32×32 latents).
+// Loop over K/V tiles (for a causal mask only up to the block's last row):
+//   1. Stage the tile: K and V, BC keys × d, converted to f32 into workgroup memory (all loads of
+//      an invocation issued before its stores). Every invocation of a warp then reads the same
+//      key: broadcast loads, no bank conflicts; each K/V vec4 load feeds RM rows.
+//   2. Per sub-block of SB keys of the split's range: SB scores per row, each a vec4 FMA chain
+//      over d (4 partial sums), masked (key ≥ Nk, or key > query when causal) to NEG; the row max;
+//      α = exp2(m − m_new) rescales l and O once per sub-block; P = exp2(S − m_new);
+//      l += P; O += P·V with V vec4s from workgroup memory.
+// Finally split 0 merges the other splits' partial rows and writes O / l.
+// Tiles (measured on an H200, f16; src/ops/attention.ts picks them): d 40: BR 128, RM 2, KS 1,
+// BC 64, SB 8 (Nk 77: BR 64, BC 32); d 80: BR 64, RM 1, KS 2, BC 32, SB 4 (Nk 77: BC 16, SB 8) —
+// RM 2 at d 80 spills. Workgroup memory: max(2·BC·d, (KS−1)·BR·RM·(d+4)) f32 ≤ 32 KiB.
+// Precision: q, k, v are widened to f32 on load; S, P, m, l and O are f32; only O / l is
+// narrowed to T. Masked scores need no special case: P = exp2(NEG − m_new) = 0 once the row has
+// an unmasked key; before that (m_new = NEG) P = 1 is wiped by the next α = exp2(NEG − m) = 0, and
+// every valid row has an unmasked key (key 0).
+//
+// TILED KERNEL (name attention_flash_<T>[_vec4]_rm<RM>_tc<TC>_cg<CG>_kc<KC4>_vc<VC>).
 // Work decomposition: one workgroup of 16·TC invocations per (Q tile of BR = 16·RM rows,
 // batch·head); grid [⌈Nq/BR⌉, B·H]. The invocations form a 16 × TC grid (ty, tx); invocation
 // (ty, tx) owns the Q rows ty·RM … ty·RM+RM−1 of the tile and
@@ -34,7 +64,10 @@
 // because NVIDIA's Vulkan compiler left such loops rolled and the arrays in local memory (10×
 // slower on an H200).
 //
-// Specializations (name attention_flash_<T>[_vec4]_rm<RM>_tc<TC>_cg<CG>_kc<KC4>_vc<VC>):
+// Specializations of the rows kernel: T (f32 | f16 storage of q, k, v, o; always vec4 access),
+// D4 = d/4, BR, RM, KS, BC, KP, SB (above), WGS = BR·KS, NL = ⌈BC·D4/WGS⌉ staging loads per
+// invocation, SMV = workgroup vec4s.
+// Specializations of the tiled kernel:
 //   T   : storage type of q, k, v, o (f32 | f16).
 //   VEC : d % 4 = 0 — q, k, v, o read and written as vec4s (one load per 4 channels).
 //   RM, TC, CG : rows per invocation, invocations across a row, vec4 column groups (above).

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import type { DType, Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
-import { attention, chunkLimits } from "../src/ops/attention.ts";
+import { attention, chunkLimits, flashChoice, type RowTiles } from "../src/ops/attention.ts";
 import { unrollLoops } from "../src/gpu/wgsl.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
 import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
@@ -91,6 +91,8 @@ interface Case {
   dtypes?: DType[];
   /** Intermediate-buffer caps (bytes) in force, to exercise the chunked paths. */
   limits?: Partial<typeof chunkLimits>;
+  /** Pin the flash variant's kernel: the tiled one, or the rows kernel with these tiles. */
+  flash?: "tiled" | RowTiles;
 }
 
 const VARIANTS: Variants["attention"][] = ["naive", "partitioned", "flash"];
@@ -123,11 +125,15 @@ async function runCase(gpu: Gpu, c: Case): Promise<string[]> {
       const t0 = performance.now();
       const saved = { ...chunkLimits };
       Object.assign(chunkLimits, c.limits);
+      if (c.flash === "tiled") flashChoice.kernel = "tiled";
+      else if (c.flash) flashChoice.rowTiles = c.flash;
       let out: Tensor;
       try {
         out = attention(q, k, v, c.heads, { causal: c.causal });
       } finally {
         Object.assign(chunkLimits, saved);
+        flashChoice.kernel = "auto";
+        flashChoice.rowTiles = null;
       }
       const all = await out.read();
       const ms = performance.now() - t0;
@@ -203,6 +209,58 @@ for (const causal of [false, true]) {
     limits: { naiveScores: 64 * 150 * 4, partials: 40 * 2 * 24 * 4 },
   });
 }
+// The rows kernel at small shapes (the shape rules send these to the tiled kernel): two rows an
+// invocation, split keys, causal masks, ragged query and key tiles; and the tiled kernel at a
+// head dim the rows kernel takes.
+for (const causal of [false, true]) {
+  caseTest({
+    name: `rows kernel, 2 rows, 2 key splits${causal ? ", causal" : ""}: 2×200×150, 3 heads, d 24`,
+    b: 2,
+    nq: 200,
+    nk: 150,
+    heads: 3,
+    d: 24,
+    causal,
+    flash: { br: 32, rm: 2, ks: 2, bc: 32, sb: 8 },
+  });
+}
+caseTest({
+  name: "rows kernel, SD d 40 self-attention tiles, causal: 1×300×300, 2 heads, d 40",
+  b: 1,
+  nq: 300,
+  nk: 300,
+  heads: 2,
+  d: 40,
+  causal: true,
+  flash: { br: 128, rm: 2, ks: 1, bc: 64, sb: 8 },
+});
+caseTest({
+  name: "rows kernel, SD d 80 self-attention tiles: 1×256×256, 2 heads, d 80",
+  b: 1,
+  nq: 256,
+  nk: 256,
+  heads: 2,
+  d: 80,
+  flash: { br: 64, rm: 1, ks: 2, bc: 32, sb: 4 },
+});
+caseTest({
+  name: "rows kernel, SD d 80 cross-attention tiles: 2×150×77, 2 heads, d 80",
+  b: 2,
+  nq: 150,
+  nk: 77,
+  heads: 2,
+  d: 80,
+  flash: { br: 64, rm: 1, ks: 2, bc: 16, sb: 8 },
+});
+caseTest({
+  name: "tiled kernel at d 40: 1×300×77, 8 heads",
+  b: 1,
+  nq: 300,
+  nk: 77,
+  heads: 8,
+  d: 40,
+  flash: "tiled",
+});
 caseTest({ name: "VAE-like d 512, 1 head, 64×64", b: 1, nq: 64, nk: 64, heads: 1, d: 512 });
 caseTest({ name: "d 160, 8 heads, 256×256", b: 1, nq: 256, nk: 256, heads: 8, d: 160 });
 caseTest({
