@@ -31,10 +31,11 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
     weights: { type: "string" },
+    inflight: { type: "string" },
   },
 });
 
-const CONFIGS: { name: string; variants: Variants }[] = [
+const CONFIGS: { name: string; variants: Variants; inFlight?: number }[] = [
   {
     name: "baseline (naive)",
     variants: { groupnorm: "naive", gelu: "naive", attention: "naive", conv: "direct" },
@@ -120,10 +121,19 @@ async function runOnce(): Promise<Omit<Row, "config" | "peakGB">> {
 }
 
 const only = args.only?.split(",").map(Number);
+// `--inflight 1,2,3`: the optimized configuration again with each bound on queued steps.
+for (const f of args.inflight?.split(",").map(Number) ?? []) {
+  CONFIGS.push({
+    name: `+ Winograd, ${f} step(s) in flight`,
+    variants: CONFIGS[4].variants,
+    inFlight: f,
+  });
+}
 const rows: Row[] = [];
 for (const [i, c] of CONFIGS.entries()) {
   if (only && !only.includes(i)) continue;
   setVariants(gpu, c.variants);
+  sd.inFlight = c.inFlight ?? 8;
   await runOnce(); // warm-up: compiles this configuration's kernels
   gpu.trimPool();
   gpu.resetPeak();

@@ -122,6 +122,9 @@ export function assertFinite(values: Float32Array, what: string): void {
 
 /** Loaded models, ready to generate. */
 export class StableDiffusion {
+  /** How many denoising steps may be queued on the GPU ahead of the CPU (≥ 1). */
+  inFlight = 8;
+
   private constructor(
     readonly gpu: Gpu,
     readonly configs: ModelConfigs,
@@ -297,9 +300,9 @@ export class StableDiffusion {
     let z: Tensor;
     try {
       for (let k = 0; k < calls; k++) {
-        // At most two steps in flight: the CPU records step k while the GPU runs step k − 1, and
-        // awaiting lets Deno deliver completions (progress, per-step times) as they happen.
-        if (k >= 2) await done[k - 2];
+        // A bounded number of steps in flight: the CPU records step k while the GPU runs the
+        // previous ones, and awaiting lets Deno deliver completions (progress, step times).
+        if (k >= this.inFlight) await done[k - this.inFlight];
         const tRecord = performance.now();
         const t = timesteps[k];
         const sample = basis.combine(

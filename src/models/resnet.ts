@@ -41,13 +41,21 @@ export class ResnetBlock2D {
 
   /** x [B, C, H, W]; `tembAct` = SiLU(temb) [B, T] (shared by every block of a UNet call). */
   forward(x: Tensor, tembAct?: Tensor): Tensor {
+    // Intermediates are released as soon as they are consumed (not only at the scope's end):
+    // at the VAE's 512×512 stage each is 134 MB in f32.
     return scope(() => {
-      let h = this.conv1.forward(this.norm1.forward(x, true));
+      const n1 = this.norm1.forward(x, true);
+      let h = this.conv1.forward(n1);
+      n1.release();
       if (this.time_emb_proj && tembAct) {
-        h = addChannelBias(h, this.time_emb_proj.forward(tembAct));
+        const withTime = addChannelBias(h, this.time_emb_proj.forward(tembAct));
+        h.release();
+        h = withTime;
       }
+      const n2 = this.norm2.forward(h, true);
+      h.release();
       const shortcut = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
-      return this.conv2.forward(this.norm2.forward(h, true), shortcut);
+      return this.conv2.forward(n2, shortcut);
     });
   }
 }
