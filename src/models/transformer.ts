@@ -7,7 +7,7 @@
  */
 
 import { scope, type Tensor } from "../gpu/tensor.ts";
-import { geglu } from "../ops/linear.ts";
+import { geglu, linear } from "../ops/linear.ts";
 import { nchwToNlc, nlcToNchw } from "../ops/layout.ts";
 import { Attention, Conv2d, GroupNorm, LayerNorm, Linear } from "./nn.ts";
 import type { Param, VarBuilder } from "./params.ts";
@@ -94,7 +94,12 @@ export class Transformer2DModel {
       const normed = this.norm.forward(x);
       let t: Tensor;
       if (this.proj_in instanceof Linear) t = this.proj_in.forward(nchwToNlc(normed));
-      else t = nchwToNlc(this.proj_in.forward(normed));
+      else {
+        // The 1×1 conv as a matmul on the token-major layout (the same two dispatches as conv +
+        // transpose, with the faster GEMM kernel): W [C, C, 1, 1] viewed as [C, C].
+        const w = this.proj_in.weight.t;
+        t = linear(nchwToNlc(normed), w.reshape([w.shape[0], w.shape[1]]), this.proj_in.bias.t);
+      }
       for (const block of this.transformer_blocks) t = block.forward(t, context);
       if (this.proj_out instanceof Linear) {
         return nlcToNchw(this.proj_out.forward(t, { residual: nchwToNlc(x) }), h, w);
