@@ -337,6 +337,7 @@ export class StableDiffusion {
       z = basis.combine(x.map((v) => v * inv), [1, ...shape], this.vae.store.dtype);
       assertFinite(await z.read(), "the final latents");
     } finally {
+      unet.clearContextCache();
       ctx.release();
       basis.release();
     }

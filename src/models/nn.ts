@@ -122,6 +122,7 @@ export class Attention {
   readonly to_k: Linear;
   readonly to_v: Linear;
   readonly to_out: Linear;
+  #kv: { context: Tensor; k: Tensor; v: Tensor } | null = null;
   constructor(
     vs: VarBuilder,
     queryDim: number,
@@ -135,14 +136,38 @@ export class Attention {
     this.to_out = new Linear(vs.pp("to_out").pp(0), queryDim, queryDim);
   }
 
-  /** x [B, N, C], context [B, M, Cc] (self-attention when absent) → [B, N, C] (+ residual). */
+  /**
+   * x [B, N, C], context [B, M, Cc] (self-attention when absent) → [B, N, C] (+ residual).
+   * Cross-attention's K and V depend only on the text states, which stay the same for every
+   * denoising step: they are computed once per context tensor and kept until
+   * {@linkcode clearContextCache} (or another context).
+   */
   forward(x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
-    const ctx = context ?? x;
     const q = this.to_q.forward(x);
-    const k = this.to_k.forward(ctx);
-    const v = this.to_v.forward(ctx);
+    let k: Tensor, v: Tensor;
+    if (context) {
+      if (this.#kv?.context !== context) {
+        this.clearContextCache();
+        this.#kv = {
+          context,
+          k: this.to_k.forward(context).pin(),
+          v: this.to_v.forward(context).pin(),
+        };
+      }
+      ({ k, v } = this.#kv);
+    } else {
+      k = this.to_k.forward(x);
+      v = this.to_v.forward(x);
+    }
     const o = attention(q, k, v, this.heads);
     return this.to_out.forward(o, { residual });
+  }
+
+  /** Releases the cached cross-attention K and V. */
+  clearContextCache(): void {
+    this.#kv?.k.release();
+    this.#kv?.v.release();
+    this.#kv = null;
   }
 }
 

@@ -138,6 +138,15 @@ export class UNet {
     this.conv_out = new Conv2d(vs.pp("conv_out"), ch[0], c.out_channels, 3);
   }
 
+  /** Releases the cross-attention K/V computed from the last text states (see `Attention`). */
+  clearContextCache(): void {
+    const blocks = [...this.down_blocks, ...this.up_blocks];
+    const transformers = [...blocks.flatMap((b) => b.attentions), this.mid_attention];
+    for (const t of transformers) {
+      for (const b of t.transformer_blocks) b.attn2.clearContextCache();
+    }
+  }
+
   /** The time embedding input for timestep `t` and batch `batch`, on the GPU. */
   timestepInput(gpu: Gpu, t: number, batch: number): Tensor {
     const dim = this.config.block_out_channels[0];
