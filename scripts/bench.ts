@@ -19,6 +19,8 @@ import { Gpu } from "../src/gpu/device.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
 import { encodePng, toRgb8 } from "../src/png.ts";
+import { resolveTokenizerDir } from "../src/cli/model.ts";
+import { existsSync } from "../src/std/fs.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -58,14 +60,19 @@ const CONFIGS: { name: string; variants: Variants; inFlight?: number }[] = [
   },
 ];
 
-function defaultTokenizerDir(): string {
-  for (const d of ["../shared/fixtures/clip-tokenizer", ".device/clip-tokenizer"]) {
-    try {
-      Deno.statSync(`${d}/vocab.json`);
-      return d;
-    } catch { /* next */ }
-  }
-  throw new Error("bench needs CLIP's vocab.json + merges.txt: pass --tokenizer DIR");
+/** CLIP's vocab/merges: --tokenizer, the fixtures' copy, else the locked SD 1.5 files (fetched once). */
+async function tokenizerDir(): Promise<string> {
+  if (args.tokenizer) return args.tokenizer;
+  const fixtures = "../shared/fixtures/clip-tokenizer";
+  if (existsSync(`${fixtures}/vocab.json`)) return fixtures;
+  return await resolveTokenizerDir({
+    model: "synth",
+    weights: null,
+    config: null,
+    tokenizer: null,
+    lock: null,
+    precision: null,
+  });
 }
 
 const size = Number(args.size), steps = Number(args.steps), guidance = Number(args.guidance);
@@ -76,7 +83,7 @@ const sd = await StableDiffusion.load(
   gpu,
   args.weights
     ? { kind: "dir", dir: args.weights }
-    : { kind: "synth", tokenizerDir: args.tokenizer ?? defaultTokenizerDir() },
+    : { kind: "synth", tokenizerDir: await tokenizerDir() },
   { precision, keepDirectConvWeights: true },
 );
 const modelName = args.weights ? `${args.weights}` : "SD 1.5 architecture (synthetic weights)";
