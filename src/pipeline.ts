@@ -361,17 +361,6 @@ export class StableDiffusion {
     assertFinite(chw, "the decoded image");
     return chwToHwc01(chw, 3, 8 * h, 8 * w);
   }
-
-  /** VAE-decodes CPU latents [4, h, w] → HWC RGB in [0, 1]. */
-  decode(latents: Float32Array, h: number, w: number): Promise<Float32Array> {
-    const lc = this.configs.vae.latent_channels;
-    const scaled = latents.map((v) => v / this.configs.vae.scaling_factor);
-    return this.decodeTensor(
-      Tensor.from(this.gpu, scaled, [1, lc, h, w], this.vae.store.dtype),
-      h,
-      w,
-    );
-  }
 }
 
 /** [C, H, W] in [-1, 1] → [H, W, C] in [0, 1] (`(x / 2 + 0.5).clamp(0, 1)`). */

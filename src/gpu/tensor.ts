@@ -65,13 +65,6 @@ export class Tensor {
     return t;
   }
 
-  /** Wraps an existing buffer (not pooled, never freed by the tensor). */
-  static wrap(gpu: Gpu, buffer: GPUBuffer, shape: readonly number[], dtype: DType): Tensor {
-    const t = new Tensor(new Storage(gpu, buffer, false), [...shape], dtype);
-    Tensor.#unscope(t);
-    return t;
-  }
-
   static #unscope(t: Tensor): void {
     const top = scopes.at(-1);
     if (top?.at(-1) === t) top.pop();
