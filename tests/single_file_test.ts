@@ -1,0 +1,65 @@
+/**
+ * A single-file checkpoint (original key names) gives the same outputs as the diffusers folder it
+ * was converted from: `tiny-sd-single.fp16.safetensors` with `--config tiny-sd` against
+ * `--weights tiny-sd --precision f16`, through the `sd` command, PNG pixels compared.
+ */
+
+import { assert, assertEquals } from "../src/std/assert.ts";
+import * as png from "imagescript/png/src/png.mjs";
+import { hasGpu } from "./gpu.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
+
+async function generate(dir: string, name: string, weights: string[]): Promise<Uint8Array> {
+  const out = `${dir}/${name}.png`;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "a red fox",
+      ...weights,
+      "--precision",
+      "f16",
+      "--seed",
+      "5",
+      "--steps",
+      "3",
+      "--width",
+      "64",
+      "--height",
+      "64",
+      "--quiet",
+      "--out",
+      out,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(r.code === 0, `${name}: ${new TextDecoder().decode(r.stderr)}`);
+  return (png.decode(await Deno.readFile(out)) as { buffer: Uint8Array }).buffer;
+}
+
+Deno.test({
+  name: "single-file checkpoint: same image as the diffusers folder (f16)",
+  ignore: !hasGpu,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const folder = await generate(dir, "folder", ["--weights", `${FIX}tiny-sd`]);
+      const single = await generate(dir, "single", [
+        "--weights",
+        `${FIX}tiny-sd-single.fp16.safetensors`,
+        "--config",
+        `${FIX}tiny-sd`,
+      ]);
+      assertEquals(single.length, folder.length);
+      let differing = 0;
+      for (let i = 0; i < folder.length; i++) if (single[i] !== folder[i]) differing++;
+      assertEquals(differing, 0, `${differing} of ${folder.length} bytes differ`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
