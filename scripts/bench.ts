@@ -2,7 +2,7 @@
  * `deno task bench`: the paper's Table 1 analogue on this machine. SD 1.5 architecture with
  * synthetic weights (no download), text-to-image with guidance; for each configuration —
  * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
- * + Winograd — one warm-up run, then a timed run: end-to-end latency (text encoder + UNet steps +
+ * + Winograd → + per-shape attention choice (`auto`, the default) — one warm-up run, then a timed run: end-to-end latency (text encoder + UNet steps +
  * VAE decode + PNG encode), mean UNet step, VAE decode, and peak GPU memory.
  *
  * Usage: deno task bench [--size 512] [--steps 20] [--precision f16] [--tokenizer DIR]
@@ -57,6 +57,10 @@ const CONFIGS: { name: string; variants: Variants; inFlight?: number }[] = [
   {
     name: "+ Winograd",
     variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "winograd" },
+  },
+  {
+    name: "+ per-shape attention (auto: naive for d ≥ 160)",
+    variants: { groupnorm: "fused", gelu: "fused", attention: "auto", conv: "winograd" },
   },
 ];
 
@@ -131,8 +135,8 @@ const only = args.only?.split(",").map(Number);
 // `--inflight 1,2,3`: the optimized configuration again with each bound on queued steps.
 for (const f of args.inflight?.split(",").map(Number) ?? []) {
   CONFIGS.push({
-    name: `+ Winograd, ${f} step(s) in flight`,
-    variants: CONFIGS[4].variants,
+    name: `all optimizations, ${f} step(s) in flight`,
+    variants: CONFIGS[5].variants,
     inFlight: f,
   });
 }

@@ -102,7 +102,7 @@ export interface CliOptions {
 }
 
 const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
-  attention: ["flash", "partitioned", "naive"],
+  attention: ["auto", "flash", "partitioned", "naive"],
   conv: ["winograd", "direct"],
   groupnorm: ["fused", "naive"],
   gelu: ["fused", "naive"],
@@ -167,7 +167,8 @@ Model:
   --precision P          f16 or f32 (default: f16 where the GPU has shader-f16, else f32)
 
 Kernels (to measure each optimization):
-  --attention A          flash, partitioned or naive (default: flash)
+  --attention A          auto, flash, partitioned or naive (default: auto: flash for head
+                         dims ≤ 80, naive above, as measured fastest on an H200)
   --conv C               winograd or direct (default: winograd)
   --groupnorm G          fused or naive (default: fused)
   --gelu G               fused or naive (default: fused)

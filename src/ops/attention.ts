@@ -45,6 +45,9 @@ export const chunkLimits = { naiveScores: 1 << 30, partials: 512 << 20 };
  * const txt = attention(q, k, v, 12, { causal: true }); // CLIP
  * ```
  */
+/** `--attention auto`: the largest head dim that uses flash (naive above it). */
+export const AUTO_FLASH_MAX_HEAD_DIM = 80;
+
 export function attention(
   q: Tensor,
   k: Tensor,
@@ -56,7 +59,8 @@ export function attention(
   const scale = opts.scale ?? 1 / Math.sqrt(s.d);
   const causal = !!opts.causal;
   const out = Tensor.empty(q.gpu, q.shape, q.dtype, "attention");
-  switch (variants(q.gpu).attention) {
+  const chosen = variants(q.gpu).attention;
+  switch (chosen === "auto" ? (s.d <= AUTO_FLASH_MAX_HEAD_DIM ? "flash" : "naive") : chosen) {
     case "flash":
       flash(q, k, v, out, s, scale, causal);
       break;

@@ -9,8 +9,13 @@ import type { Gpu } from "../gpu/device.ts";
 
 /** Kernel choices per op family. */
 export interface Variants {
-  /** `--attention`: FlashAttention, the paper's partitioned softmax, or scores → softmax → PV. */
-  attention: "flash" | "partitioned" | "naive";
+  /**
+   * `--attention`: FlashAttention, the paper's partitioned softmax, scores → softmax → PV, or
+   * `auto` — per shape, whichever measured faster on an H200: flash for head dims ≤ 80 (SD's
+   * 64×64 and 32×32 levels, CLIP), naive for larger ones (d 160 at 16×16: 0.44 vs 0.86 ms; the
+   * VAE's d 512: 2.3 vs 4.4 ms).
+   */
+  attention: "auto" | "flash" | "partitioned" | "naive";
   /** `--conv`: Winograd F(2×2,3×3) for 3×3 stride-1 convolutions, or direct convolution. */
   conv: "winograd" | "direct";
   /** `--groupnorm`: one fused kernel (stats, normalize, affine, SiLU) or separate passes. */
@@ -21,7 +26,7 @@ export interface Variants {
 
 /** The optimized choice for every family. */
 export const OPTIMIZED: Readonly<Variants> = {
-  attention: "flash",
+  attention: "auto",
   conv: "winograd",
   groupnorm: "fused",
   gelu: "fused",
