@@ -282,6 +282,7 @@ async function runGenerate(s: Session): Promise<number> {
       const image = await sd.generate(params, {
         onStep: (k, n) => progress.step(k, n),
         onStage,
+        onDropped: (words) => s.note(`sd: ${truncationWarning(words)}`),
       });
       const tPng = performance.now();
       const text = formatParameters({
