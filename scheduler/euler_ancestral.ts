@@ -11,27 +11,13 @@
  * @module
  */
 
-import { alphaBars, betaSchedule } from "./betas.ts";
 import { requireOneOf, type SchedulerConfig } from "./config.ts";
-import { eulerUpdate, odeDerivative, predictX0VE, scaleBySigma } from "./euler.ts";
-import { diffuseVE } from "./forward.ts";
+import { DiscreteSigmaScheduler } from "./discrete_sigma.ts";
+import { eulerUpdate, odeDerivative, predictX0VE } from "./euler.ts";
 import { type NormalSource, normalSource } from "./noise.ts";
 import { f32 } from "./numeric.ts";
-import {
-  checkSameLength,
-  checkStepCount,
-  notSetError,
-  type Scheduler,
-  type SchedulerOptions,
-} from "./scheduler.ts";
-import {
-  discreteSigmaSchedule,
-  initNoiseSigmaOf,
-  type SigmaSchedule,
-  trainSigmas,
-} from "./sigmas.ts";
-import { spacedTimesteps } from "./spacing.ts";
-import { indexForTimestep, StepIndex } from "./step_index.ts";
+import { checkSameLength, type SchedulerOptions } from "./scheduler.ts";
+import type { SigmaScheduleOptions } from "./sigmas.ts";
 
 /** `EulerAncestralDiscreteScheduler.__init__`'s defaults (diffusers). */
 export const EULER_ANCESTRAL_DEFAULTS = {
@@ -57,83 +43,37 @@ export function ancestralSigmas(sigmaFrom: number, sigmaTo: number): { up: numbe
 }
 
 /** Euler ancestral (stochastic). */
-export class EulerAncestralScheduler implements Scheduler {
+export class EulerAncestralScheduler extends DiscreteSigmaScheduler<EulerAncestralConfig> {
   readonly name = "euler-a";
   readonly displayName = "Euler a";
-  readonly #config: EulerAncestralConfig;
-  readonly #trainSigma: Float32Array;
   readonly #noise: NormalSource;
-  #schedule: SigmaSchedule | null = null;
-  readonly #index = new StepIndex();
 
   /**
    * `opts.randn` (preferred) or `opts.rng` supplies the noise; without either a fixed-seed
    * fallback is used, reproducible but not torch's stream.
    */
   constructor(config: EulerAncestralConfig, opts: SchedulerOptions = {}) {
+    super(config);
     requireOneOf(this.name, config, "prediction_type", ["epsilon"]);
     requireOneOf(this.name, config, "rescale_betas_zero_snr", [false]);
-    this.#config = config;
-    this.#trainSigma = trainSigmas(alphaBars(betaSchedule(config)));
     this.#noise = normalSource(opts);
   }
 
-  setTimesteps(n: number): void {
-    const c = this.#config;
-    checkStepCount(this.name, n, c.num_train_timesteps);
-    const timesteps = spacedTimesteps(
-      c.timestep_spacing,
-      n,
-      c.num_train_timesteps,
-      c.steps_offset,
-      "f32",
-    );
-    this.#schedule = discreteSigmaSchedule(timesteps, this.#trainSigma, { finalSigma: 0 });
-    this.#index.reset();
-  }
-
-  get timesteps(): number[] {
-    return [...(this.#schedule?.timesteps ?? [])];
-  }
-
-  get sigmas(): number[] {
-    return [...(this.#schedule?.sigmas ?? [])];
-  }
-
-  get initNoiseSigma(): number {
-    return initNoiseSigmaOf(
-      this.#schedule?.sigmas ?? this.#trainSigma,
-      this.#config.timestep_spacing,
-    );
-  }
-
-  scaleModelInput(x: Float32Array, t: number): Float32Array<ArrayBuffer> {
-    const s = this.#need();
-    return scaleBySigma(x, s.sigmas[this.#index.current(this.name, s.timesteps, t, "throw")]);
+  protected sigmaOptions(): SigmaScheduleOptions {
+    return { finalSigma: 0 };
   }
 
   step(eps: Float32Array, t: number, x: Float32Array): Float32Array<ArrayBuffer> {
-    const s = this.#need();
+    const s = this.need();
     checkSameLength(this.name, "eps and x", eps, x);
-    const i = this.#index.current(this.name, s.timesteps, t, "throw");
+    const i = this.index.current(this.name, s.timesteps, t, "throw");
     const sigma = s.sigmas[i];
     const { up, down } = ancestralSigmas(sigma, s.sigmas[i + 1]);
     const x0 = predictX0VE(x, eps, sigma);
     const prev = eulerUpdate(x, odeDerivative(x, x0, sigma), f32(down - sigma));
     const z = this.#noise(prev.length);
     prev.forEach((v, k) => prev[k] = v + z[k] * up);
-    this.#index.advance();
+    this.index.advance();
     return prev;
-  }
-
-  addNoise(x0: Float32Array, noise: Float32Array, t: number): Float32Array<ArrayBuffer> {
-    const s = this.#need();
-    checkSameLength(this.name, "x0 and noise", x0, noise);
-    return diffuseVE(x0, noise, s.sigmas[indexForTimestep(this.name, s.timesteps, t, "throw")]);
-  }
-
-  #need(): SigmaSchedule {
-    if (!this.#schedule) throw notSetError(this.name);
-    return this.#schedule;
   }
 }

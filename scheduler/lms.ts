@@ -8,19 +8,11 @@
  * @module
  */
 
-import { alphaBars, betaSchedule } from "./betas.ts";
 import { requireOneOf, type SchedulerConfig } from "./config.ts";
-import { odeDerivative, predictX0VE, scaleBySigma } from "./euler.ts";
-import { diffuseVE } from "./forward.ts";
-import { checkSameLength, checkStepCount, notSetError, type Scheduler } from "./scheduler.ts";
-import {
-  discreteSigmaSchedule,
-  initNoiseSigmaOf,
-  type SigmaSchedule,
-  trainSigmas,
-} from "./sigmas.ts";
-import { spacedTimesteps } from "./spacing.ts";
-import { indexForTimestep, StepIndex } from "./step_index.ts";
+import { DiscreteSigmaScheduler } from "./discrete_sigma.ts";
+import { odeDerivative, predictX0VE } from "./euler.ts";
+import { checkSameLength } from "./scheduler.ts";
+import type { SigmaScheduleOptions } from "./sigmas.ts";
 
 /** `LMSDiscreteScheduler.__init__`'s defaults (diffusers). */
 export const LMS_DEFAULTS = {
@@ -73,66 +65,34 @@ export function lmsCoefficients(sigmas: readonly number[], i: number, order: num
 }
 
 /** LMS (deterministic, up to 4th order). */
-export class LmsScheduler implements Scheduler {
+export class LmsScheduler extends DiscreteSigmaScheduler<LmsConfig> {
   readonly name = "lms";
   readonly displayName = "LMS";
-  readonly #config: LmsConfig;
-  readonly #trainSigma: Float32Array;
-  #schedule: SigmaSchedule | null = null;
-  readonly #index = new StepIndex();
   /** ODE derivatives of the last steps, oldest first. */
   #derivatives: Float32Array[] = [];
 
   constructor(config: LmsConfig) {
+    super(config);
     requireOneOf(this.name, config, "prediction_type", ["epsilon"]);
     requireOneOf(this.name, config, "use_exponential_sigmas", [false]);
     requireOneOf(this.name, config, "use_beta_sigmas", [false]);
-    this.#config = config;
-    this.#trainSigma = trainSigmas(alphaBars(betaSchedule(config)));
   }
 
-  setTimesteps(n: number): void {
-    const c = this.#config;
-    checkStepCount(this.name, n, c.num_train_timesteps);
-    const timesteps = spacedTimesteps(
-      c.timestep_spacing,
-      n,
-      c.num_train_timesteps,
-      c.steps_offset,
-      "f32",
-    );
-    this.#schedule = discreteSigmaSchedule(timesteps, this.#trainSigma, {
-      karras: c.use_karras_sigmas ? { sigmaMin: null, sigmaMax: null } : undefined,
+  protected sigmaOptions(): SigmaScheduleOptions {
+    return {
+      karras: this.config.use_karras_sigmas ? { sigmaMin: null, sigmaMax: null } : undefined,
       finalSigma: 0,
-    });
-    this.#index.reset();
+    };
+  }
+
+  protected override resetHistory(): void {
     this.#derivatives = [];
   }
 
-  get timesteps(): number[] {
-    return [...(this.#schedule?.timesteps ?? [])];
-  }
-
-  get sigmas(): number[] {
-    return [...(this.#schedule?.sigmas ?? [])];
-  }
-
-  get initNoiseSigma(): number {
-    return initNoiseSigmaOf(
-      this.#schedule?.sigmas ?? this.#trainSigma,
-      this.#config.timestep_spacing,
-    );
-  }
-
-  scaleModelInput(x: Float32Array, t: number): Float32Array<ArrayBuffer> {
-    const s = this.#need();
-    return scaleBySigma(x, s.sigmas[this.#index.current(this.name, s.timesteps, t, "throw")]);
-  }
-
   step(eps: Float32Array, t: number, x: Float32Array): Float32Array<ArrayBuffer> {
-    const s = this.#need();
+    const s = this.need();
     checkSameLength(this.name, "eps and x", eps, x);
-    const i = this.#index.current(this.name, s.timesteps, t, "throw");
+    const i = this.index.current(this.name, s.timesteps, t, "throw");
     const sigma = s.sigmas[i];
     const x0 = predictX0VE(x, eps, sigma);
     this.#derivatives = [...this.#derivatives.slice(-(LMS_ORDER - 1)), odeDerivative(x, x0, sigma)];
@@ -144,18 +104,7 @@ export class LmsScheduler implements Scheduler {
       for (let j = 0; j < order; j++) sum += coeffs[j] * d[j][k];
       return sum;
     });
-    this.#index.advance();
+    this.index.advance();
     return prev;
-  }
-
-  addNoise(x0: Float32Array, noise: Float32Array, t: number): Float32Array<ArrayBuffer> {
-    const s = this.#need();
-    checkSameLength(this.name, "x0 and noise", x0, noise);
-    return diffuseVE(x0, noise, s.sigmas[indexForTimestep(this.name, s.timesteps, t, "throw")]);
-  }
-
-  #need(): SigmaSchedule {
-    if (!this.#schedule) throw notSetError(this.name);
-    return this.#schedule;
   }
 }
