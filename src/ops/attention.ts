@@ -7,7 +7,7 @@
  * @module
  */
 
-import { bytesOf, type Gpu, GpuError } from "../gpu/device.ts";
+import { bytesOf, type Gpu, GpuError, type Kernel } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { variants } from "./variants.ts";
@@ -338,16 +338,7 @@ function flashRows(
         SMV: smv,
       }),
   );
-  const u = new Uniforms()
-    .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
-    .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
-  gpu.dispatch(
-    kernel,
-    u,
-    [q.buffer, k.buffer, v.buffer, out.buffer],
-    [Math.ceil(s.nq / (t.br * t.rm)), s.b * s.h],
-    { flops: attentionFlops(s), bytes: q.bytes + k.bytes + v.bytes + out.bytes },
-  );
+  dispatchFlash(kernel, q, k, v, out, s, scale, causal, t.br * t.rm);
 }
 
 /** The tiled kernel: 16×TC invocations per Q tile, any head dim. */
@@ -374,14 +365,29 @@ function flashTiled(
         ...tileDefines(gpu, name, t, vec),
       }),
   );
+  dispatchFlash(kernel, q, k, v, out, s, scale, causal, 16 * t.rm);
+}
+
+/** One flash dispatch: a workgroup per `rowsPerGroup` query rows of each (batch, head). */
+function dispatchFlash(
+  kernel: Kernel,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  s: Shape,
+  scale: number,
+  causal: boolean,
+  rowsPerGroup: number,
+): void {
   const u = new Uniforms()
     .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
     .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
-  gpu.dispatch(
+  q.gpu.dispatch(
     kernel,
     u,
     [q.buffer, k.buffer, v.buffer, out.buffer],
-    [Math.ceil(s.nq / (16 * t.rm)), s.b * s.h],
+    [Math.ceil(s.nq / rowsPerGroup), s.b * s.h],
     { flops: attentionFlops(s), bytes: q.bytes + k.bytes + v.bytes + out.bytes },
   );
 }
