@@ -107,6 +107,7 @@ interface Row {
 
 async function runOnce(): Promise<Omit<Row, "config" | "peakGB">> {
   const stages: Record<string, number[]> = {};
+  sd.releaseTextStates(); // the whole job, text encoder included
   const t = performance.now();
   const out = await sd.generate({
     prompt: "a photograph of an astronaut riding a horse",

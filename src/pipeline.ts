@@ -124,6 +124,7 @@ export function assertFinite(values: Float32Array, what: string): void {
 export class StableDiffusion {
   /** How many denoising steps may be queued on the GPU ahead of the CPU (≥ 1). */
   inFlight = 8;
+  #text: { key: string; states: Tensor } | null = null;
 
   private constructor(
     readonly gpu: Gpu,
@@ -268,11 +269,7 @@ export class StableDiffusion {
     };
 
     const texts = cfg ? [p.negative ?? "", p.prompt] : [p.prompt];
-    const ids = await timed("tokenize", () => this.tokenize(texts, hooks.onDropped));
-    const ctx32 = await timed("text_encoder", () => this.text.forward(ids, texts.length));
-    const ctx = ctx32.dtype === unet.store.dtype ? ctx32 : cast(ctx32, unet.store.dtype);
-    ctx.pin();
-    if (ctx !== ctx32) ctx32.release();
+    const ctx = await this.#textStates(texts, hooks, timed);
 
     const generator = new TorchGenerator(p.seed);
     const n = latentC * h * w;
@@ -337,8 +334,6 @@ export class StableDiffusion {
       z = basis.combine(x.map((v) => v * inv), [1, ...shape], this.vae.store.dtype);
       assertFinite(await z.read(), "the final latents");
     } finally {
-      unet.clearContextCache();
-      ctx.release();
       basis.release();
     }
     if (hooks.onStage) {
@@ -350,6 +345,35 @@ export class StableDiffusion {
     const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w));
     gpu.trimPool();
     return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
+  }
+
+  /**
+   * The text states for `texts` in the UNet's dtype: the text encoder runs once per prompt — the
+   * last states (and the cross-attention K/V the UNet derives from them) are kept for the next
+   * image with the same texts (`--batch N`, repeated batch lines).
+   */
+  async #textStates(
+    texts: string[],
+    hooks: GenerateHooks,
+    timed: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>,
+  ): Promise<Tensor> {
+    const key = JSON.stringify(texts);
+    if (this.#text?.key === key) return this.#text.states;
+    this.releaseTextStates();
+    const ids = await timed("tokenize", () => this.tokenize(texts, hooks.onDropped));
+    const states = await timed("text_encoder", () => this.text.forward(ids, texts.length));
+    const dtype = this.unet.store.dtype;
+    const ctx = states.dtype === dtype ? states : cast(states, dtype);
+    if (ctx !== states) states.release();
+    this.#text = { key, states: ctx.pin() };
+    return ctx;
+  }
+
+  /** Frees the kept text states and the cross-attention K/V computed from them. */
+  releaseTextStates(): void {
+    this.unet.clearContextCache();
+    this.#text?.states.release();
+    this.#text = null;
   }
 
   /** VAE-decodes `z` [1, 4, h, w] (already divided by scaling_factor; released here) → HWC RGB. */
