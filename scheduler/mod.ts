@@ -38,8 +38,10 @@ export { NAME_OVERRIDES, schedulerConfigFor, type SchedulerConfigs } from "./fro
 export {
   DIFFUSERS_CLASSES,
   DISPLAY_NAMES,
+  IDENTIFIERS,
   isSchedulerName,
   SCHEDULER_NAMES,
+  schedulerFromIdentifier,
   type SchedulerName,
 } from "./names.ts";
 export type { Scheduler, SchedulerOptions } from "./scheduler.ts";

@@ -41,6 +41,27 @@ export const DIFFUSERS_CLASSES: Readonly<Record<SchedulerName, string>> = {
   "dpm++2m-karras": "DPMSolverMultistepScheduler",
 };
 
+/**
+ * Each name as an identifier (`euler_a`, `dpmpp_2m_karras`): the form the reference fixtures use
+ * in their keys (`sched.<id>.…`, `pipe.<id>.…`).
+ */
+export const IDENTIFIERS: Readonly<Record<SchedulerName, string>> = {
+  "ddim": "ddim",
+  "pndm": "pndm",
+  "euler": "euler",
+  "euler-a": "euler_a",
+  "lms": "lms",
+  "dpm++2m": "dpmpp_2m",
+  "dpm++2m-karras": "dpmpp_2m_karras",
+};
+
+/** The scheduler whose {@linkcode IDENTIFIERS} entry is `id`. */
+export function schedulerFromIdentifier(id: string): SchedulerName {
+  const name = SCHEDULER_NAMES.find((n) => IDENTIFIERS[n] === id);
+  if (!name) throw new Error(`unknown scheduler identifier "${id}"`);
+  return name;
+}
+
 /** Whether `name` is a scheduler name. */
 export function isSchedulerName(name: string): name is SchedulerName {
   return (SCHEDULER_NAMES as readonly string[]).includes(name);

@@ -14,12 +14,13 @@
  */
 
 import { parseArgs } from "node:util";
+import { absDiff, relL2 } from "../src/compare.ts";
 import { Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { cast } from "../src/ops/elementwise.ts";
 import { type ModelSource, StableDiffusion } from "../src/pipeline.ts";
 import { SafeTensorsFile } from "../src/safetensors.ts";
-import type { SchedulerName } from "../scheduler/mod.ts";
+import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -33,35 +34,6 @@ const { values: args } = parseArgs({
   },
 });
 if (!args.golden) throw new Error("--golden PREFIX is required (path without .json/.safetensors)");
-
-const SCHEDULERS: Record<string, SchedulerName> = {
-  ddim: "ddim",
-  pndm: "pndm",
-  euler: "euler",
-  euler_a: "euler-a",
-  lms: "lms",
-  dpmpp_2m: "dpm++2m",
-  dpmpp_2m_karras: "dpm++2m-karras",
-};
-
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0, den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / (den || 1));
-}
-
-function absStats(a: ArrayLike<number>, b: ArrayLike<number>): { max: number; mean: number } {
-  let max = 0, sum = 0;
-  for (let i = 0; i < b.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    max = Math.max(max, d);
-    sum += d;
-  }
-  return { max, mean: sum / b.length };
-}
 
 const precision = args.precision as "f32" | "f16";
 const g = await SafeTensorsFile.open(`${args.golden}.safetensors`);
@@ -79,7 +51,7 @@ const results: Record<string, Record<string, number>> = {};
 async function report(key: string, got: Tensor | Float32Array): Promise<void> {
   const a = got instanceof Tensor ? await got.read() : got;
   const b = await g.readF32(key);
-  const e = relL2(a, b), s = absStats(a, b);
+  const e = relL2(a, b), s = absDiff(a, b);
   results[key] = { relL2: e, maxAbs: s.max, meanAbs: s.mean };
   console.error(
     `${key.padEnd(44)} relL2 ${e.toExponential(2)}  maxAbs ${s.max.toExponential(2)}  meanAbs ${
@@ -148,7 +120,7 @@ if (args.cases && !args["no-cases"]) {
       guidance: c.guidance_scale,
       width: c.width,
       height: c.height,
-      scheduler: SCHEDULERS[c.scheduler],
+      scheduler: schedulerFromIdentifier(c.scheduler),
     }, {
       onLatents: (k, l) => {
         if (k === 0) latErr = relL2(l, lat0);
@@ -156,7 +128,7 @@ if (args.cases && !args["no-cases"]) {
     });
     const ms = performance.now() - t1;
     const want = await g.readF32(`${c.key}.image`);
-    const s = absStats(out.pixels, want);
+    const s = absDiff(out.pixels, want);
     const gotT = [...out.timesteps];
     const wantT = Array.from(await g.readF64(`${c.key}.timesteps`));
     const tsOk = gotT.length === wantT.length && gotT.every((v, i) => v === wantT[i]);

@@ -31,7 +31,7 @@ import {
   type SchedulerName,
   SD15_SCHEDULER_CONFIG,
 } from "../scheduler/mod.ts";
-import { ClipTokenizer } from "./tokenizer.ts";
+import { ClipTokenizer, MAX_LENGTH } from "./tokenizer.ts";
 import { existsSync } from "./std/fs.ts";
 import { join } from "./std/path.ts";
 import { loadSingleFile } from "./models/single_file.ts";
@@ -155,15 +155,15 @@ export class StableDiffusion {
       opts.onStage?.(name, performance.now() - t0);
       return r;
     };
-    const configs = source.kind === "dir"
-      ? await loadConfigs(source.dir)
-      : source.kind === "single" && source.configDir
-      ? await loadConfigs(source.configDir)
-      : sd15Configs();
-    const schedulerConfig = source.kind === "dir"
-      ? await loadSchedulerConfig(join(source.dir, "scheduler", "scheduler_config.json"))
-      : source.kind === "single" && source.configDir
-      ? await loadSchedulerConfig(join(source.configDir, "scheduler", "scheduler_config.json"))
+    // Configs from the model folder (or --config DIR for a single file), else SD 1.5's.
+    const configDir = source.kind === "dir"
+      ? source.dir
+      : source.kind === "single"
+      ? source.configDir
+      : undefined;
+    const configs = configDir ? await loadConfigs(configDir) : sd15Configs();
+    const schedulerConfig = configDir
+      ? await loadSchedulerConfig(join(configDir, "scheduler", "scheduler_config.json"))
       : { ...SD15_SCHEDULER_CONFIG };
     const tokenizer = await ClipTokenizer.fromFolder(
       source.kind === "dir" ? join(source.dir, "tokenizer") : source.tokenizerDir,
@@ -225,18 +225,21 @@ export class StableDiffusion {
     );
   }
 
-  /** CLIP ids of `texts`, 77 per text, row-major [texts.length, 77]. */
+  /** CLIP ids of `texts`, MAX_LENGTH (77) per text, row-major [texts.length, 77]. */
   tokenize(texts: string[], onDropped?: (words: string) => void): Uint32Array {
-    const ids = new Uint32Array(texts.length * 77);
+    const ids = new Uint32Array(texts.length * MAX_LENGTH);
     texts.forEach((t, i) => {
       const { ids: row, dropped } = this.tokenizer.encode(t);
       if (dropped) onDropped?.(dropped);
-      ids.set(row, i * 77);
+      ids.set(row, i * MAX_LENGTH);
     });
     return ids;
   }
 
-  /** Text states [uncond, cond] (or [cond] without guidance) → [B, 77, C] on the GPU (f32). */
+  /**
+   * Text states [uncond, cond] (or [cond] without guidance) → [B, 77, C] on the GPU, in the text
+   * encoder's dtype.
+   */
   encodeText(
     prompt: string,
     negative: string,

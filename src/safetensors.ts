@@ -18,6 +18,8 @@
  * @module
  */
 
+import { numel } from "./shape.ts";
+
 /**
  * Element types this reader understands. F64 is beyond SD weights: the reference fixtures store
  * scheduler timesteps and sigmas in it.
@@ -61,13 +63,6 @@ function isSafeDType(s: unknown): s is SafeDType {
 
 function isCount(x: unknown): x is number {
   return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
-}
-
-/** Number of elements of `shape` (1 for a scalar). */
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 /** Reads exactly `buf.length` bytes at `offset`, looping over short reads. */

@@ -6,6 +6,7 @@
  */
 
 import { Gpu } from "../src/gpu/device.ts";
+import { absDiff } from "../src/compare.ts";
 
 let shared: Promise<Gpu | null> | null = null;
 
@@ -27,23 +28,12 @@ export function testGpu(): Promise<Gpu | null> {
 export const hasGpu: boolean = Deno.env.get("CI") === "true" ||
   (await navigator.gpu?.requestAdapter()) != null;
 
-/** Relative L2 error ‖a−b‖/‖b‖. */
-export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = a[i] - b[i];
-    num += d * d;
-    den += b[i] * b[i];
-  }
-  return Math.sqrt(num / (den || 1));
-}
+/** Error metrics (shared with scripts/check_golden.ts). */
+export { relL2 } from "../src/compare.ts";
 
 /** Largest absolute difference. */
 export function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
+  return absDiff(a, b).max;
 }
 
 /** Deterministic uniform values in [-scale, scale) (xorshift32). */

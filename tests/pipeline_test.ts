@@ -6,21 +6,12 @@
 
 import { assert } from "../src/std/assert.ts";
 import { SafeTensorsFile } from "../src/safetensors.ts";
+import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu, testGpu } from "./gpu.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
-
-/** Fixture scheduler names → the CLI's. */
-const SCHEDULERS: Record<string, string> = {
-  ddim: "ddim",
-  pndm: "pndm",
-  euler: "euler",
-  lms: "lms",
-  dpmpp_2m: "dpm++2m",
-  dpmpp_2m_karras: "dpm++2m-karras",
-};
 
 interface Case {
   key: string;
@@ -53,7 +44,7 @@ for (const precision of ["f32", "f16"] as const) {
             guidance: c.guidance_scale,
             width: c.width,
             height: c.height,
-            scheduler: SCHEDULERS[c.scheduler],
+            scheduler: schedulerFromIdentifier(c.scheduler),
             out: `${dir}/case-${i}.png`,
           })
         ).join("\n") + "\n";

@@ -4,12 +4,14 @@
  * steps, and the 20-step loop of `sched.loop_rule` for every deterministic scheduler.
  */
 
+import { relL2 } from "../src/compare.ts";
 import { TorchGenerator } from "../src/rng.ts";
 import { SafeTensorsFile } from "../src/safetensors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { fromFileUrl } from "../src/std/path.ts";
 import {
   createScheduler,
+  IDENTIFIERS,
   loadSchedulerConfig,
   parseSchedulerConfig,
   type Scheduler,
@@ -24,16 +26,6 @@ import { ancestralSigmas } from "../scheduler/euler_ancestral.ts";
 const FIXTURES = new URL("../../shared/fixtures/", import.meta.url);
 const fixturePath = (name: string) => fromFileUrl(new URL(name, FIXTURES));
 
-/** Our names → the fixtures' keys (`sched.<key>.…`). */
-const FIXTURE_KEY: Record<SchedulerName, string> = {
-  "ddim": "ddim",
-  "pndm": "pndm",
-  "euler": "euler",
-  "euler-a": "euler_a",
-  "lms": "lms",
-  "dpm++2m": "dpmpp_2m",
-  "dpm++2m-karras": "dpmpp_2m_karras",
-};
 const DETERMINISTIC: SchedulerName[] = [
   "ddim",
   "pndm",
@@ -51,17 +43,6 @@ const meta = JSON.parse(await Deno.readTextFile(fixturePath("schedulers.json")))
 const file = await SafeTensorsFile.open(fixturePath("schedulers.safetensors"));
 const f64 = async (key: string) => Array.from(await file.readF64(key));
 
-/** Relative L2 error ‖a−b‖/‖b‖. */
-function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assertEquals(a.length, b.length, "lengths differ");
-  let num = 0, den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i] - b[i]) ** 2;
-    den += b[i] ** 2;
-  }
-  return Math.sqrt(num / (den || 1));
-}
-
 /** Largest elementwise relative error (absolute where the reference is 0). */
 function maxRel(a: readonly number[], b: readonly number[]): number {
   assertEquals(a.length, b.length, "lengths differ");
@@ -70,7 +51,7 @@ function maxRel(a: readonly number[], b: readonly number[]): number {
 
 Deno.test("scheduler configs: from_config(SD 1.5 PNDM config) gives diffusers' configs", () => {
   for (const name of SCHEDULER_NAMES) {
-    const expected = meta[`sched.${FIXTURE_KEY[name]}.config`] as
+    const expected = meta[`sched.${IDENTIFIERS[name]}.config`] as
       | Record<string, unknown>
       | undefined;
     if (!expected) continue; // the fixtures hold no config for Euler a
@@ -86,7 +67,7 @@ Deno.test("scheduler configs: from_config(SD 1.5 PNDM config) gives diffusers' c
 Deno.test("scheduler schedules: timesteps, sigmas and init_noise_sigma for 1, 4, 6, 20, 50 steps", async () => {
   const report: string[] = [];
   for (const name of SCHEDULER_NAMES) {
-    const key = FIXTURE_KEY[name];
+    const key = IDENTIFIERS[name];
     const scheduler = createScheduler(name, SD15_SCHEDULER_CONFIG);
     let worstSigma = 0, worstInit = 0;
     for (const n of STEP_COUNTS) {
@@ -117,7 +98,7 @@ async function runLoop(name: SchedulerName, scheduler: Scheduler): Promise<{
   worstPrev: number;
   final: Float32Array;
 }> {
-  const key = FIXTURE_KEY[name];
+  const key = IDENTIFIERS[name];
   const seed0 = meta["sched.seed0"] as number;
   scheduler.setTimesteps(20);
   let x = await file.readF32(`sched.${key}.loop.x0`);
@@ -146,7 +127,7 @@ Deno.test("scheduler loops: 20 steps of sched.loop_rule match diffusers, twice o
   const seed0 = meta["sched.seed0"] as number;
   const report: string[] = [];
   for (const name of DETERMINISTIC) {
-    const key = FIXTURE_KEY[name];
+    const key = IDENTIFIERS[name];
     const scheduler = createScheduler(name, SD15_SCHEDULER_CONFIG);
     scheduler.setTimesteps(20);
     // loop.x0 is randn((1,4,8,8), seed0) · init_noise_sigma.

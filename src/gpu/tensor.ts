@@ -6,6 +6,7 @@
  */
 
 import { bytesOf, type DType, Gpu } from "./device.ts";
+import { numel } from "../shape.ts";
 
 class Storage {
   refs = 1;
@@ -136,11 +137,7 @@ export class Tensor {
 }
 
 /** Product of a shape's dimensions. */
-export function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
-}
+export { numel } from "../shape.ts";
 
 type Kept = Tensor | readonly Kept[] | { readonly [k: string]: Kept } | undefined | void;
 

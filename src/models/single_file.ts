@@ -9,9 +9,7 @@ import { SafeTensorsFile } from "../safetensors.ts";
 import { mapCheckpointKeys, transformedShape } from "../weights/checkpoint_keys.ts";
 import type { ModelConfigs } from "./config.ts";
 import type { WeightSource } from "./params.ts";
-import { MappedSource } from "./sources.ts";
-
-const FLOAT_DTYPES = new Set(["F32", "F16", "BF16", "F64"]);
+import { FLOAT_DTYPES, MappedSource } from "./sources.ts";
 
 /** Opens `path` and maps its keys to the unet, vae and text_encoder components. */
 export async function loadSingleFile(

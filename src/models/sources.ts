@@ -10,7 +10,8 @@ import { SafeTensorsFile } from "../safetensors.ts";
 import { synthTensor, synthTensorF16 } from "../weights/synth.ts";
 import type { WeightSource } from "./params.ts";
 
-const FLOAT_DTYPES = new Set(["F32", "F16", "BF16", "F64"]);
+/** The safetensors dtypes that hold parameters (others, like CLIP's int64 position_ids, do not). */
+export const FLOAT_DTYPES: ReadonlySet<string> = new Set(["F32", "F16", "BF16", "F64"]);
 
 /** One safetensors file; `prefix` is stripped from its keys (`text_model.` for CLIP). */
 export class SafetensorsSource implements WeightSource {

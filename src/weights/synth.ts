@@ -16,6 +16,8 @@
  * @module
  */
 
+import { numel } from "../shape.ts";
+
 /** FNV-1a 32-bit hash of the UTF-8 bytes of `name` (offset basis 0x811C9DC5, prime 0x01000193). */
 export function fnv1a32(name: string): number {
   let h = 0x811c9dc5;
@@ -57,12 +59,6 @@ function affine(name: string, shape: readonly number[]): { offset: number; scale
   }
   if (name.endsWith("weight")) return { offset: 1, scale: 0.1 };
   return { offset: 0, scale: 0.05 };
-}
-
-function numel(shape: readonly number[]): number {
-  let n = 1;
-  for (const d of shape) n *= d;
-  return n;
 }
 
 /**
