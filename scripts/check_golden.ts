@@ -106,8 +106,10 @@ const enc = sd.vae.encode(img);
 await report("vae.encode.mean", enc.mean);
 await report("vae.encode.logvar", enc.logvar);
 
-// Whole pipelines.
+// Whole pipelines, with the VAE as text-to-image loads it (in f16 when the pipeline is: the
+// encoder above made the loader keep the whole VAE in f32).
 if (args.cases && !args["no-cases"]) {
+  if (sd.vae.store.dtype !== precision) await sd.reloadVae(precision);
   for (const c of meta.pipeline_cases) {
     const lat0 = await g.readF32(`${c.key}.latents_in`);
     let latErr = NaN;

@@ -5,8 +5,10 @@
  *
  * Precision: the UNet and the text encoder run in the chosen precision (f16 where the adapter has
  * shader-f16, as diffusers' fp16 pipelines do; accumulation, norms and softmax stay f32 inside
- * the kernels); the VAE runs in f32 when its config says `force_upcast` (SD 1.x: its decoder
- * overflows f16), as diffusers does.
+ * the kernels). The VAE decodes in the same precision, as diffusers' `StableDiffusionPipeline`
+ * does (its `force_upcast` flag is only honoured by the SDXL pipelines); its Winograd transforms
+ * and GroupNorm statistics stay f32. Should an f16 decode still give NaN/Inf, the VAE is reloaded
+ * in f32 and the image decoded again (as AUTOMATIC1111's web UI falls back), with a note.
  *
  * @module
  */
@@ -16,7 +18,7 @@ import { Tensor } from "./gpu/tensor.ts";
 import { cast, cfgCombine } from "./ops/elementwise.ts";
 import { ClipTextModel } from "./models/clip.ts";
 import { loadConfigs, type ModelConfigs, sd15Configs } from "./models/config.ts";
-import type { WeightSource } from "./models/params.ts";
+import type { ParamStore, WeightSource } from "./models/params.ts";
 import { SafetensorsSource, SynthSource } from "./models/sources.ts";
 import { UNet } from "./models/unet.ts";
 import { Vae } from "./models/vae.ts";
@@ -36,6 +38,17 @@ import { existsSync } from "./std/fs.ts";
 import { join } from "./std/path.ts";
 import { loadSingleFile } from "./models/single_file.ts";
 
+/**
+ * Steps queued between waits when no hook needs each step: a wait idles the GPU for one submit
+ * (see `generate`); the bound keeps Ctrl-C responsive on slow adapters.
+ */
+const SYNC_EVERY = 8;
+
+/** Lets timers and signal handlers (Ctrl-C) run between recorded steps. */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 /** Where the weights come from. */
 export type ModelSource =
   | { kind: "dir"; dir: string }
@@ -51,6 +64,11 @@ export interface LoadOptions {
    * later in the same process, as the bench does); default false, which saves their memory.
    */
   keepDirectConvWeights?: boolean;
+  /**
+   * VAE precision; default the pipeline's, or f32 with `vaeEncoder` (an f16 decode that
+   * overflows switches to f32: see `decodeTensor`).
+   */
+  vaePrecision?: DType;
   /** Upload the VAE encoder too (image → latents); default false: text-to-image needs no encoder. */
   vaeEncoder?: boolean;
   /** Called with a short stage name and elapsed ms (load profiling). */
@@ -75,9 +93,17 @@ export interface GenerateHooks {
   onStep?: (step: number, total: number) => void;
   /**
    * Stage wall times: "tokenize", "text_encoder", "unet_step" (GPU completion to completion),
-   * "unet_record_cpu" (CPU time recording one step), "vae_decode".
+   * "unet_record_cpu" (CPU time recording one step; only with steps in sync), "unet_loop" (all
+   * steps), "vae_decode". The text encoder and the VAE are waited for to time them.
    */
   onStage?: (stage: string, ms: number) => void;
+  /**
+   * Wait for every step before recording the one after next (exact per-step times and progress;
+   * implied by `onStep` and `onLatents`). Otherwise steps are waited for only every few steps.
+   */
+  syncSteps?: boolean;
+  /** A one-line note for the user (e.g. the VAE fell back to f32). */
+  onNote?: (text: string) => void;
   /** Words cut off a prompt longer than 77 tokens (the caller warns). */
   onDropped?: (words: string) => void;
   /** k = 0: the initial noise (unscaled, as diffusers' `latents_in`); k ≥ 1: latents after step k. */
@@ -120,10 +146,57 @@ export function assertFinite(values: Float32Array, what: string): void {
   }
 }
 
+/** The weight sources of a model (and the files to close after loading). */
+async function openSources(
+  source: ModelSource,
+  configs: ModelConfigs,
+  precision: DType,
+): Promise<{ sources: Record<string, WeightSource>; files: SafeTensorsFile[] }> {
+  const sources: Record<string, WeightSource> = {};
+  const files: SafeTensorsFile[] = [];
+  try {
+    if (source.kind === "dir") {
+      const open = async (sub: string, base: string, prefix = "") => {
+        const f = await SafeTensorsFile.open(pickFile(join(source.dir, sub), base, precision));
+        files.push(f);
+        return new SafetensorsSource(f, prefix);
+      };
+      sources.text_encoder = await open("text_encoder", "model", "text_model.");
+      sources.unet = await open("unet", "diffusion_pytorch_model");
+      sources.vae = await open("vae", "diffusion_pytorch_model");
+    } else if (source.kind === "single") {
+      const single = await loadSingleFile(source.file, configs);
+      files.push(single.file);
+      Object.assign(sources, single.sources);
+    } else {
+      const synth = new SynthSource();
+      sources.text_encoder = sources.unet = sources.vae = synth;
+    }
+  } catch (e) {
+    for (const f of files) f.close();
+    throw e;
+  }
+  return { sources, files };
+}
+
+/** The encoder (image → latents) is only needed for image-to-image: checked, not uploaded. */
+function vaeSkip(opts: LoadOptions): ((key: string) => boolean) | undefined {
+  return opts.vaeEncoder
+    ? undefined
+    : (key: string) => key.startsWith("encoder.") || key.startsWith("quant_conv.");
+}
+
+/** Winograd transforms of the models' 3×3 filters (then the filters are freed, unless kept). */
+async function prepareWinograd(gpu: Gpu, models: { store: ParamStore }[], opts: LoadOptions) {
+  if (variants(gpu).conv !== "winograd") return;
+  const convs = models.flatMap((m) => m.store.convs);
+  for (const conv of convs) conv.prepareWinograd();
+  await gpu.flush(); // the transforms read the filters: run them before freeing
+  if (!opts.keepDirectConvWeights) { for (const conv of convs) conv.dropDirectWeight(); }
+}
+
 /** Loaded models, ready to generate. */
 export class StableDiffusion {
-  /** How many denoising steps may be queued on the GPU ahead of the CPU (≥ 1). */
-  inFlight = 8;
   #text: { key: string; states: Tensor } | null = null;
 
   private constructor(
@@ -132,9 +205,11 @@ export class StableDiffusion {
     readonly tokenizer: ClipTokenizer,
     readonly text: ClipTextModel,
     readonly unet: UNet,
-    readonly vae: Vae,
+    public vae: Vae,
     readonly schedulerConfig: SchedulerConfig,
     readonly precision: DType,
+    readonly source: ModelSource,
+    readonly loadOptions: LoadOptions,
   ) {}
 
   /** Loads tokenizer, configs and weights, checking every key and shape. */
@@ -168,47 +243,18 @@ export class StableDiffusion {
     const tokenizer = await ClipTokenizer.fromFolder(
       source.kind === "dir" ? join(source.dir, "tokenizer") : source.tokenizerDir,
     );
-    const vaeDtype: DType = configs.vae.force_upcast ? "f32" : precision;
     const text = new ClipTextModel(configs.text_encoder, precision);
     const unet = new UNet(configs.unet, precision);
-    const vae = new Vae(configs.vae, vaeDtype);
-
-    const sources: Record<string, WeightSource> = {};
-    const files: SafeTensorsFile[] = [];
+    // With the encoder (image-to-image) the whole VAE runs in f32: in f16 the encoder's mean
+    // missed the 1e-2 bound against diffusers (1.7e-2 on tiny-sd), while the decoder met it.
+    const vae = new Vae(configs.vae, opts.vaePrecision ?? (opts.vaeEncoder ? "f32" : precision));
+    const { sources, files } = await openSources(source, configs, precision);
     try {
-      if (source.kind === "dir") {
-        const open = async (sub: string, base: string, prefix = "") => {
-          const f = await SafeTensorsFile.open(pickFile(join(source.dir, sub), base, precision));
-          files.push(f);
-          return new SafetensorsSource(f, prefix);
-        };
-        sources.text_encoder = await open("text_encoder", "model", "text_model.");
-        sources.unet = await open("unet", "diffusion_pytorch_model");
-        sources.vae = await open("vae", "diffusion_pytorch_model");
-      } else if (source.kind === "single") {
-        const single = await loadSingleFile(source.file, configs);
-        files.push(single.file);
-        Object.assign(sources, single.sources);
-      } else {
-        const synth = new SynthSource();
-        sources.text_encoder = sources.unet = sources.vae = synth;
-      }
       await stage("load_text_encoder", () => text.store.load(gpu, sources.text_encoder));
       await stage("load_unet", () => unet.store.load(gpu, sources.unet));
-      // The encoder (image → latents) is only needed for image-to-image: checked, not uploaded.
-      const skip = opts.vaeEncoder
-        ? undefined
-        : (key: string) => key.startsWith("encoder.") || key.startsWith("quant_conv.");
-      await stage("load_vae", () => vae.store.load(gpu, sources.vae, { skip }));
+      await stage("load_vae", () => vae.store.load(gpu, sources.vae, { skip: vaeSkip(opts) }));
       // Winograd filter transforms happen once, at load, for the convolutions that use them.
-      if (variants(gpu).conv === "winograd") {
-        await stage("winograd_transforms", async () => {
-          const convs = [...unet.store.convs, ...vae.store.convs];
-          for (const conv of convs) conv.prepareWinograd();
-          await gpu.flush(); // the transforms read the filters: run them before freeing
-          if (!opts.keepDirectConvWeights) { for (const conv of convs) conv.dropDirectWeight(); }
-        });
-      }
+      await stage("winograd_transforms", () => prepareWinograd(gpu, [unet, vae], opts));
       await gpu.flush();
     } finally {
       for (const f of files) f.close();
@@ -222,7 +268,23 @@ export class StableDiffusion {
       vae,
       schedulerConfig,
       precision,
+      source,
+      opts,
     );
+  }
+
+  /** Replaces the VAE by one in `dtype`, loaded again from the model's source. */
+  async reloadVae(dtype: DType): Promise<void> {
+    const vae = new Vae(this.configs.vae, dtype);
+    const { sources, files } = await openSources(this.source, this.configs, dtype);
+    try {
+      await vae.store.load(this.gpu, sources.vae, { skip: vaeSkip(this.loadOptions) });
+      await prepareWinograd(this.gpu, [vae], this.loadOptions);
+    } finally {
+      for (const f of files) f.close();
+    }
+    this.vae.store.release();
+    this.vae = vae;
   }
 
   /** CLIP ids of `texts`, MAX_LENGTH (77) per text, row-major [texts.length, 77]. */
@@ -295,14 +357,26 @@ export class StableDiffusion {
 
     const batch = cfg ? 2 : 1;
     const shape = [latentC, h, w];
-    const done: Promise<number>[] = [];
+    // Waiting on the GPU blocks the thread until it is idle (see Gpu.waitIdle), so the loop waits
+    // only every SYNC_EVERY steps — or every step with per-step hooks (progress, step times,
+    // latents) — and each time it first finishes step k's commands, then waits for the steps
+    // before (letting the event loop run first: Ctrl-C), and submits step k: the GPU idles only for the
+    // submit.
+    const every = hooks.onStep || hooks.onLatents || hooks.syncSteps ? 1 : SYNC_EVERY;
     const tLoop = performance.now();
+    let reported = 0, tReported = tLoop;
+    const stepsDone = (upTo: number) => {
+      const now = performance.now();
+      for (let j = reported + 1; j <= upTo; j++) {
+        hooks.onStage?.("unet_step", (now - tReported) / (upTo - reported));
+        hooks.onStep?.(j, calls);
+      }
+      reported = upTo;
+      tReported = now;
+    };
     let z: Tensor;
     try {
       for (let k = 0; k < calls; k++) {
-        // A bounded number of steps in flight: the CPU records step k while the GPU runs the
-        // previous ones, and awaiting lets Deno deliver completions (progress, step times).
-        if (k >= this.inFlight) await done[k - this.inFlight];
         const tRecord = performance.now();
         const t = timesteps[k];
         const sample = basis.combine(
@@ -317,35 +391,37 @@ export class StableDiffusion {
         if (eps !== out) eps.release();
         out.release();
         x = scheduler.step(e, t, x);
-        gpu.submit();
-        hooks.onStage?.("unet_record_cpu", performance.now() - tRecord);
-        const step = k + 1;
-        done.push(
-          gpu.device.queue.onSubmittedWorkDone().then(() => {
-            hooks.onStep?.(step, calls);
-            return performance.now();
-          }),
-        );
+        if (k === 0 || k % every !== 0) {
+          gpu.submit();
+        } else {
+          const recorded = gpu.finishCommands();
+          if (every === 1) hooks.onStage?.("unet_record_cpu", performance.now() - tRecord);
+          await yieldToEventLoop();
+          gpu.waitIdle();
+          stepsDone(k);
+          if (recorded) gpu.submitRecorded(recorded);
+        }
         if (hooks.onLatents) {
           const lat = basis.combine(x, [1, ...shape], "f32");
-          hooks.onLatents(step, await lat.read());
+          hooks.onLatents(k + 1, await lat.read());
           lat.release();
         }
       }
       // The VAE's input: latents / scaling_factor, folded into the coefficients.
       const inv = 1 / this.configs.vae.scaling_factor;
       z = basis.combine(x.map((v) => v * inv), [1, ...shape], this.vae.store.dtype);
-      assertFinite(await z.read(), "the final latents");
+      if (hooks.onStep || hooks.onStage) {
+        gpu.waitIdle();
+        stepsDone(calls);
+        hooks.onStage?.("unet_loop", performance.now() - tLoop);
+      }
     } finally {
       basis.release();
     }
-    if (hooks.onStage) {
-      const ends = await Promise.all(done);
-      ends.forEach((end, k) => hooks.onStage!("unet_step", end - (k === 0 ? tLoop : ends[k - 1])));
-    }
     // Activations of the UNet's sizes are no use to the VAE: give the pool's memory back first.
     gpu.trimPool();
-    const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w));
+    const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w, hooks.onNote));
+    stepsDone(calls);
     gpu.trimPool();
     return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
   }
@@ -379,14 +455,42 @@ export class StableDiffusion {
     this.#text = null;
   }
 
-  /** VAE-decodes `z` [1, 4, h, w] (already divided by scaling_factor; released here) → HWC RGB. */
-  async decodeTensor(z: Tensor, h: number, w: number): Promise<Float32Array> {
+  /**
+   * VAE-decodes `z` [1, 4, h, w] (already divided by scaling_factor; released here) → HWC RGB.
+   * Only the image is read back (a readback is a wait); the latents are read only to say where a
+   * NaN/Inf came from. An f16 VAE whose image has NaN/Inf is replaced by an f32 one and the
+   * image decoded again (`onNote` says so).
+   */
+  async decodeTensor(
+    z: Tensor,
+    h: number,
+    w: number,
+    onNote?: (text: string) => void,
+  ): Promise<Float32Array> {
+    try {
+      let chw = await this.#decode(z);
+      if (chw.some((v) => !Number.isFinite(v))) {
+        assertFinite(await z.read(), "the final latents");
+        if (this.vae.store.dtype === "f16") {
+          onNote?.("sd: the f16 VAE overflowed (NaN/Inf): decoding in f32 from now on");
+          await this.reloadVae("f32");
+          const z32 = cast(z, "f32");
+          chw = await this.#decode(z32);
+          z32.release();
+        }
+        assertFinite(chw, "the decoded image");
+      }
+      return chwToHwc01(chw, 3, 8 * h, 8 * w);
+    } finally {
+      z.release();
+    }
+  }
+
+  async #decode(z: Tensor): Promise<Float32Array> {
     const img = this.vae.decode(z);
-    z.release();
     const chw = await img.read();
     img.release();
-    assertFinite(chw, "the decoded image");
-    return chwToHwc01(chw, 3, 8 * h, 8 * w);
+    return chw;
   }
 }
 

@@ -130,3 +130,37 @@ for (const precision of ["f32", "f16"] as const) {
     },
   });
 }
+
+Deno.test({
+  name: "models: tiny-sd f16 VAE decoder vs golden, then reloaded in f32 (the overflow fallback)",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    if (!gpu.hasF16) return;
+    // Text-to-image loads no encoder: the VAE follows the pipeline's precision.
+    const sd = await StableDiffusion.load(gpu, TINY, { precision: "f16" });
+    const g = await golden();
+    const z = await g.readF32("vae.z");
+    const shape = g.tensors.get("vae.z")!.shape;
+    const decode = () =>
+      sd.vae.decode(
+        Tensor.from(
+          gpu,
+          z.map((v) => v / sd.configs.vae.scaling_factor),
+          shape,
+          sd.vae.store.dtype,
+        ),
+      );
+    const errors: string[] = [];
+    const e16 = await check(g, "vae.decode.out", decode(), 1e-2, errors);
+    const before: string = sd.vae.store.dtype;
+    await sd.reloadVae("f32");
+    const after: string = sd.vae.store.dtype;
+    const e32 = await check(g, "vae.decode.out", decode(), 1e-4, errors);
+    console.log(
+      `VAE decode rel L2: f16 ${e16.toExponential(2)}, reloaded f32 ${e32.toExponential(2)}`,
+    );
+    assert(before === "f16" && after === "f32", `${before} → ${after}`);
+    assert(errors.length === 0, errors.join("\n"));
+  },
+});

@@ -280,9 +280,12 @@ async function runGenerate(s: Session): Promise<number> {
       const t0 = performance.now();
       progress.start(where ? `[${where}] ` : "");
       const image = await sd.generate(params, {
-        onStep: (k, n) => progress.step(k, n),
+        // Only a visible progress line asks for per-step completion (each step then waits for
+        // the one before: a few percent slower); scripts and pipes queue every step at once.
+        onStep: progress.enabled ? (k, n) => progress.step(k, n) : undefined,
         onStage,
         onDropped: (words) => s.note(`sd: ${truncationWarning(words)}`),
+        onNote: (text) => s.note(text),
       });
       const tPng = performance.now();
       const text = formatParameters({

@@ -64,6 +64,16 @@ export function parseBindings(name: string, code: string): boolean[] {
   return readOnly;
 }
 
+/** Commands finished by {@linkcode Gpu.finishCommands}, waiting for {@linkcode Gpu.submitRecorded}. */
+export interface RecordedCommands {
+  /** The command buffer. */
+  readonly commands: GPUCommandBuffer;
+  /** Its dispatches' uniforms, written to the uniform ring just before it is submitted. */
+  readonly uniforms: ArrayBuffer;
+  /** Upload staging buffers it copies from, destroyed once it is submitted. */
+  readonly staging: GPUBuffer[];
+}
+
 /** Work of one dispatch, for the profiler's achieved-rate columns. */
 export interface DispatchCost {
   /** Floating-point operations. */
@@ -122,6 +132,9 @@ export class Gpu {
   #uniformRing: GPUBuffer;
   #uniformStaging = new ArrayBuffer(UNIFORM_RING_BYTES);
   #uniformOffset = 0;
+
+  #staging: GPUBuffer[] = [];
+  #held = 0;
 
   #pool = new Map<number, GPUBuffer[]>();
   #bindGroups = new Map<string, GPUBindGroup>();
@@ -331,8 +344,12 @@ export class Gpu {
     buf.destroy();
   }
 
-  /** Destroys every pooled (free) buffer. */
+  /**
+   * Destroys every pooled (free) buffer. Recorded commands are submitted first: a command buffer
+   * that uses a destroyed buffer fails at submit, while submitted work keeps its buffers alive.
+   */
   trimPool(): void {
+    this.submit();
     for (const list of this.#pool.values()) {
       for (const b of list) this.destroyBuffer(b);
     }
@@ -347,14 +364,27 @@ export class Gpu {
   }
 
   /**
-   * Writes `data` at `offset` of `buf`. Recorded work is submitted first: a queue write runs
-   * before any command not yet submitted, which could still read the buffer's old contents (a
-   * pooled buffer is reused as soon as it is released).
+   * Writes `data` at `offset` of `buf`, in order with the work recorded so far. With commands
+   * recorded (or finished and not yet submitted) the bytes go through a staging buffer copied in
+   * the command encoder: `queue.writeBuffer` would run before those commands, which could still
+   * read the buffer's old contents (a pooled buffer is reused as soon as it is released).
+   * Otherwise `queue.writeBuffer`.
    */
   write(buf: GPUBuffer, data: ArrayBufferView, offset = 0): void {
-    if (this.#encoder) this.submit();
     const bytes = data.byteLength;
-    if (bytes % 4 === 0) {
+    const src = new Uint8Array(data.buffer, data.byteOffset, bytes);
+    if (this.#encoder || this.#held > 0) {
+      const staging = this.device.createBuffer({
+        label: "upload-staging",
+        size: (bytes + 3) & ~3,
+        usage: GPUBufferUsage.COPY_SRC,
+        mappedAtCreation: true,
+      });
+      new Uint8Array(staging.getMappedRange()).set(src);
+      staging.unmap();
+      this.copy(staging, 0, buf, offset, (bytes + 3) & ~3);
+      this.#staging.push(staging);
+    } else if (bytes % 4 === 0) {
       this.device.queue.writeBuffer(
         buf,
         offset,
@@ -364,7 +394,7 @@ export class Gpu {
       );
     } else {
       const padded = new Uint8Array((bytes + 3) & ~3);
-      padded.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+      padded.set(src);
       this.device.queue.writeBuffer(buf, offset, padded);
     }
   }
@@ -456,35 +486,72 @@ export class Gpu {
 
   /** Submits everything recorded so far (without waiting for it). */
   submit(): void {
+    const r = this.finishCommands();
+    if (r) this.submitRecorded(r);
+  }
+
+  /**
+   * Ends recording: the commands recorded so far as one command buffer, not yet submitted (null
+   * when nothing was recorded). Lets a caller finish the next denoising step before waiting for
+   * the previous one, so that the GPU idles only for {@linkcode submitRecorded}.
+   */
+  finishCommands(): RecordedCommands | null {
     if (this.#pass) {
       this.#pass.end();
       this.#pass = null;
     }
-    if (this.#uniformOffset > 0) {
-      this.device.queue.writeBuffer(
-        this.#uniformRing,
-        0,
-        this.#uniformStaging,
-        0,
-        this.#uniformOffset,
-      );
-    }
-    if (this.#encoder) {
-      this.profiler?.resolve(this.#encoder);
-      this.device.queue.submit([this.#encoder.finish()]);
-      this.profiler?.afterSubmit();
-    }
+    const encoder = this.#encoder;
+    if (!encoder) return null;
+    this.profiler?.resolve(encoder);
+    const r: RecordedCommands = {
+      commands: encoder.finish(),
+      uniforms: this.#uniformStaging.slice(0, this.#uniformOffset),
+      staging: this.#staging,
+    };
     this.#encoder = null;
     this.#uniformOffset = 0;
     this.#dispatches = 0;
+    this.#staging = [];
+    this.#held++;
+    return r;
   }
 
-  /** Submits and waits until the GPU is idle; throws the first named creation error, if any. */
+  /** Submits commands from {@linkcode finishCommands} (after their dispatches' uniforms). */
+  submitRecorded(r: RecordedCommands): void {
+    // queue.writeBuffer runs before the command buffer and after everything submitted earlier.
+    if (r.uniforms.byteLength > 0) {
+      this.device.queue.writeBuffer(this.#uniformRing, 0, r.uniforms);
+    }
+    this.device.queue.submit([r.commands]);
+    this.profiler?.afterSubmit();
+    // Destroying only ends their use by later commands; the submitted copies still run.
+    for (const b of r.staging) b.destroy();
+    this.#held--;
+  }
+
+  /**
+   * Submits and waits until the GPU is idle; throws the first named creation error, if any.
+   * In Deno 2.9 `onSubmittedWorkDone()` (like `mapAsync`) blocks the calling thread until the GPU
+   * has finished everything submitted (measured: the call returns after the work, not the
+   * promise), so a flush is also the end of CPU/GPU overlap: the step loop finishes the next
+   * step's commands before it flushes the previous one.
+   */
   async flush(): Promise<void> {
     this.submit();
     await this.device.queue.onSubmittedWorkDone();
     await this.checkErrors();
     await this.profiler?.collect();
+  }
+
+  /**
+   * Submits and waits for the GPU to finish everything submitted, without awaiting a promise: in
+   * Deno 2.9 the `onSubmittedWorkDone()` call itself blocks until then, while its promise
+   * resolves ~10 ms later (measured on llvmpipe and an H200). On a runtime where the call does
+   * not block this returns at once — only progress reports would then run ahead of the GPU.
+   */
+  waitIdle(): void {
+    this.submit();
+    this.device.queue.onSubmittedWorkDone().catch(() => {});
   }
 
   /** Keeps an error-scope result; its error is rethrown by {@linkcode checkErrors}, never unhandled. */

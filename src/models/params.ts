@@ -9,6 +9,7 @@
 
 import type { DType, Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { releaseConv } from "../ops/conv2d.ts";
 
 /** Where parameter values come from (a safetensors file, a single-file checkpoint, the formula). */
 export interface WeightSource {
@@ -78,6 +79,15 @@ export class ParamStore {
     this.params.push(p);
     this.#byKey.set(key, p);
     return p;
+  }
+
+  /** Frees every loaded parameter and the Winograd transforms made from them. */
+  release(): void {
+    for (const p of this.params) {
+      if (!p.loaded) continue;
+      releaseConv(p.t);
+      p.t.destroy();
+    }
   }
 
   /** Number of parameter values. */

@@ -120,6 +120,14 @@ export function prepareConv(w: Tensor): void {
   transformed.set(w, { u, Cp, Op });
 }
 
+/** Frees the Winograd transform of `w` made by {@linkcode prepareConv}, if any. */
+export function releaseConv(w: Tensor): void {
+  const t = transformed.get(w);
+  if (!t) return;
+  w.gpu.destroyBuffer(t.u);
+  transformed.delete(w);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 interface Geometry {
@@ -144,7 +152,10 @@ interface Epilogue {
 }
 
 const WINO_BK = 16; // GEMM depth step of conv2d_winograd.wgsl (C is padded to it)
-const WINO_CHUNK_BYTES = 128 * 1024 * 1024; // cap on each of V and M (f32) per chunk of tiles
+// V and M (f32) of every Winograd convolution are two buffers of this size, whatever the shape:
+// the pool then hands the same two to every convolution. Sized per shape they left one buffer per
+// distinct shape in the pool (~0.6 GB over a UNet step); chunks of tiles keep each under the cap.
+const WINO_SCRATCH_BYTES = 64 * 1024 * 1024;
 
 const transformed = new WeakMap<Tensor, { u: GPUBuffer; Cp: number; Op: number }>();
 
@@ -265,9 +276,10 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   // on padding when there are fewer than 128 tiles (UNet's 8×8 level).
   const BM = 64, BN = P >= 128 ? 128 : 64;
   // Chunks of tiles so that V [16, Cp, Pp] and M [16, Op, Pp] (f32) stay under the cap.
-  const cap = Math.min(WINO_CHUNK_BYTES, gpu.maxBinding);
+  const cap = Math.min(WINO_SCRATCH_BYTES, gpu.maxBinding);
   const maxPp = Math.max(BN, Math.floor(cap / (64 * Math.max(Cp, Op)) / BN) * BN);
   const Pp = Math.min(roundUp(P, BN), maxPp);
+  const scratch = Math.max(cap, 64 * Math.max(Cp, Op) * Pp); // over the cap only if one BN is
 
   const src = kernelSource("conv2d_winograd.wgsl");
   const T = g.dtype;
@@ -292,8 +304,8 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   );
 
   const y = Tensor.empty(gpu, [g.B, g.O, g.H, g.W], T, outName);
-  const v = gpu.alloc(16 * Cp * Pp * 4, "winograd-v");
-  const m = gpu.alloc(16 * Op * Pp * 4, "winograd-m");
+  const v = gpu.alloc(scratch, "winograd-v");
+  const m = gpu.alloc(scratch, "winograd-m");
   const elt = T === "f16" ? 2 : 4;
   const directFlops = 2 * g.B * g.O * g.H * g.W * g.C * 9;
   for (let p0 = 0; p0 < P; p0 += Pp) {

@@ -211,10 +211,6 @@ export function embedding(
     );
   }
   const gpu = table.gpu;
-  // queue.writeBuffer runs before any work recorded but not yet submitted: submit first so a
-  // pooled buffer still in use by earlier dispatches is not overwritten, and after the lookup so
-  // the ids buffer is free to be reused.
-  gpu.submit();
   const idBuf = gpu.upload(ids, "token-ids");
   const y = Tensor.empty(gpu, [b, l, c], table.dtype, "embedding");
   const n = y.size;
@@ -228,7 +224,6 @@ export function embedding(
     grid1d(n),
     { bytes: ids.byteLength + (positions ? 3 : 2) * y.bytes },
   );
-  gpu.submit();
   gpu.free(idBuf);
   return y;
 }
