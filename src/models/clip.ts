@@ -84,6 +84,7 @@ export class ClipTextModel {
 
   /** ids [B·77] (row-major [B, 77]) → last_hidden_state [B, 77, hidden]. */
   forward(ids: Uint32Array, batch: number): Tensor {
+    this.store.restore(); // after an offload (see StableDiffusion)
     return scope(() => {
       const len = ids.length / batch;
       let x = embedding(ids, [batch, len], this.token_embedding.t, this.position_embedding.t);

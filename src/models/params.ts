@@ -64,6 +64,9 @@ export class ParamStore {
   /** The convolution modules built on this store (load-time Winograd preparation walks them). */
   readonly convs: ConvModule[] = [];
   #byKey = new Map<string, Param>();
+  #gpu: Gpu | null = null;
+  #host: Map<Param, Float32Array | Float16Array> | null = null;
+  #offloaded = false;
 
   constructor(readonly component: string, readonly dtype: DType) {}
 
@@ -104,8 +107,15 @@ export class ParamStore {
   async load(
     gpu: Gpu,
     source: WeightSource,
-    opts: { onTensor?: (p: Param) => void; skip?: (key: string) => boolean } = {},
+    opts: {
+      onTensor?: (p: Param) => void;
+      skip?: (key: string) => boolean;
+      /** Keep each tensor's data on the host too, so that {@linkcode offload} can free the GPU. */
+      keepHost?: boolean;
+    } = {},
   ): Promise<void> {
+    this.#gpu = gpu;
+    if (opts.keepHost) this.#host = new Map();
     const problems: string[] = [];
     for (const p of this.params) {
       const s = source.shape(p.key, p.shape);
@@ -132,8 +142,29 @@ export class ParamStore {
       if (opts.skip?.(p.key)) continue; // checked above, not uploaded (e.g. an unused encoder)
       const data = await source.read(p.key, p.shape, this.dtype);
       p.set(Tensor.from(gpu, data, p.shape, this.dtype, { label: p.key, persistent: true }));
+      this.#host?.set(p, data);
       opts.onTensor?.(p);
     }
+  }
+
+  /**
+   * Frees the GPU copies of parameters loaded with `keepHost` (recorded work that reads them is
+   * submitted first); {@linkcode restore} uploads them again. Like diffusers' model CPU offload.
+   */
+  offload(): void {
+    if (!this.#host || this.#offloaded) return;
+    this.#gpu!.submit();
+    for (const p of this.#host.keys()) p.t.destroy();
+    this.#offloaded = true;
+  }
+
+  /** Uploads offloaded parameters again (a no-op unless {@linkcode offload}ed). */
+  restore(): void {
+    if (!this.#offloaded) return;
+    for (const [p, data] of this.#host!) {
+      p.set(Tensor.from(this.#gpu!, data, p.shape, this.dtype, { label: p.key, persistent: true }));
+    }
+    this.#offloaded = false;
   }
 }
 

@@ -77,16 +77,17 @@ class Decoder {
   }
 
   forward(z: Tensor, probe?: Probe): Tensor {
+    // Each activation is released as soon as the next exists (at 512×512 one is 67–134 MB in
+    // f16), and the pool's buffers of the previous resolution are freed at each upsampling.
+    const gpu = z.gpu;
     let x = this.conv_in.forward(z);
     probe?.("decoder.conv_in", x);
-    x = this.mid_block.forward(x);
+    x = replace(x, this.mid_block.forward(x));
     probe?.("decoder.mid_block", x);
     this.up_blocks.forEach((stage, i) => {
-      x = scope(() => {
-        let h = x;
-        for (const r of stage.resnets) h = r.forward(h);
-        return stage.sampler ? stage.sampler.forward(h) : h;
-      });
+      if (i > 0) gpu.trimPool();
+      for (const r of stage.resnets) x = replace(x, r.forward(x));
+      if (stage.sampler) x = replace(x, stage.sampler.forward(x));
       probe?.(`decoder.up_blocks.${i}`, x);
     });
     if (probe) {
@@ -100,6 +101,12 @@ class Decoder {
     probe?.("decoder.conv_out", out);
     return out;
   }
+}
+
+/** Releases `old` (a finished activation) and returns `next`. */
+function replace(old: Tensor, next: Tensor): Tensor {
+  old.release();
+  return next;
 }
 
 /** The encoder (`encoder.*`) with `quant_conv`. */

@@ -60,7 +60,10 @@ export function attention(
   const causal = !!opts.causal;
   const out = Tensor.empty(q.gpu, q.shape, q.dtype, "attention");
   const chosen = variants(q.gpu).attention;
-  switch (chosen === "auto" ? (s.d <= AUTO_FLASH_MAX_HEAD_DIM ? "flash" : "naive") : chosen) {
+  // auto: flash where the rows kernel runs (d ≤ 80 with enough query rows), naive elsewhere —
+  // CLIP's 2×12×77 rows, d 160, the VAE's d 512 — so a run compiles few attention kernels.
+  const useFlash = s.d <= AUTO_FLASH_MAX_HEAD_DIM && rowTiles(s) !== null;
+  switch (chosen === "auto" ? (useFlash ? "flash" : "naive") : chosen) {
     case "flash":
       flash(q, k, v, out, s, scale, causal);
       break;
@@ -257,20 +260,17 @@ const MIN_ROWS = 1 << 14;
 /**
  * Rows-kernel tiles for `s`, or null where the tiled kernel runs instead. Measured on an H200
  * (f16): d 40 takes 2 rows an invocation (K and V loads shared by both); d 80 one row (two would
- * spill), with the keys split over 2 invocations to fill the GPU. Long key sequences take the
- * wider tiles, CLIP-sized (77) ones the narrow tiles that waste fewer masked keys.
+ * spill), with the keys split over 2 invocations to fill the GPU.
  */
 function rowTiles(s: Shape): RowTiles | null {
   if (flashChoice.kernel === "tiled" || s.d % 4 !== 0 || s.d > 80) return null;
   if (flashChoice.rowTiles) return flashChoice.rowTiles;
   if (s.b * s.h * s.nq < MIN_ROWS) return null;
-  const long = s.nk >= 256;
-  if (s.d <= 40) {
-    return long
-      ? { br: 128, rm: 2, ks: 1, bc: 64, sb: 8 }
-      : { br: 64, rm: 2, ks: 1, bc: 32, sb: 8 };
-  }
-  return long ? { br: 64, rm: 1, ks: 2, bc: 32, sb: 4 } : { br: 64, rm: 1, ks: 2, bc: 16, sb: 8 };
+  // One geometry per head dim for long (self) and short (77 text tokens) key sequences alike:
+  // narrower tiles for the short ones saved little and cost a pipeline each (~0.6 s to compile).
+  return s.d <= 40
+    ? { br: 128, rm: 2, ks: 1, bc: 64, sb: 8 }
+    : { br: 64, rm: 1, ks: 2, bc: 32, sb: 4 };
 }
 
 /** Workgroup memory of the rows kernel in vec4s: the K and V tiles, or the split merge. */

@@ -155,7 +155,7 @@ const WINO_BK = 16; // GEMM depth step of conv2d_winograd.wgsl (C is padded to i
 // V and M (f32) of every Winograd convolution are two buffers of this size, whatever the shape:
 // the pool then hands the same two to every convolution. Sized per shape they left one buffer per
 // distinct shape in the pool (~0.6 GB over a UNet step); chunks of tiles keep each under the cap.
-const WINO_SCRATCH_BYTES = 64 * 1024 * 1024;
+const WINO_SCRATCH_BYTES = 32 * 1024 * 1024;
 
 const transformed = new WeakMap<Tensor, { u: GPUBuffer; Cp: number; Op: number }>();
 

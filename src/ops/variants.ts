@@ -11,9 +11,9 @@ import type { Gpu } from "../gpu/device.ts";
 export interface Variants {
   /**
    * `--attention`: FlashAttention, the paper's partitioned softmax, scores → softmax → PV, or
-   * `auto` — per shape, whichever measured faster on an H200: flash for head dims ≤ 80 (SD's
-   * 64×64 and 32×32 levels, CLIP), naive for larger ones (d 160 at 16×16: 0.44 vs 0.86 ms; the
-   * VAE's d 512: 2.3 vs 4.4 ms).
+   * `auto` — per shape, whichever measured faster on an H200: flash for head dims ≤ 80 with
+   * enough query rows for its rows kernel (SD's 64×64 and 32×32 levels), naive for larger ones
+   * (d 160 at 16×16: 0.44 vs 0.86 ms; the VAE's d 512: 2.3 vs 4.4 ms) and CLIP's 77 tokens.
    */
   attention: "auto" | "flash" | "partitioned" | "naive";
   /** `--conv`: Winograd F(2×2,3×3) for 3×3 stride-1 convolutions, or direct convolution. */
