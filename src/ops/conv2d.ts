@@ -152,10 +152,13 @@ interface Epilogue {
 }
 
 const WINO_BK = 16; // GEMM depth step of conv2d_winograd.wgsl (C is padded to it)
-// V and M (f32) of every Winograd convolution are two buffers of this size, whatever the shape:
-// the pool then hands the same two to every convolution. Sized per shape they left one buffer per
-// distinct shape in the pool (~0.6 GB over a UNet step); chunks of tiles keep each under the cap.
-const WINO_SCRATCH_BYTES = 32 * 1024 * 1024;
+// V and M (f32) of a Winograd convolution are two buffers of a fixed size, so the pool hands the
+// same two to every convolution (sized per shape, they left one buffer per distinct shape in the
+// pool: ~0.6 GB over a UNet step); chunks of tiles keep each under it. Latent-sized inputs get
+// 64 MB (at 32 MB the UNet's GEMMs ran in twice the chunks and its step took ~3 ms longer on an
+// H200); image-sized ones (the VAE's 67–134 MB activations) 32 MB, where memory peaks.
+const WINO_SCRATCH_BYTES = 64 * 1024 * 1024;
+const WINO_SCRATCH_BYTES_LARGE_INPUT = 32 * 1024 * 1024;
 
 const transformed = new WeakMap<Tensor, { u: GPUBuffer; Cp: number; Op: number }>();
 
@@ -276,7 +279,10 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   // on padding when there are fewer than 128 tiles (UNet's 8×8 level).
   const BM = 64, BN = P >= 128 ? 128 : 64;
   // Chunks of tiles so that V [16, Cp, Pp] and M [16, Op, Pp] (f32) stay under the cap.
-  const cap = Math.min(WINO_SCRATCH_BYTES, gpu.maxBinding);
+  const scratchCap = x.bytes < WINO_SCRATCH_BYTES_LARGE_INPUT
+    ? WINO_SCRATCH_BYTES
+    : WINO_SCRATCH_BYTES_LARGE_INPUT;
+  const cap = Math.min(scratchCap, gpu.maxBinding);
   const maxPp = Math.max(BN, Math.floor(cap / (64 * Math.max(Cp, Op)) / BN) * BN);
   const Pp = Math.min(roundUp(P, BN), maxPp);
   const scratch = Math.max(cap, 64 * Math.max(Cp, Op) * Pp); // over the cap only if one BN is
