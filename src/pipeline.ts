@@ -192,17 +192,15 @@ function vaeSkip(opts: LoadOptions): ((key: string) => boolean) | undefined {
 }
 
 /**
- * Winograd transforms of the models' 3×3 filters, each filter freed (unless kept) as soon as its
- * transform is submitted — submitted work keeps a destroyed buffer alive — so that filters and
- * transforms never all coexist (that was a 4.1 GB load-time peak for SD 1.5).
+ * Winograd transforms of the models' 3×3 filters, each filter freed (unless kept) right after
+ * its transform is recorded — destroying submits it first (see `Gpu.destroyBuffer`) — so that
+ * filters and transforms never all coexist (that was a 4.1 GB load-time peak for SD 1.5).
  */
 async function prepareWinograd(gpu: Gpu, models: { store: ParamStore }[], opts: LoadOptions) {
   if (variants(gpu).conv !== "winograd") return;
   for (const conv of models.flatMap((m) => m.store.convs)) {
     conv.prepareWinograd();
-    if (opts.keepDirectConvWeights) continue;
-    gpu.submit();
-    conv.dropDirectWeight();
+    if (!opts.keepDirectConvWeights) conv.dropDirectWeight();
   }
   await gpu.flush();
 }
@@ -437,7 +435,6 @@ export class StableDiffusion {
     // Activations of the UNet's sizes are no use to the VAE: give the pool's memory back first.
     gpu.trimPool();
     const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w, hooks.onNote));
-    stepsDone(calls);
     gpu.trimPool();
     return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
   }

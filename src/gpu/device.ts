@@ -334,22 +334,23 @@ export class Gpu {
     list.push(buf);
   }
 
-  /** Destroys a buffer from {@linkcode alloc} now (it must not be used again). */
+  /**
+   * Destroys a buffer from {@linkcode alloc} (it must not be used again). Recorded commands are
+   * submitted first: a command buffer that uses a destroyed buffer fails at submit, while
+   * submitted work keeps its buffers alive until it has run.
+   */
   destroyBuffer(buf: GPUBuffer): void {
     const size = this.#bufferBytes.get(buf);
     if (size === undefined) return;
+    this.submit();
     this.#bufferBytes.delete(buf);
     this.#allocatedBytes -= size;
     this.#bindGroups.clear(); // entries may reference it
     buf.destroy();
   }
 
-  /**
-   * Destroys every pooled (free) buffer. Recorded commands are submitted first: a command buffer
-   * that uses a destroyed buffer fails at submit, while submitted work keeps its buffers alive.
-   */
+  /** Destroys every pooled (free) buffer (see {@linkcode destroyBuffer}). */
   trimPool(): void {
-    this.submit();
     for (const list of this.#pool.values()) {
       for (const b of list) this.destroyBuffer(b);
     }

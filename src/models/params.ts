@@ -141,29 +141,31 @@ export class ParamStore {
     for (const p of this.params) {
       if (opts.skip?.(p.key)) continue; // checked above, not uploaded (e.g. an unused encoder)
       const data = await source.read(p.key, p.shape, this.dtype);
-      p.set(Tensor.from(gpu, data, p.shape, this.dtype, { label: p.key, persistent: true }));
+      this.#upload(p, data);
       this.#host?.set(p, data);
       opts.onTensor?.(p);
     }
   }
 
   /**
-   * Frees the GPU copies of parameters loaded with `keepHost` (recorded work that reads them is
-   * submitted first); {@linkcode restore} uploads them again. Like diffusers' model CPU offload.
+   * Frees the GPU copies of parameters loaded with `keepHost` (recorded work that reads them
+   * still runs: see `Gpu.destroyBuffer`); {@linkcode restore} uploads them again. Like
+   * diffusers' model CPU offload.
    */
   offload(): void {
     if (!this.#host || this.#offloaded) return;
-    this.#gpu!.submit();
     for (const p of this.#host.keys()) p.t.destroy();
     this.#offloaded = true;
+  }
+
+  #upload(p: Param, data: Float32Array | Float16Array): void {
+    p.set(Tensor.from(this.#gpu!, data, p.shape, this.dtype, { label: p.key, persistent: true }));
   }
 
   /** Uploads offloaded parameters again (a no-op unless {@linkcode offload}ed). */
   restore(): void {
     if (!this.#offloaded) return;
-    for (const [p, data] of this.#host!) {
-      p.set(Tensor.from(this.#gpu!, data, p.shape, this.dtype, { label: p.key, persistent: true }));
-    }
+    for (const [p, data] of this.#host!) this.#upload(p, data);
     this.#offloaded = false;
   }
 }
