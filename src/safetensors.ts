@@ -6,7 +6,8 @@
  *
  * {@linkcode SafeTensorsFile.open} reads and validates only the header; each tensor is then read
  * on its own (seek + read), so files larger than 2 GiB (the SD 1.5 f32 UNet is 3.4 GB) never sit
- * in memory as one `ArrayBuffer`.
+ * in memory as one `ArrayBuffer`. {@linkcode SafeTensorsFile.stream} reads many tensors on a
+ * worker thread (`safetensors_worker.ts`) for model loading.
  *
  * @example
  * ```ts
@@ -282,13 +283,67 @@ export class SafeTensorsFile {
    */
   async readAs(name: string, dtype: "f32" | "f16"): Promise<Float32Array | Float16Array> {
     const info = this.#float(name);
-    const raw = await this.readRaw(name);
-    if (dtype === "f32") return toF32(raw, info.dtype);
-    if (info.dtype === "F16") return new Float16Array(raw.buffer, raw.byteOffset, raw.length / 2);
-    if (info.dtype === "F64") {
-      return new Float16Array(new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8));
+    return convertTensor(await this.readRaw(name), info.dtype, dtype);
+  }
+
+  /**
+   * Tensors `names` as f32 or f16 (converted as {@linkcode readAs} does), read in file order on a
+   * worker thread and yielded in that order, so that reading and converting overlap with whatever
+   * the caller does with each tensor (uploading it). Tensors are read in groups of about
+   * `groupBytes` (16 MiB); at most `window` groups (4) are read ahead of the caller.
+   *
+   * @throws {SafetensorsError} naming the file when a read fails
+   */
+  async *stream(
+    names: readonly string[],
+    dtype: "f32" | "f16",
+    opts: { groupBytes?: number; window?: number } = {},
+  ): AsyncGenerator<{ name: string; data: Float32Array | Float16Array }> {
+    const items: StreamItem[] = names.map((name) => {
+      const { begin, end, dtype } = this.#float(name);
+      return { name, begin, end, dtype };
+    }).sort((a, b) => a.begin - b.begin);
+    if (items.length === 0) return;
+    const worker = new Worker(new URL("./safetensors_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    const inbox: StreamReply[] = [];
+    let wake: (() => void) | null = null;
+    const deliver = (m: StreamReply) => {
+      inbox.push(m);
+      wake?.();
+      wake = null;
+    };
+    worker.onmessage = (e: MessageEvent<StreamReply>) => deliver(e.data);
+    worker.onerror = (e) => {
+      e.preventDefault();
+      deliver({ type: "error", message: e.message });
+    };
+    const request: StreamRequest = {
+      path: this.path,
+      items,
+      to: dtype,
+      groupBytes: opts.groupBytes ?? 16 << 20,
+      window: opts.window ?? 4,
+    };
+    worker.postMessage(request);
+    try {
+      for (;;) {
+        while (inbox.length === 0) await new Promise<void>((r) => wake = r);
+        const m = inbox.shift()!;
+        if (m.type === "error") throw new SafetensorsError(`${this.path}: ${m.message}`);
+        if (m.type === "done") return;
+        for (const t of m.tensors) {
+          const data = t.f16
+            ? new Float16Array(t.buffer, t.byteOffset, t.length)
+            : new Float32Array(t.buffer, t.byteOffset, t.length);
+          yield { name: t.name, data };
+        }
+        worker.postMessage("credit"); // this group is consumed: one more may be read ahead
+      }
+    } finally {
+      worker.terminate();
     }
-    return new Float16Array(toF32(raw, info.dtype));
   }
 
   /** Tensor `name` as f64 (F64 as is, the other float dtypes widened exactly). */
@@ -323,6 +378,60 @@ export class SafeTensorsFile {
     return info;
   }
 }
+
+/**
+ * Raw little-endian tensor bytes of dtype `src` as f32 or f16: F16 to f16 and F32 to f32 without
+ * conversion (a view when aligned), anything else rounded to nearest (ties to even).
+ */
+export function convertTensor(
+  raw: Uint8Array,
+  src: SafeDType,
+  to: "f32" | "f16",
+): Float32Array | Float16Array {
+  if (to === "f32") return toF32(raw, src);
+  if (src === "F16") {
+    if (raw.byteOffset % 2 !== 0) raw = raw.slice();
+    return new Float16Array(raw.buffer, raw.byteOffset, raw.length / 2);
+  }
+  if (src === "F64") {
+    if (raw.byteOffset % 8 !== 0) raw = raw.slice();
+    return new Float16Array(new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8));
+  }
+  return new Float16Array(toF32(raw, src));
+}
+
+/** One tensor for the worker of {@linkcode SafeTensorsFile.stream} (absolute byte range). */
+export interface StreamItem {
+  name: string;
+  begin: number;
+  end: number;
+  dtype: SafeDType;
+}
+
+/** What {@linkcode SafeTensorsFile.stream} asks of its worker (then one "credit" a group). */
+export interface StreamRequest {
+  path: string;
+  /** In file order. */
+  items: StreamItem[];
+  to: "f32" | "f16";
+  groupBytes: number;
+  window: number;
+}
+
+/** The worker's messages: a group of converted tensors (buffers transferred), the end, a failure. */
+export type StreamReply =
+  | {
+    type: "group";
+    tensors: {
+      name: string;
+      f16: boolean;
+      buffer: ArrayBuffer;
+      byteOffset: number;
+      length: number;
+    }[];
+  }
+  | { type: "done" }
+  | { type: "error"; message: string };
 
 /** Converts little-endian F32/F16/BF16/F64 bytes to f32 (copying first if misaligned). */
 function toF32(raw: Uint8Array, dtype: SafeDType): Float32Array {

@@ -325,6 +325,10 @@ Deno.test("safetensors: tensors past 2 GiB and 4 GiB of a sparse 4 GiB file", as
     assertEquals(f.tensors.get("p32")!.begin, 2 ** 32 - 512);
     assertEquals(firstBitDiff(await f.readF32("p31"), v31), -1, "p31");
     assertEquals(firstBitDiff(await f.readF32("p32"), v32), -1, "p32");
+    const streamed = new Map<string, ArrayBufferView>();
+    for await (const { name, data } of f.stream(["p31", "p32"], "f32")) streamed.set(name, data);
+    assertEquals(firstBitDiff(streamed.get("p31")!, v31), -1, "p31 streamed");
+    assertEquals(firstBitDiff(streamed.get("p32")!, v32), -1, "p32 streamed");
     f.close();
     // Cut 4 bytes off the end: p32 is now truncated, found from the header alone.
     await Deno.truncate(path, st.size - 4);
@@ -335,6 +339,64 @@ Deno.test("safetensors: tensors past 2 GiB and 4 GiB of a sparse 4 GiB file", as
       } KiB ` +
         `on disk), written and read in ${(performance.now() - t0).toFixed(0)} ms`,
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("safetensors: stream reads on a worker what readAs reads, in file order", async () => {
+  for (const { f32: p32, f16: p16 } of await tinyPairs()) {
+    for (const path of [p32, p16]) {
+      const f = await SafeTensorsFile.open(path);
+      const floats = [...f.tensors.values()].filter((t) => t.dtype !== "I64");
+      // Asked in reverse order; small groups and a one-group window exercise the credits.
+      const names = floats.map((t) => t.name).reverse();
+      for (const dtype of ["f32", "f16"] as const) {
+        for (const opts of [{}, { groupBytes: 3000, window: 1 }]) {
+          const got: string[] = [];
+          for await (const { name, data } of f.stream(names, dtype, opts)) {
+            got.push(name);
+            assert(data instanceof (dtype === "f16" ? Float16Array : Float32Array), name);
+            assertEquals(firstBitDiff(data, await f.readAs(name, dtype)), -1, `${path}/${name}`);
+          }
+          assertEquals(got, [...floats].sort((a, b) => a.begin - b.begin).map((t) => t.name));
+        }
+      }
+      f.close();
+    }
+  }
+});
+
+Deno.test("safetensors: stream of unaligned tensors, an early stop, a file cut short", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "safetensors_stream_" });
+  try {
+    const path = join(dir, "s.safetensors");
+    const f32 = Float32Array.from({ length: 300 }, (_, i) => Math.sin(i) * 70000);
+    await writeSafetensors(path, [
+      { name: "odd", dtype: "F16", shape: [3], data: new Float16Array([1.5, -2, 65504]) },
+      { name: "w", dtype: "F32", shape: [300], data: f32 }, // starts 2 bytes past alignment
+      { name: "w16", dtype: "F16", shape: [300], data: f32 },
+      { name: "bf", dtype: "BF16", shape: [300], data: f32 },
+      { name: "d", dtype: "F64", shape: [2], data: new Float64Array([0.1, 1e6]) },
+    ]);
+    const f = await SafeTensorsFile.open(path);
+    const names = ["odd", "w", "w16", "bf", "d"];
+    for (const dtype of ["f32", "f16"] as const) {
+      for await (const { name, data } of f.stream(names, dtype, { groupBytes: 1000 })) {
+        assertEquals(firstBitDiff(data, await f.readAs(name, dtype)), -1, `${name} as ${dtype}`);
+      }
+    }
+    for await (const { name } of f.stream(names, "f16", { window: 1 })) {
+      assertEquals(name, "odd");
+      break; // the worker is stopped; the test's leak check fails if it is not
+    }
+    await Deno.truncate(path, f.size - 10);
+    await assertRejects(async () => {
+      for await (const _ of f.stream(names, "f32", { groupBytes: 1000 })) {
+        // consumed until the read fails
+      }
+    }, `${path}: unexpected end of file`);
+    f.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

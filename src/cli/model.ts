@@ -8,12 +8,12 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import type { DType } from "../gpu/device.ts";
 import type { ModelSource } from "../pipeline.ts";
 import { basename, extname, join, resolve } from "../std/path.ts";
 import { existsSync } from "../std/fs.ts";
 import { isVerified, stampPath } from "../weights/cache.ts";
+import { sha256FileInWorker } from "../weights/sha256.ts";
 import { fetchModel, type FetchProgress, WeightsError } from "../weights/fetch.ts";
 import {
   type FileFilter,
@@ -77,27 +77,10 @@ function checkModelName(lock: WeightsLock, name: string): void {
   }
 }
 
-/** sha256 of a file, streamed (hex). */
-export async function sha256File(path: string): Promise<string> {
-  const hash = createHash("sha256");
-  const f = await Deno.open(path, { read: true });
-  try {
-    const buf = new Uint8Array(4 << 20);
-    for (;;) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    f.close();
-  }
-  return hash.digest("hex");
-}
-
 /**
  * A file's sha256, from its cache stamp (`F.verified`, see `weights/cache.ts`) when the file is
  * still the one stamped — so a fetched model passed as `--weights DIR` is not hashed again —
- * else by reading it.
+ * else by reading it (in a worker: the weights load meanwhile).
  */
 async function fileSha256(path: string): Promise<string> {
   try {
@@ -112,7 +95,7 @@ async function fileSha256(path: string): Promise<string> {
   } catch {
     // no stamp: hash the content
   }
-  return await sha256File(path);
+  return await sha256FileInWorker(path);
 }
 
 /**

@@ -19,8 +19,14 @@ export interface WeightSource {
   keys(): string[] | null;
   /** The stored shape of `key`, or undefined when absent (synth: the declared shape). */
   shape(key: string, declared: readonly number[]): readonly number[] | undefined;
-  /** The values of `key` converted to `dtype`, in the declared shape's element order. */
-  read(key: string, shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array>;
+  /**
+   * The values of each requested key converted to `dtype`, in the declared shape's element order;
+   * yielded in whatever order the source reads best (file order).
+   */
+  readAll(
+    requests: readonly { key: string; shape: readonly number[] }[],
+    dtype: DType,
+  ): AsyncIterable<{ key: string; data: Float32Array | Float16Array }>;
 }
 
 /** What the loader needs to know of a convolution module. */
@@ -138,13 +144,16 @@ export class ParamStore {
         `${source.label} does not match the ${this.component} config: ${shown}${more}`,
       );
     }
-    for (const p of this.params) {
-      if (opts.skip?.(p.key)) continue; // checked above, not uploaded (e.g. an unused encoder)
-      const data = await source.read(p.key, p.shape, this.dtype);
+    // Skipped keys are checked above, not uploaded (e.g. an unused encoder).
+    const wanted = this.params.filter((p) => !opts.skip?.(p.key));
+    for await (const { key, data } of source.readAll(wanted, this.dtype)) {
+      const p = this.#byKey.get(key)!;
       this.#upload(p, data);
       this.#host?.set(p, data);
       opts.onTensor?.(p);
     }
+    const missed = wanted.filter((p) => !p.loaded);
+    if (missed.length) throw new Error(`${source.label}: ${missed[0].key} was not read`);
   }
 
   /**

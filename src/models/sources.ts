@@ -13,6 +13,19 @@ import type { WeightSource } from "./params.ts";
 /** The safetensors dtypes that hold parameters (others, like CLIP's int64 position_ids, do not). */
 export const FLOAT_DTYPES: ReadonlySet<string> = new Set(["F32", "F16", "BF16", "F64"]);
 
+/** Streams model keys from `file` (see `SafeTensorsFile.stream`), `fileKey` naming each. */
+async function* streamKeys(
+  file: SafeTensorsFile,
+  requests: readonly { key: string }[],
+  fileKey: (key: string) => string,
+  dtype: DType,
+): AsyncGenerator<{ key: string; data: Float32Array | Float16Array }> {
+  const modelKey = new Map(requests.map((r) => [fileKey(r.key), r.key]));
+  for await (const { name, data } of file.stream([...modelKey.keys()], dtype)) {
+    yield { key: modelKey.get(name)!, data };
+  }
+}
+
 /** One safetensors file; `prefix` is stripped from its keys (`text_model.` for CLIP). */
 export class SafetensorsSource implements WeightSource {
   readonly label: string;
@@ -35,8 +48,11 @@ export class SafetensorsSource implements WeightSource {
     return k === undefined ? undefined : this.file.tensors.get(k)!.shape;
   }
 
-  read(key: string, _shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array> {
-    return this.file.readAs(this.#keys.get(key)!, dtype);
+  readAll(
+    requests: readonly { key: string }[],
+    dtype: DType,
+  ): AsyncIterable<{ key: string; data: Float32Array | Float16Array }> {
+    return streamKeys(this.file, requests, (k) => this.#keys.get(k)!, dtype);
   }
 }
 
@@ -57,8 +73,11 @@ export class MappedSource implements WeightSource {
     return this.map.get(key)?.shape;
   }
 
-  read(key: string, _shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array> {
-    return this.file.readAs(this.map.get(key)!.fileKey, dtype);
+  readAll(
+    requests: readonly { key: string }[],
+    dtype: DType,
+  ): AsyncIterable<{ key: string; data: Float32Array | Float16Array }> {
+    return streamKeys(this.file, requests, (k) => this.map.get(k)!.fileKey, dtype);
   }
 }
 
@@ -74,7 +93,12 @@ export class SynthSource implements WeightSource {
     return declared;
   }
 
-  read(key: string, shape: readonly number[], dtype: DType): Promise<Float32Array | Float16Array> {
-    return Promise.resolve(dtype === "f16" ? synthTensorF16(key, shape) : synthTensor(key, shape));
+  async *readAll(
+    requests: readonly { key: string; shape: readonly number[] }[],
+    dtype: DType,
+  ): AsyncGenerator<{ key: string; data: Float32Array | Float16Array }> {
+    for (const { key, shape } of requests) {
+      yield { key, data: dtype === "f16" ? synthTensorF16(key, shape) : synthTensor(key, shape) };
+    }
   }
 }

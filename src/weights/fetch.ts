@@ -22,8 +22,8 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import { dirname, join } from "../std/path.ts";
+import { hashPrefix, newSha256, type Sha256 } from "./sha256.ts";
 import { cacheRoot, clearVerified, markVerified, missingFiles, modelCacheDir } from "./cache.ts";
 import {
   type FileFilter,
@@ -106,31 +106,6 @@ export interface VerifyResult {
   bytes: number;
   /** Actual sha256 (hex); null when the size already differed and the file was not hashed. */
   sha256: string | null;
-}
-
-const CHUNK = 4 << 20;
-
-async function hashPrefix(
-  path: string,
-  length: number,
-  onBytes?: (done: number) => void,
-): Promise<{ hash: ReturnType<typeof createHash>; done: number }> {
-  const hash = createHash("sha256");
-  const f = await Deno.open(path, { read: true });
-  const buf = new Uint8Array(CHUNK);
-  let done = 0;
-  try {
-    while (done < length) {
-      const n = await f.read(buf.subarray(0, Math.min(CHUNK, length - done)));
-      if (n === null) break;
-      hash.update(buf.subarray(0, n));
-      done += n;
-      onBytes?.(done);
-    }
-  } finally {
-    f.close();
-  }
-  return { hash, done };
 }
 
 /**
@@ -379,7 +354,7 @@ async function attempt(job: FileJob): Promise<void> {
       throw new Transient(`empty response for ${job.name}/${file.path}`, true, "empty response");
     }
 
-    let hash: ReturnType<typeof createHash>;
+    let hash: Sha256;
     if (offset > 0) {
       report("hashing", 0);
       const pre = await hashPrefix(part, offset, (d) => report("hashing", d));
@@ -391,7 +366,7 @@ async function attempt(job: FileJob): Promise<void> {
       }
       hash = pre.hash;
     } else {
-      hash = createHash("sha256");
+      hash = newSha256();
     }
 
     const out = await Deno.open(
