@@ -15,6 +15,8 @@
 //   VEC      K % 4 == 0 and N % 4 == 0: global memory is read and written as vec4 (8 or 16 bytes);
 //            otherwise every element is loaded and bounds-checked on its own (K = 77, N = 77, …).
 //   BIAS     add bias[n] (length N; 2N with GEGLU).
+//   BIAS_ROW with BIAS: add bias[m] instead (length M): a convolution's per-output-channel bias
+//            when C[b] = W · X[b] (A = W shared by every batch item: batch_a = 0).
 //   ACT_*    GELU (erf-exact), QUICK_GELU (x·σ(1.702x), CLIP), SILU, applied after the bias.
 //   RESIDUAL add residual[b, m, n] (same shape as C) after the activation.
 //   GEGLU    (TRANS_B only) B has 2N rows: C[m, n] = h · GELU(g) with h = (A·Bᵀ)[m, n] + bias[n] and
@@ -42,6 +44,13 @@
 // the accumulators, prefetch registers and A fragments are function-local arrays that stay in
 // registers only when indexed by constants — left as loops, the driver behind naga keeps them in
 // local memory and the kernel runs 8× slower (2 vs 16+ TFLOP/s at 4096³ on an H200).
+//
+// GEMV work decomposition (M ≤ 8 rows, TRANS_B and VEC, no GEGLU: SD's time-embedding
+// projections, M = batch): the tiled kernel would give one row of workgroups, each walking all of K
+// (~0.1 ms for [2, 1280]·[1280, 1280]ᵀ). Instead a workgroup of 256 invocations owns GN = 8
+// output columns: 32 lanes per column stride along K reading vec4 of the weight row (32 lanes ×
+// 8 bytes: contiguous), each keeping M f32 dot products; a workgroup-memory tree sums the 32
+// lanes, and 2·M invocations run the vec4 epilogue. Grid (⌈N/8⌉, 1, batch).
 //
 // NAIVE work decomposition: one invocation per output element (16 × 16 a workgroup), the K loop
 // reading A and B straight from global memory (scalar loads, never VEC), f32 sums. The baseline
@@ -89,7 +98,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(2) var<storage, read> B: array<${T}>;
 #endif
 #if BIAS
-#if VEC
+#if BIAS_V4
 @group(0) @binding(3) var<storage, read> bias: array<vec4<${T}>>;
 #else
 @group(0) @binding(3) var<storage, read> bias: array<${T}>;
@@ -144,7 +153,7 @@ fn gelu4(x: vec4<f32>) -> vec4<f32> {
 // Bias value(s) for output columns n..n+3 (column index into B's rows/columns).
 fn bias4(n: u32) -> vec4<f32> {
 #if BIAS
-#if VEC
+#if BIAS_V4
   return vec4<f32>(bias[n / 4u]);
 #else
   let nb = select(p.N, 2u * p.N, ${GEGLU_ON});
@@ -163,7 +172,11 @@ fn bias4(n: u32) -> vec4<f32> {
 // GEGLU, the gate products `g` of columns N + n..): everything after the sum, in f32, one store.
 // `lanes` < 4 stores only the first lanes (the naive kernel's single element).
 fn finish(cb: u32, m: u32, n: u32, h: vec4<f32>, g: vec4<f32>, lanes: u32) {
+#if BIAS_ROW
+  var v = h * p.alpha + vec4<f32>(f32(bias[m]));
+#else
   var v = h * p.alpha + bias4(n);
+#endif
 #if GEGLU
   v = v * gelu4(g * p.alpha + bias4(p.N + n));
 #endif
@@ -193,7 +206,58 @@ fn finish(cb: u32, m: u32, n: u32, h: vec4<f32>, g: vec4<f32>, lanes: u32) {
 #endif
 }
 
-#if NAIVE
+#if GEMV
+const GN = 8u;     // output columns per workgroup
+const GL = 32u;    // lanes per column, striding along K
+const GMAX = 8u;   // most rows of A
+
+var<workgroup> red: array<f32, GMAX * 256u>;
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_index) t: u32,
+) {
+  let col = t / GL;
+  let lane = t % GL;
+  let n = wg.x * GN + col;
+  let ab = wg.z * p.batch_a;
+  let bb = wg.z * p.batch_b;
+  var acc: array<f32, GMAX>;
+  if (n < p.N) {
+    for (var k = 4u * lane; k < p.K; k += 4u * GL) {
+      let b = vec4<f32>(B[(bb + n * p.K + k) / 4u]);
+      #unroll
+      for (var i = 0u; i < GMAX; i++) {
+        if (i < p.M) { acc[i] += dot(vec4<f32>(A[(ab + i * p.K + k) / 4u]), b); }
+      }
+    }
+  }
+  #unroll
+  for (var i = 0u; i < GMAX; i++) {
+    red[i * 256u + t] = acc[i];
+  }
+  for (var s = GL / 2u; s > 0u; s /= 2u) {
+    workgroupBarrier();
+    if (lane < s) {
+      #unroll
+      for (var i = 0u; i < GMAX; i++) {
+        red[i * 256u + t] += red[i * 256u + t + s];
+      }
+    }
+  }
+  workgroupBarrier();
+  // Invocation t < 2·M: row m = t / 2, columns 4·(t % 2) .. +3 of this workgroup's 8.
+  if (t < 2u * p.M) {
+    let m = t / 2u;
+    let c = 4u * (t % 2u);
+    let r = m * 256u + c * GL;
+    let h = vec4<f32>(red[r], red[r + GL], red[r + 2u * GL], red[r + 3u * GL]);
+    let n4 = wg.x * GN + c;
+    if (n4 < p.N) { finish(wg.z * p.batch_c, m, n4, h, vec4<f32>(), 4u); }
+  }
+}
+#elif NAIVE
 @compute @workgroup_size(16, 16)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n = gid.x;

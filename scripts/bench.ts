@@ -2,7 +2,8 @@
  * `deno task bench`: the paper's Table 1 analogue on this machine. SD 1.5 architecture with
  * synthetic weights (no download), text-to-image with guidance; for each configuration —
  * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
- * + Winograd → + per-shape attention choice (`auto`, the default) — one warm-up run, then three
+ * + Winograd → + per-shape attention choice → + 1×1 and strided convolutions as GEMMs and a GEMV
+ * kernel for few-row products (`auto`, the default) — one warm-up run, then three
  * timed runs: (1) end to end (text encoder + UNet steps + VAE decode + PNG encode) as scripts run
  * it, waiting on the GPU only every few steps; (2) the same waiting for the text encoder and the
  * VAE to time them — its loop time over the 21 UNet calls is the UNet step; (3) the same waiting
@@ -21,6 +22,7 @@
 
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/device.ts";
+import { type MatmulVariant, setMatmulVariant } from "../src/ops/linear.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
 import { encodePng, toRgb8 } from "../src/png.ts";
@@ -41,30 +43,41 @@ const { values: args } = parseArgs({
   },
 });
 
-const CONFIGS: { name: string; variants: Variants }[] = [
+const CONFIGS: { name: string; variants: Variants; smallM?: MatmulVariant["smallM"] }[] = [
   {
     name: "baseline (naive)",
     variants: { groupnorm: "naive", gelu: "naive", attention: "naive", conv: "direct" },
+    smallM: "tiled",
   },
   {
     name: "+ fused GroupNorm/GELU",
     variants: { groupnorm: "fused", gelu: "fused", attention: "naive", conv: "direct" },
+    smallM: "tiled",
   },
   {
     name: "+ partitioned softmax",
     variants: { groupnorm: "fused", gelu: "fused", attention: "partitioned", conv: "direct" },
+    smallM: "tiled",
   },
   {
     name: "+ Flash attention",
     variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "direct" },
+    smallM: "tiled",
   },
   {
     name: "+ Winograd",
     variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "winograd" },
+    smallM: "tiled",
   },
   {
     name: "+ per-shape attention (auto: naive for d ≥ 160)",
     variants: { groupnorm: "fused", gelu: "fused", attention: "auto", conv: "winograd" },
+    smallM: "tiled",
+  },
+  {
+    name: "+ GEMM 1×1/strided conv, GEMV (auto)",
+    variants: { groupnorm: "fused", gelu: "fused", attention: "auto", conv: "auto" },
+    smallM: "gemv",
   },
 ];
 
@@ -153,6 +166,7 @@ const rows: Row[] = [];
 for (const [i, c] of CONFIGS.entries()) {
   if (only && !only.includes(i)) continue;
   setVariants(gpu, c.variants);
+  setMatmulVariant(gpu, { smallM: c.smallM });
   await runOnce(); // warm-up: compiles this configuration's kernels
   gpu.trimPool();
   gpu.resetPeak();

@@ -197,7 +197,7 @@ function vaeSkip(opts: LoadOptions): ((key: string) => boolean) | undefined {
  * filters and transforms never all coexist (that was a 4.1 GB load-time peak for SD 1.5).
  */
 async function prepareWinograd(gpu: Gpu, models: { store: ParamStore }[], opts: LoadOptions) {
-  if (variants(gpu).conv !== "winograd") return;
+  if (variants(gpu).conv === "direct") return;
   for (const conv of models.flatMap((m) => m.store.convs)) {
     conv.prepareWinograd();
     if (!opts.keepDirectConvWeights) conv.dropDirectWeight();

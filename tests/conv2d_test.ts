@@ -96,7 +96,7 @@ async function runGpu(gpu: Gpu, c: Case, d: Data, dtype: DType): Promise<Float32
 }
 
 const TOL: Record<DType, number> = { f32: 1e-5, f16: 1e-2 };
-const MODES: Variants["conv"][] = ["direct", "winograd"];
+const MODES: Variants["conv"][] = ["direct", "winograd", "auto"];
 
 /** Checks every output element against the CPU; returns the relative L2 error. */
 async function checkFull(gpu: Gpu, c: Case, dtype: DType, mode: string): Promise<number> {
@@ -242,6 +242,32 @@ const SMALL: Case[] = [
     padding: 1,
   },
   { name: "1x1 s2 C21 O40 9x11", B: 1, C: 21, O: 40, H: 9, W: 11, k: 1, stride: 2, padding: 0 },
+  // Strided and 1×1 GEMMs past one tile in every direction, every epilogue.
+  {
+    name: "3x3 s2 p1 B2 C6 O70 19x21 residual silu",
+    B: 2,
+    C: 6,
+    O: 70,
+    H: 19,
+    W: 21,
+    k: 3,
+    stride: 2,
+    padding: 1,
+    residual: true,
+    silu: true,
+  },
+  {
+    name: "1x1 B2 C36 O68 9x15 residual",
+    B: 2,
+    C: 36,
+    O: 68,
+    H: 9,
+    W: 15,
+    k: 1,
+    stride: 1,
+    padding: 0,
+    residual: true,
+  },
   // Winograd in two chunks of tiles (V would pass 128 MiB in one).
   {
     name: "3x3 s1 p1 C3 O4 390x386",
@@ -310,7 +336,7 @@ const SD: Case[] = [
 ];
 
 Deno.test({
-  name: "conv2d: small shapes, direct and winograd, f32 and f16 vs CPU",
+  name: "conv2d: small shapes, direct, winograd and auto (GEMM), f32 and f16 vs CPU",
   ignore: !hasGpu,
   async fn() {
     const gpu = (await testGpu())!;
@@ -327,7 +353,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "conv2d: SD-sized shapes (sampled outputs), direct and winograd, f32 and f16",
+  name: "conv2d: SD-sized shapes (sampled outputs), direct, winograd and auto, f32 and f16",
   ignore: !hasGpu,
   async fn() {
     const gpu = (await testGpu())!;
@@ -336,8 +362,9 @@ Deno.test({
       for (const mode of MODES) {
         setVariants(gpu, { conv: mode });
         for (const c of SD) {
-          // Winograd only changes 3×3 stride-1 convolutions: run the rest once.
+          // Winograd only changes 3×3 stride-1 convolutions, auto (GEMM) only the others.
           if (mode === "winograd" && !(c.k === 3 && c.stride === 1)) continue;
+          if (mode === "auto" && c.k === 3 && c.stride === 1) continue;
           await checkSampled(gpu, c, dtype, mode);
         }
       }

@@ -3,6 +3,7 @@ import type { DType, Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import {
   type Activation,
+  channelProjection,
   geglu,
   linear,
   matmul,
@@ -390,5 +391,90 @@ Deno.test({
     }
     await gpu.flush();
     console.error(report.join("\n"));
+  },
+});
+
+Deno.test({
+  name:
+    "linear: GEMV for ≤ 8 rows (bias, activation, residual) matches the CPU and the tiled kernel",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    // SD's time_emb_proj ([2, 1280]·[1280, 1280]ᵀ) and partial column groups (N = 12, 20).
+    const shapes = [{ m: 2, k: 1280, n: 1280 }, { m: 1, k: 12, n: 20 }, { m: 8, k: 36, n: 12 }];
+    await eachVariant(
+      gpu,
+      [{ tile: "auto", smallM: "gemv" }, { tile: "auto", smallM: "tiled" }],
+      async (v) => {
+        const label0 = `${v}/${matmulVariant(gpu).smallM}`;
+        for (const dtype of dtypes(gpu)) {
+          for (const { m, k, n } of shapes) {
+            const x = stored(randomData(m * k, 21, 1), dtype);
+            const w = stored(randomData(n * k, 22, 0.5), dtype);
+            const b = stored(randomData(n, 23, 0.5), dtype);
+            const r = stored(randomData(m * n, 24, 1), dtype);
+            const tx = Tensor.from(gpu, x, [m, k], dtype);
+            const tw = Tensor.from(gpu, w, [n, k], dtype);
+            const tb = Tensor.from(gpu, b, [n], dtype);
+            const tr = Tensor.from(gpu, r, [m, n], dtype);
+            const base = { a: x, b: w, batch: 1, m, n, k, bBatched: false, transB: true };
+            const label = `linear ${label0} ${dtype} ${m}x${k}→${n}`;
+            check(
+              `${label} bias`,
+              await linear(tx, tw, tb).read(),
+              refAll({ ...base, bias: b }),
+              TOL[dtype],
+            );
+            const got = await linear(tx, tw, tb, { activation: "silu", residual: tr }).read();
+            const want = refAll({ ...base, bias: b, activation: "silu", residual: r });
+            check(`${label} bias silu residual`, got, want, TOL[dtype]);
+            for (const t of [tx, tw, tb, tr]) t.release();
+          }
+        }
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "channelProjection: one weight times every batch item, bias per row, silu, residual",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    // [M, K]·[K, N] per item: vec4 and scalar paths, partial tiles, a 1×1 shortcut's shape.
+    const shapes = [{ batch: 2, m: 70, k: 36, n: 132 }, { batch: 3, m: 5, k: 7, n: 9 }, {
+      batch: 2,
+      m: 320,
+      k: 640,
+      n: 256,
+    }];
+    for (const dtype of dtypes(gpu)) {
+      for (const { batch, m, k, n } of shapes) {
+        const w = stored(randomData(m * k, 31, 0.5), dtype);
+        const x = stored(randomData(batch * k * n, 32, 1), dtype);
+        const b = stored(randomData(m, 33, 0.5), dtype);
+        const r = stored(randomData(batch * m * n, 34, 1), dtype);
+        const tw = Tensor.from(gpu, w, [m, k, 1, 1], dtype);
+        const tx = Tensor.from(gpu, x, [batch, k, n], dtype);
+        const tb = Tensor.from(gpu, b, [m], dtype);
+        const tr = Tensor.from(gpu, r, [batch, m, n], dtype);
+        // Reference: A = w repeated per item, B = x [batch, K, N], bias added per row.
+        const a = new Float32Array(batch * m * k);
+        for (let z = 0; z < batch; z++) a.set(w, z * m * k);
+        const plain = refAll({ a, b: x, batch, m, n, k, bBatched: true, transB: false });
+        const want = plain.map((v, i) => {
+          const row = Math.floor(i / n) % m;
+          return ACT.silu(v + b[row]) + r[i];
+        });
+        const got = await channelProjection(tw, tx, { batch, m, k, n }, {
+          bias: tb,
+          residual: tr,
+          activation: "silu",
+          outShape: [batch, m, n],
+        }).read();
+        check(`channelProjection ${dtype} ${batch}×[${m},${k}]·[${k},${n}]`, got, want, TOL[dtype]);
+        for (const t of [tw, tx, tb, tr]) t.release();
+      }
+    }
   },
 });

@@ -103,7 +103,7 @@ export interface CliOptions {
 
 const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
   attention: ["auto", "flash", "partitioned", "naive"],
-  conv: ["winograd", "direct"],
+  conv: ["auto", "winograd", "direct"],
   groupnorm: ["fused", "naive"],
   gelu: ["fused", "naive"],
 };
@@ -169,7 +169,8 @@ Model:
 Kernels (to measure each optimization):
   --attention A          auto, flash, partitioned or naive (default: auto: flash for head
                          dims ≤ 80, naive above, as measured fastest on an H200)
-  --conv C               winograd or direct (default: winograd)
+  --conv C               auto, winograd or direct (default: auto: Winograd for 3×3 stride 1,
+                         1×1 and strided ones as a tiled GEMM; winograd: direct for those)
   --groupnorm G          fused or naive (default: fused)
   --gelu G               fused or naive (default: fused)
 

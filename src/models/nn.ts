@@ -70,7 +70,7 @@ export class Conv2d implements ConvModule {
 
   /** x [B, C, H, W] → [B, O, H', W'], optionally + residual. */
   forward(x: Tensor, residual?: Tensor): Tensor {
-    if (this.#directDropped && variants(x.gpu).conv !== "winograd") {
+    if (this.#directDropped && variants(x.gpu).conv === "direct") {
       throw new Error(
         `${this.weight.key}: the 3×3 filter was replaced by its Winograd transform at load; load with --conv direct to run direct convolution`,
       );

@@ -1,8 +1,10 @@
 /**
  * 2-D convolution with torch.nn.Conv2d semantics on NCHW tensors: an implicit-GEMM direct kernel
- * (`kernels/conv2d_direct.wgsl`) for every shape, and Winograd F(2×2, 3×3)
- * (`kernels/conv2d_winograd.wgsl`) for 3×3 stride-1 padding-1 convolutions when
- * `variants(gpu).conv` is `"winograd"`. Bias, a residual and SiLU are fused into the epilogue.
+ * (`kernels/conv2d_direct.wgsl`) for every shape, Winograd F(2×2, 3×3)
+ * (`kernels/conv2d_winograd.wgsl`) for 3×3 stride-1 padding-1 convolutions unless
+ * `variants(gpu).conv` is `"direct"`, and with `"auto"` (the default) the other convolutions as a
+ * GEMM on the tiled matmul (im2col columns, `kernels/conv2d_im2col.wgsl`, where not 1×1). Bias, a
+ * residual and SiLU are fused into the epilogue.
  *
  * @module
  */
@@ -10,6 +12,8 @@
 import type { DType } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
+import { channelProjection } from "./linear.ts";
+import { grid1d } from "./elementwise.ts";
 import { variants } from "./variants.ts";
 
 /** Options of {@linkcode conv2d}. */
@@ -35,9 +39,10 @@ function outSize(size: number, k: number, padBefore: number, padAfter: number, s
  *
  * `x` is `[B, C, H, W]`, `w` `[O, C, k, k]` with k = 1 or 3, `b` `[O]`, all of one dtype; the
  * result is `[B, O, H', W']` with `H' = ⌊(H + top + bottom − k) / stride⌋ + 1` (likewise W').
- * 3×3 stride-1 convolutions with symmetric padding 1 use Winograd F(2×2, 3×3) when
- * `variants(gpu).conv === "winograd"` (the transformed weight is made by {@linkcode prepareConv} on
- * first use); everything else runs the direct implicit-GEMM kernel. Accumulation is f32.
+ * 3×3 stride-1 convolutions with symmetric padding 1 use Winograd F(2×2, 3×3) unless
+ * `variants(gpu).conv === "direct"` (the transformed weight is made by {@linkcode prepareConv} on
+ * first use); with `"auto"` the rest run as a GEMM on the tiled matmul, else on the direct
+ * implicit-GEMM kernel. Accumulation is f32.
  *
  * @example
  * ```ts
@@ -85,11 +90,13 @@ export function conv2d(
     throw new Error(`conv2d: residual [${residual.shape}] is not the output shape [${outShape}]`);
   }
 
+  const route = variants(x.gpu).conv;
   const winograd = kh === 3 && stride === 1 && pt === 1 && pb === 1 && pl === 1 && pr === 1 &&
-    variants(x.gpu).conv === "winograd";
+    route !== "direct";
   const geom: Geometry = { B, C, H, W, O, OH, OW, k: kh, stride, pt, pl, dtype };
   const epi: Epilogue = { bias, residual, silu: act === "silu" };
-  return winograd ? runWinograd(x, w, geom, epi) : runDirect(x, w, geom, epi);
+  if (winograd) return runWinograd(x, w, geom, epi);
+  return (route === "auto" ? runGemm(x, w, geom, epi) : null) ?? runDirect(x, w, geom, epi);
 }
 
 /**
@@ -205,6 +212,50 @@ function directTile(
   if (O <= 16) return { TY: 4, TX: 64, TM: 4 }; // 16 × 256: conv_out (3–4 channels)
   const big = Math.ceil(pixels / 64) * Math.ceil(O / 128) * batch >= 256;
   return { TY: 16, TX: 16, TM: big ? 8 : 4 };
+}
+
+/** Most bytes of im2col columns the GEMM route stores; larger convolutions run direct. */
+const IM2COL_CAP = 64 << 20;
+
+/**
+ * The GEMM route (`conv: "auto"`): y[b] = W [O, K] · X̂[b] [K, N] on the tiled matmul, whose tiles
+ * reach 1.2–2× the direct kernel's rate at the UNet's 1×1 shapes and 2–2.5× at its stride-2
+ * downsamplers (H200). A 1×1 stride-1 unpadded convolution multiplies x as it is; any other first
+ * stores its im2col columns X̂ (`kernels/conv2d_im2col.wgsl`), unless they would exceed
+ * {@linkcode IM2COL_CAP} (null: run direct).
+ */
+function runGemm(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor | null {
+  const N = g.OH * g.OW;
+  const K = g.C * g.k * g.k;
+  const pointwise = g.k === 1 && g.stride === 1 && g.pt === 0 && g.pl === 0 && g.OH === g.H &&
+    g.OW === g.W;
+  const project = (cols: Tensor) =>
+    channelProjection(w, cols, { batch: g.B, m: g.O, k: K, n: N }, {
+      bias: epi.bias,
+      residual: epi.residual,
+      activation: epi.silu ? "silu" : "none",
+      outShape: [g.B, g.O, g.OH, g.OW],
+    });
+  if (pointwise) return project(x);
+  const total = g.B * K * N;
+  if (total * (g.dtype === "f16" ? 2 : 4) > IM2COL_CAP) return null;
+  const gpu = x.gpu;
+  const name = `conv2d_im2col_${g.dtype}_${g.k}x${g.k}`;
+  const kernel = gpu.kernel(
+    name,
+    () => specialize(kernelSource("conv2d_im2col.wgsl"), { T: g.dtype, KS: g.k }),
+  );
+  const cols = Tensor.empty(gpu, [g.B, K, N], g.dtype, name);
+  const u = new Uniforms()
+    .u32(g.C).u32(g.H).u32(g.W).u32(K)
+    .u32(g.OW).u32(N).u32(g.stride).u32(g.pt)
+    .u32(g.pl).u32(total).u32(0).u32(0).buffer;
+  gpu.dispatch(kernel, u, [x.buffer, cols.buffer], grid1d(total), {
+    bytes: x.bytes + cols.bytes,
+  });
+  const y = project(cols);
+  cols.release();
+  return y;
 }
 
 function runDirect(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {

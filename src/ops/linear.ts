@@ -30,12 +30,19 @@ export interface MatmulVariant {
    * tile where it applies (GEGLU needs 8 columns per invocation: `128x128` or `64x128`).
    */
   tile: "auto" | TileName;
+  /**
+   * Products with at most 8 rows against a weight (`linear`, e.g. the time-embedding projections
+   * at M = batch): `gemv` — 8 columns a workgroup, 32 lanes each along K (default); `tiled` — the
+   * tile `auto` picks. A forced tile always wins.
+   */
+  smallM: "gemv" | "tiled";
 }
 
 const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
   kernel: "tiled",
   accumulate: "f32",
   tile: "auto",
+  smallM: "gemv",
 };
 const chosen = new WeakMap<Gpu, MatmulVariant>();
 
@@ -67,6 +74,10 @@ interface Problem {
   n: number;
   k: number;
   batchB: number; // 0: B broadcast over the batch
+  /** 0: A (a weight) shared by every batch item; default m·k. */
+  batchA?: number;
+  /** Bias indexed by row m instead of column n (a convolution's per-channel bias). */
+  biasRow?: boolean;
   transB: boolean;
   alpha: number;
   activation: Activation;
@@ -143,6 +154,9 @@ function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
   return t;
 }
 
+/** Most rows of A the GEMV specialization takes (see `kernels/matmul.wgsl`). */
+const GEMV_MAX_M = 8;
+
 function run(pr: Problem): Tensor {
   const gpu = pr.a.gpu;
   const dtype = pr.a.dtype;
@@ -150,14 +164,18 @@ function run(pr: Problem): Tensor {
   const naive = cfg.kernel === "naive";
   const s: DType = dtype === "f16" && cfg.accumulate === "f16" ? "f16" : "f32";
   const vec = !naive && pr.k % 4 === 0 && pr.n % 4 === 0;
-  const tile = naive ? null : pickTile(gpu, pr, s);
+  // Few rows (time-embedding projections, M = batch): one workgroup per 8 columns instead of tiles.
+  const gemv = !naive && vec && cfg.tile === "auto" && cfg.smallM === "gemv" && pr.transB &&
+    !pr.geglu && pr.m <= GEMV_MAX_M;
+  const tile = naive || gemv ? null : pickTile(gpu, pr, s);
+  const biasRow = pr.bias !== null && (pr.biasRow ?? false);
   const fusion = [
-    pr.bias ? "_bias" : "",
+    pr.bias ? (biasRow ? "_biasrow" : "_bias") : "",
     pr.activation !== "none" ? `_${pr.activation}` : "",
     pr.residual ? "_res" : "",
     pr.geglu ? "_geglu" : "",
   ].join("");
-  const name = "matmul_" + (naive ? "naive" : "tiled") + `_${dtype}` +
+  const name = "matmul_" + (naive ? "naive" : gemv ? "gemv" : "tiled") + `_${dtype}` +
     (s !== "f32" ? "_acc16" : "") + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
     (tile ? `_${tile.bm}x${tile.bn}x${tile.bk}_${tile.tm}x${4 * tile.tn4}` : "") + fusion;
   const kernel = gpu.kernel(name, () =>
@@ -165,9 +183,12 @@ function run(pr: Problem): Tensor {
       T: dtype,
       S: s,
       NAIVE: naive,
+      GEMV: gemv,
       TRANS_B: pr.transB,
       VEC: vec,
       BIAS: pr.bias !== null,
+      BIAS_ROW: biasRow,
+      BIAS_V4: vec && !biasRow,
       RESIDUAL: pr.residual !== null,
       GEGLU: pr.geglu,
       GEGLU_ON: pr.geglu ? "true" : "false",
@@ -188,14 +209,14 @@ function run(pr: Problem): Tensor {
   const out = Tensor.empty(gpu, pr.outShape, dtype, name);
   const u = new Uniforms()
     .u32(pr.m).u32(pr.n).u32(pr.k)
-    .u32(pr.m * pr.k).u32(pr.batchB).u32(pr.m * pr.n)
+    .u32(pr.batchA ?? pr.m * pr.k).u32(pr.batchB).u32(pr.m * pr.n)
     .f32(pr.alpha).u32(0).buffer;
   const bufs = [pr.a.buffer, pr.b.buffer];
   if (pr.bias) bufs.push(pr.bias.buffer);
   if (pr.residual) bufs.push(pr.residual.buffer);
   bufs.push(out.buffer);
   const cols = pr.geglu ? 2 * pr.n : pr.n;
-  const grid: [number, number, number] = tile
+  const grid: [number, number, number] = gemv ? [Math.ceil(pr.n / 8), 1, pr.batch] : tile
     ? [
       Math.ceil(pr.n / (pr.geglu ? tile.bn / 2 : tile.bn)),
       Math.ceil(pr.m / tile.bm),
@@ -268,6 +289,61 @@ export function linear(
     activation: opts.activation ?? "none",
     geglu: false,
     outShape,
+  });
+}
+
+/**
+ * `y[b] = act(w · x[b] + bias[:, None]) + residual[b]`: one weight matrix `w [M, K]` applied to
+ * every batch item's `x[b] [K, N]` — a 1×1 convolution in NCHW (`K` input channels, `N` pixels),
+ * or any convolution over its im2col columns. Bias is per output row (channel).
+ *
+ * @param w weight with `M·K` values, row-major `[M, K]` (e.g. `[O, C, 1, 1]` or `[O, C, 3, 3]`)
+ * @param x `[B, K, N]` (any shape with B·K·N values, batch first)
+ * @returns `outShape` (B·M·N values)
+ */
+export function channelProjection(
+  w: Tensor,
+  x: Tensor,
+  dims: { batch: number; m: number; k: number; n: number },
+  opts: {
+    bias?: Tensor | null;
+    residual?: Tensor | null;
+    activation?: Activation;
+    outShape: number[];
+  },
+): Tensor {
+  checkDtypes("channelProjection", [w, x, opts.bias, opts.residual]);
+  const { batch, m, k, n } = dims;
+  if (w.size !== m * k || x.size !== batch * k * n) {
+    throw new Error(
+      `channelProjection: w [${w.shape}] and x [${x.shape}] do not fit ${batch}×[${m}, ${k}]·[${k}, ${n}]`,
+    );
+  }
+  if (opts.bias && opts.bias.size !== m) {
+    throw new Error(`channelProjection: bias [${opts.bias.shape}] for ${m} rows`);
+  }
+  if (opts.residual && opts.residual.size !== batch * m * n) {
+    throw new Error(
+      `channelProjection: residual [${opts.residual.shape}] for ${batch}×[${m}, ${n}]`,
+    );
+  }
+  return run({
+    a: w,
+    b: x,
+    bias: opts.bias ?? null,
+    biasRow: true,
+    residual: opts.residual ?? null,
+    batch,
+    m,
+    n,
+    k,
+    batchA: 0,
+    batchB: k * n,
+    transB: false,
+    alpha: 1,
+    activation: opts.activation ?? "none",
+    geglu: false,
+    outShape: opts.outShape,
   });
 }
 

@@ -16,8 +16,12 @@ export interface Variants {
    * (d 160 at 16×16: 0.44 vs 0.86 ms; the VAE's d 512: 2.3 vs 4.4 ms) and CLIP's 77 tokens.
    */
   attention: "auto" | "flash" | "partitioned" | "naive";
-  /** `--conv`: Winograd F(2×2,3×3) for 3×3 stride-1 convolutions, or direct convolution. */
-  conv: "winograd" | "direct";
+  /**
+   * `--conv`: `winograd` — Winograd F(2×2,3×3) for 3×3 stride-1 padding-1 convolutions, the direct
+   * implicit-GEMM kernel for the rest; `auto` — Winograd likewise, and the rest (1×1, stride 2) as
+   * a GEMM on the tiled matmul (im2col first where not 1×1); `direct` — the direct kernel for all.
+   */
+  conv: "auto" | "winograd" | "direct";
   /** `--groupnorm`: one fused kernel (stats, normalize, affine, SiLU) or separate passes. */
   groupnorm: "fused" | "naive";
   /** `--gelu`: GEGLU in the matmul epilogue, or split + GELU + multiply. */
@@ -27,7 +31,7 @@ export interface Variants {
 /** The optimized choice for every family. */
 export const OPTIMIZED: Readonly<Variants> = {
   attention: "auto",
-  conv: "winograd",
+  conv: "auto",
   groupnorm: "fused",
   gelu: "fused",
 };
