@@ -45,6 +45,13 @@
 // registers only when indexed by constants — left as loops, the driver behind naga keeps them in
 // local memory and the kernel runs 8× slower (2 vs 16+ TFLOP/s at 4096³ on an H200).
 //
+// SPLIT_K (tiled, VEC, no GEGLU; for products whose tiles alone leave SMs idle, e.g. K = 5120
+// at the UNet's 8×8 and 16×16 levels): the grid's z is batch item × S slices of K (k_split a
+// multiple of BK); each workgroup multiplies its slice and stores the raw f32 tile into a
+// [batch, S, M, N] scratch. SPLITK_REDUCE then sums the S partials per output vec4 (in slice
+// order: deterministic) and runs the usual epilogue. Specialization names end in _splitk / are
+// matmul_splitk_reduce_<T>[fusion].
+//
 // GEMV work decomposition (M ≤ 8 rows, TRANS_B and VEC, no GEGLU: SD's time-embedding
 // projections, M = batch): the tiled kernel would give one row of workgroups, each walking all of K
 // (~0.1 ms for [2, 1280]·[1280, 1280]ᵀ). Instead a workgroup of 256 invocations owns GN = 8
@@ -69,7 +76,7 @@ struct Params {
   batch_b: u32,  // elements between batch items of B (0: one B for every batch item)
   batch_c: u32,  // elements between batch items of C and residual
   alpha: f32,    // scale of the product, before bias
-  _pad: u32,
+  k_split: u32,  // SPLIT_K / SPLITK_REDUCE: K per slice (a multiple of BK)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -90,7 +97,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 #else
 
-#if VEC
+#if SPLITK_REDUCE
+@group(0) @binding(1) var<storage, read> partial: array<vec4<f32>>;
+#elif VEC
 @group(0) @binding(1) var<storage, read> A: array<vec4<${T}>>;
 @group(0) @binding(2) var<storage, read> B: array<vec4<${T}>>;
 #else
@@ -99,41 +108,24 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #endif
 #if BIAS
 #if BIAS_V4
-@group(0) @binding(3) var<storage, read> bias: array<vec4<${T}>>;
+@group(0) @binding(${BIND_BIAS}) var<storage, read> bias: array<vec4<${T}>>;
 #else
-@group(0) @binding(3) var<storage, read> bias: array<${T}>;
+@group(0) @binding(${BIND_BIAS}) var<storage, read> bias: array<${T}>;
+#endif
 #endif
 #if RESIDUAL
 #if VEC
-@group(0) @binding(4) var<storage, read> residual: array<vec4<${T}>>;
-@group(0) @binding(5) var<storage, read_write> C: array<vec4<${T}>>;
+@group(0) @binding(${BIND_RES}) var<storage, read> residual: array<vec4<${T}>>;
 #else
-@group(0) @binding(4) var<storage, read> residual: array<${T}>;
-@group(0) @binding(5) var<storage, read_write> C: array<${T}>;
-#endif
-#else
-#if VEC
-@group(0) @binding(4) var<storage, read_write> C: array<vec4<${T}>>;
-#else
-@group(0) @binding(4) var<storage, read_write> C: array<${T}>;
+@group(0) @binding(${BIND_RES}) var<storage, read> residual: array<${T}>;
 #endif
 #endif
+#if SPLIT_K
+@group(0) @binding(${BIND_C}) var<storage, read_write> partial_out: array<vec4<f32>>;
+#elif VEC
+@group(0) @binding(${BIND_C}) var<storage, read_write> C: array<vec4<${T}>>;
 #else
-#if RESIDUAL
-#if VEC
-@group(0) @binding(3) var<storage, read> residual: array<vec4<${T}>>;
-@group(0) @binding(4) var<storage, read_write> C: array<vec4<${T}>>;
-#else
-@group(0) @binding(3) var<storage, read> residual: array<${T}>;
-@group(0) @binding(4) var<storage, read_write> C: array<${T}>;
-#endif
-#else
-#if VEC
-@group(0) @binding(3) var<storage, read_write> C: array<vec4<${T}>>;
-#else
-@group(0) @binding(3) var<storage, read_write> C: array<${T}>;
-#endif
-#endif
+@group(0) @binding(${BIND_C}) var<storage, read_write> C: array<${T}>;
 #endif
 
 // erf with max abs error 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), as in elementwise.wgsl.
@@ -150,6 +142,7 @@ fn gelu4(x: vec4<f32>) -> vec4<f32> {
   return 0.5 * x * (1.0 + erf4(x * 0.7071067811865476));
 }
 
+#if !SPLIT_K
 // Bias value(s) for output columns n..n+3 (column index into B's rows/columns).
 fn bias4(n: u32) -> vec4<f32> {
 #if BIAS
@@ -205,8 +198,31 @@ fn finish(cb: u32, m: u32, n: u32, h: vec4<f32>, g: vec4<f32>, lanes: u32) {
   }
 #endif
 }
+#endif
 
-#if GEMV
+#if SPLITK_REDUCE
+// Split-K second pass: one invocation per output vec4 sums the S slices' partial products
+// ([batch][S][M][N] f32, S = ⌈K / k_split⌉) in slice order and runs the epilogue.
+@compute @workgroup_size(256)
+fn main(
+  @builtin(global_invocation_id) gid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  let per = p.M * p.N / 4u;
+  let batch = p.batch_a;  // this pass's uniforms carry the batch count here
+  if (i >= batch * per) { return; }
+  let b = i / per;
+  let r = i % per;
+  let slices = (p.K + p.k_split - 1u) / p.k_split;
+  var h = vec4<f32>(0.0);
+  for (var s = 0u; s < slices; s++) {
+    h += partial[(b * slices + s) * per + r];
+  }
+  finish(b * p.batch_c, r / (p.N / 4u), 4u * (r % (p.N / 4u)), h, vec4<f32>(), 4u);
+}
+#elif GEMV
+
 const GN = 8u;     // output columns per workgroup
 const GL = 32u;    // lanes per column, striding along K
 const GMAX = 8u;   // most rows of A
@@ -371,10 +387,12 @@ fn load_b(bb: u32, k: u32, n: u32) -> vec4<${S}> {
 }
 #endif
 
+#if !SPLIT_K
 // Epilogue of one accumulator vec4 (rows ≥ M and columns ≥ N are not stored).
 fn store4(cb: u32, m: u32, n: u32, h: vec4<${S}>, g: vec4<${S}>) {
   if (m < p.M && n < p.N) { finish(cb, m, n, vec4<f32>(h), vec4<f32>(g), 4u); }
 }
+#endif
 
 @compute @workgroup_size(${WX}, ${WY})
 fn main(
@@ -384,8 +402,19 @@ fn main(
 ) {
   let m0 = wg.y * BM;
   let n0 = wg.x * BN_OUT;
-  let ab = wg.z * p.batch_a;
-  let bb = wg.z * p.batch_b;
+#if SPLIT_K
+  // wg.z = batch item · S + slice; this workgroup sums k in [kbeg, kend).
+  let slices = (p.K + p.k_split - 1u) / p.k_split;
+  let bz = wg.z / slices;
+  let kbeg = (wg.z % slices) * p.k_split;
+  let kend = min(p.K, kbeg + p.k_split);
+#else
+  let bz = wg.z;
+  let kbeg = 0u;
+  let kend = p.K;
+#endif
+  let ab = bz * p.batch_a;
+  let bb = bz * p.batch_b;
 
   var acc: array<array<vec4<${S}>, TN4>, TM>;
   var pa: array<vec4<${S}>, A_LOADS>;
@@ -397,19 +426,19 @@ fn main(
   #unroll
   for (var l = 0u; l < ${A_LOADS}u; l++) {
     let s = t + l * THREADS;
-    pa[l] = load_a(ab, m0 + s / BK4, 4u * (s % BK4));
+    pa[l] = load_a(ab, m0 + s / BK4, kbeg + 4u * (s % BK4));
   }
   #unroll
   for (var l = 0u; l < ${B_LOADS}u; l++) {
     let s = t + l * THREADS;
 #if TRANS_B
-    pb[l] = load_bt(bb, n0, s % BN, 4u * (s / BN));
+    pb[l] = load_bt(bb, n0, s % BN, kbeg + 4u * (s / BN));
 #else
-    pb[l] = load_b(bb, s / BN4, n0 + 4u * (s % BN4));
+    pb[l] = load_b(bb, kbeg + s / BN4, n0 + 4u * (s % BN4));
 #endif
   }
 
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
+  for (var k0 = kbeg; k0 < kend; k0 += BK) {
     workgroupBarrier();
     #unroll
     for (var l = 0u; l < ${A_LOADS}u; l++) {
@@ -433,7 +462,7 @@ fn main(
 
     // Prefetch the next tile while this one is multiplied.
     let k1 = k0 + BK;
-    if (k1 < p.K) {
+    if (k1 < kend) {
       #unroll
       for (var l = 0u; l < ${A_LOADS}u; l++) {
         let s = t + l * THREADS;
@@ -471,9 +500,21 @@ fn main(
     }
   }
 
+#if SPLIT_K
+  // Partial products, no epilogue: [wg.z][M][N] f32 (SPLITK_REDUCE sums the slices).
+  #unroll
+  for (var i = 0u; i < ${TM}u; i++) {
+    let m = m0 + lid.y + i * WY;
+    #unroll
+    for (var j = 0u; j < ${TN4}u; j++) {
+      let n = n0 + 4u * (lid.x + j * WX);
+      if (m < p.M && n < p.N) { partial_out[((wg.z * p.M + m) * p.N + n) / 4u] = vec4<f32>(acc[i][j]); }
+    }
+  }
+#else
   // Epilogue: invocation (tx, ty) holds accumulator vec4 columns tx + j·WX; with GEGLU the first
   // TN4/2 are hidden columns and the last TN4/2 the gate columns of the same outputs.
-  let cb = wg.z * p.batch_c;
+  let cb = bz * p.batch_c;
   #unroll
   for (var i = 0u; i < ${TM}u; i++) {
     let m = m0 + lid.y + i * WY;
@@ -489,6 +530,7 @@ fn main(
     }
 #endif
   }
+#endif
 }
 #endif
 #endif

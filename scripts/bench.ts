@@ -2,8 +2,9 @@
  * `deno task bench`: the paper's Table 1 analogue on this machine. SD 1.5 architecture with
  * synthetic weights (no download), text-to-image with guidance; for each configuration —
  * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
- * + Winograd → + per-shape attention choice → + 1×1 and strided convolutions as GEMMs and a GEMV
- * kernel for few-row products (`auto`, the default) — one warm-up run, then three
+ * + Winograd → + per-shape attention choice → + 1×1 and strided convolutions as GEMMs, a GEMV
+ * kernel for few-row products and split-K for small grids (`auto`, the default) — one warm-up
+ * run, then three
  * timed runs: (1) end to end (text encoder + UNet steps + VAE decode + PNG encode) as scripts run
  * it, waiting on the GPU only every few steps; (2) the same waiting for the text encoder and the
  * VAE to time them — its loop time over the 21 UNet calls is the UNet step; (3) the same waiting
@@ -43,41 +44,41 @@ const { values: args } = parseArgs({
   },
 });
 
-const CONFIGS: { name: string; variants: Variants; smallM?: MatmulVariant["smallM"] }[] = [
+const CONFIGS: { name: string; variants: Variants; matmul: Partial<MatmulVariant> }[] = [
   {
     name: "baseline (naive)",
     variants: { groupnorm: "naive", gelu: "naive", attention: "naive", conv: "direct" },
-    smallM: "tiled",
+    matmul: { smallM: "tiled", splitK: "off" },
   },
   {
     name: "+ fused GroupNorm/GELU",
     variants: { groupnorm: "fused", gelu: "fused", attention: "naive", conv: "direct" },
-    smallM: "tiled",
+    matmul: { smallM: "tiled", splitK: "off" },
   },
   {
     name: "+ partitioned softmax",
     variants: { groupnorm: "fused", gelu: "fused", attention: "partitioned", conv: "direct" },
-    smallM: "tiled",
+    matmul: { smallM: "tiled", splitK: "off" },
   },
   {
     name: "+ Flash attention",
     variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "direct" },
-    smallM: "tiled",
+    matmul: { smallM: "tiled", splitK: "off" },
   },
   {
     name: "+ Winograd",
     variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "winograd" },
-    smallM: "tiled",
+    matmul: { smallM: "tiled", splitK: "off" },
   },
   {
     name: "+ per-shape attention (auto: naive for d ≥ 160)",
     variants: { groupnorm: "fused", gelu: "fused", attention: "auto", conv: "winograd" },
-    smallM: "tiled",
+    matmul: { smallM: "tiled", splitK: "off" },
   },
   {
-    name: "+ GEMM 1×1/strided conv, GEMV (auto)",
+    name: "+ GEMM 1×1/strided conv, GEMV, split-K (auto)",
     variants: { groupnorm: "fused", gelu: "fused", attention: "auto", conv: "auto" },
-    smallM: "gemv",
+    matmul: { smallM: "gemv", splitK: "auto" },
   },
 ];
 
@@ -166,7 +167,7 @@ const rows: Row[] = [];
 for (const [i, c] of CONFIGS.entries()) {
   if (only && !only.includes(i)) continue;
   setVariants(gpu, c.variants);
-  setMatmulVariant(gpu, { smallM: c.smallM });
+  setMatmulVariant(gpu, c.matmul);
   await runOnce(); // warm-up: compiles this configuration's kernels
   gpu.trimPool();
   gpu.resetPeak();

@@ -478,3 +478,63 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "matmul: split-K (forced slices and auto) with every epilogue matches the CPU",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    // 70×100→36: forced 3 slices become 2 of 64 (k_split is a multiple of BK = 32), the last
+    // partial; 64×1024→64: auto splits (2 workgroups) into 4 slices of 256.
+    const shapes = [{ m: 70, k: 100, n: 36 }, { m: 64, k: 1024, n: 64 }];
+    await eachVariant(gpu, [{ splitK: 3 }, { splitK: "auto" }], async (v) => {
+      const label0 = `${v}/splitK ${matmulVariant(gpu).splitK}`;
+      for (const dtype of dtypes(gpu)) {
+        for (const { m, k, n } of shapes) {
+          const x = stored(randomData(2 * m * k, 41, 1), dtype);
+          const w = stored(randomData(n * k, 42, 0.5), dtype);
+          const b = stored(randomData(Math.max(m, n), 43, 0.5), dtype);
+          const r = stored(randomData(2 * m * n, 44, 1), dtype);
+          const tx = Tensor.from(gpu, x, [2, m, k], dtype);
+          const tw = Tensor.from(gpu, w, [n, k], dtype);
+          const tb = Tensor.from(gpu, b.subarray(0, n), [n], dtype);
+          const tr = Tensor.from(gpu, r, [2, m, n], dtype);
+          const label = `${label0} ${dtype} 2×${m}x${k}→${n}`;
+          const base = { a: x, b: w, batch: 2, m, n, k, bBatched: false, transB: true };
+          const got = await linear(tx, tw, tb, { activation: "gelu", residual: tr }).read();
+          const want = refAll({ ...base, bias: b.subarray(0, n), activation: "gelu", residual: r });
+          check(`${label} linear bias gelu residual`, got, want, TOL[dtype]);
+          const got2 = await matmul(tx, tw, { transB: true, alpha: 0.5 }).read();
+          check(`${label} matmul transB α`, got2, refAll({ ...base, alpha: 0.5 }), TOL[dtype]);
+          // A weight [n, k] times x viewed as [2, k, m]: bias per row, SiLU, residual [2, n, m].
+          const tbr = Tensor.from(gpu, b.subarray(0, n), [n], dtype);
+          const trr = Tensor.from(gpu, r, [2, n, m], dtype);
+          const got3 = await channelProjection(tw, tx, { batch: 2, m: n, k, n: m }, {
+            bias: tbr,
+            residual: trr,
+            activation: "silu",
+            outShape: [2, n, m],
+          }).read();
+          const a = new Float32Array(2 * n * k);
+          a.set(w);
+          a.set(w, n * k);
+          const plain = refAll({ a, b: x, batch: 2, m: n, n: m, k, bBatched: true, transB: false });
+          const want3 = plain.map((val, i) => ACT.silu(val + b[Math.floor(i / m) % n]) + r[i]);
+          check(`${label} channelProjection bias-row silu residual`, got3, want3, TOL[dtype]);
+          for (const t of [tx, tw, tb, tr, tbr, trr]) t.release();
+        }
+      }
+    });
+    const names = gpu.kernelNames();
+    for (
+      const k of [
+        "_splitk",
+        "matmul_splitk_reduce_f32_bias_gelu_res",
+        "reduce_f32_biasrow_silu_res",
+      ]
+    ) {
+      assert(names.some((n) => n.includes(k)), `no ${k} kernel ran: ${names.join(", ")}`);
+    }
+    assert(!names.some((n) => n.includes("gemv") && n.includes("splitk")), "GEMV never splits");
+  },
+});

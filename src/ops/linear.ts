@@ -8,7 +8,7 @@
 
 import { bytesOf, type DType, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
+import { type Defines, kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { grid1d, mul, unary } from "./elementwise.ts";
 import { variants } from "./variants.ts";
 
@@ -36,6 +36,13 @@ export interface MatmulVariant {
    * tile `auto` picks. A forced tile always wins.
    */
   smallM: "gemv" | "tiled";
+  /**
+   * Split-K for tiled products whose tiles alone leave SMs idle: `auto` splits K into slices
+   * (partial f32 tiles, then a reduce pass with the epilogue) when the grid has fewer than 200
+   * workgroups; `off` never; a number forces that many slices wherever split-K applies (vec4
+   * shapes, no GEGLU).
+   */
+  splitK: "auto" | "off" | number;
 }
 
 const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
@@ -43,6 +50,7 @@ const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
   accumulate: "f32",
   tile: "auto",
   smallM: "gemv",
+  splitK: "auto",
 };
 const chosen = new WeakMap<Gpu, MatmulVariant>();
 
@@ -148,7 +156,11 @@ function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
       }
     }
   }
-  // Workgroup memory: As [bm][bk] + Bs [bk][bn] of the accumulator type; halve BK to fit.
+  return fitTile(gpu, t, s);
+}
+
+/** `t` with BK halved until As [bm][bk] + Bs [bk][bn] of type `s` fit in workgroup memory. */
+function fitTile(gpu: Gpu, t: Tile, s: DType): Tile {
   const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
   while ((t.bm + t.bn) * t.bk * bytesOf(s) > limit && t.bk > 4) t = { ...t, bk: t.bk / 2 };
   return t;
@@ -156,6 +168,41 @@ function pickTile(gpu: Gpu, pr: Problem, s: DType): Tile {
 
 /** Most rows of A the GEMV specialization takes (see `kernels/matmul.wgsl`). */
 const GEMV_MAX_M = 8;
+
+// Split-K (measured on an H200 at the UNet's 8×8–32×32 shapes, GPU time of both passes, µs):
+//   [512,5120]→1280 + res:   64x64_4x4 unsplit 550, ×4 319; 64x32_4x4 unsplit (auto before) 436
+//   [128,5120]→1280 + res:   64x32 unsplit 644; 64x64 ×8 260
+//   [512,1280]→1280:         64x32 unsplit 115; 64x64 ×4 90
+//   1×1 2560→1280 at 16×16:  64x32 unsplit 1110; 64x64 ×4 802
+//   stride-2 1280 at 16×16:  64x32 unsplit 2047; 64x64 ×8 674
+// So when the chosen tile's grid is under four waves (528 workgroups on 132 SMs), the 64×64 tile
+// split into enough slices for four waves, up to 8 slices of at least 128 of K each.
+const SPLIT_TARGET = 528;
+const SPLIT_MAX = 8;
+const SPLIT_MIN_K = 128;
+
+/** The tile and number of K slices (1: no split), see {@linkcode MatmulVariant.splitK}. */
+function pickSplit(
+  gpu: Gpu,
+  cfg: MatmulVariant,
+  pr: Problem,
+  tile: Tile,
+  vec: boolean,
+  s: DType,
+): { tile: Tile; slices: number } {
+  if (!vec || pr.geglu || cfg.splitK === "off") return { tile, slices: 1 };
+  if (typeof cfg.splitK === "number") {
+    return { tile, slices: Math.max(1, Math.min(cfg.splitK, Math.ceil(pr.k / tile.bk))) };
+  }
+  const wide = cfg.tile === "auto" ? fitTile(gpu, TILES["64x64_4x4"], s) : tile;
+  if (groups(tile, pr) >= SPLIT_TARGET) return { tile, slices: 1 };
+  const slices = Math.min(
+    SPLIT_MAX,
+    Math.floor(pr.k / SPLIT_MIN_K),
+    Math.ceil(SPLIT_TARGET / groups(wide, pr)),
+  );
+  return slices > 1 ? { tile: wide, slices } : { tile, slices: 1 };
+}
 
 function run(pr: Problem): Tensor {
   const gpu = pr.a.gpu;
@@ -167,34 +214,36 @@ function run(pr: Problem): Tensor {
   // Few rows (time-embedding projections, M = batch): one workgroup per 8 columns instead of tiles.
   const gemv = !naive && vec && cfg.tile === "auto" && cfg.smallM === "gemv" && pr.transB &&
     !pr.geglu && pr.m <= GEMV_MAX_M;
-  const tile = naive || gemv ? null : pickTile(gpu, pr, s);
-  const biasRow = pr.bias !== null && (pr.biasRow ?? false);
+  const picked = naive || gemv ? null : pickTile(gpu, pr, s);
+  const { tile, slices: asked } = picked
+    ? pickSplit(gpu, cfg, pr, picked, vec, s)
+    : { tile: null, slices: 1 };
+  // k_split is a multiple of BK; rounding up may leave fewer slices.
+  const kSplit = tile ? Math.ceil(Math.ceil(pr.k / asked) / tile.bk) * tile.bk : 0;
+  const slices = tile ? Math.ceil(pr.k / kSplit) : 1;
+  const split = slices > 1;
   const fusion = [
-    pr.bias ? (biasRow ? "_biasrow" : "_bias") : "",
+    pr.bias ? (pr.biasRow ? "_biasrow" : "_bias") : "",
     pr.activation !== "none" ? `_${pr.activation}` : "",
     pr.residual ? "_res" : "",
     pr.geglu ? "_geglu" : "",
   ].join("");
+  const epilogue = epilogueDefines(pr, vec);
   const name = "matmul_" + (naive ? "naive" : gemv ? "gemv" : "tiled") + `_${dtype}` +
     (s !== "f32" ? "_acc16" : "") + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
-    (tile ? `_${tile.bm}x${tile.bn}x${tile.bk}_${tile.tm}x${4 * tile.tn4}` : "") + fusion;
+    (tile ? `_${tile.bm}x${tile.bn}x${tile.bk}_${tile.tm}x${4 * tile.tn4}` : "") +
+    (split ? "_splitk" : fusion);
   const kernel = gpu.kernel(name, () =>
     specialize(kernelSource("matmul.wgsl"), {
       T: dtype,
       S: s,
       NAIVE: naive,
       GEMV: gemv,
+      SPLIT_K: split,
       TRANS_B: pr.transB,
       VEC: vec,
-      BIAS: pr.bias !== null,
-      BIAS_ROW: biasRow,
-      BIAS_V4: vec && !biasRow,
-      RESIDUAL: pr.residual !== null,
-      GEGLU: pr.geglu,
-      GEGLU_ON: pr.geglu ? "true" : "false",
-      ACT_GELU: pr.activation === "gelu",
-      ACT_QUICK_GELU: pr.activation === "quick_gelu",
-      ACT_SILU: pr.activation === "silu",
+      ...(split ? epilogueDefines(null, vec) : epilogue),
+      ...bindings(split ? null : pr.bias, split ? null : pr.residual, 3),
       BM: tile?.bm ?? 0,
       BN: tile?.bn ?? 0,
       BK: tile?.bk ?? 0,
@@ -207,15 +256,44 @@ function run(pr: Problem): Tensor {
       TN4_OUT: tile ? (pr.geglu ? tile.tn4 / 2 : tile.tn4) : 0,
     }));
   const out = Tensor.empty(gpu, pr.outShape, dtype, name);
-  const u = new Uniforms()
-    .u32(pr.m).u32(pr.n).u32(pr.k)
-    .u32(pr.batchA ?? pr.m * pr.k).u32(pr.batchB).u32(pr.m * pr.n)
-    .f32(pr.alpha).u32(0).buffer;
-  const bufs = [pr.a.buffer, pr.b.buffer];
-  if (pr.bias) bufs.push(pr.bias.buffer);
-  if (pr.residual) bufs.push(pr.residual.buffer);
-  bufs.push(out.buffer);
+  const uniforms = (batchA: number) =>
+    new Uniforms()
+      .u32(pr.m).u32(pr.n).u32(pr.k)
+      .u32(batchA).u32(pr.batchB).u32(pr.m * pr.n)
+      .f32(pr.alpha).u32(kSplit).buffer;
+  const epilogueBufs = [pr.bias, pr.residual].filter((t) => t !== null).map((t) => t.buffer);
   const cols = pr.geglu ? 2 * pr.n : pr.n;
+  const flops = 2 * pr.batch * pr.m * cols * pr.k;
+  const bytes = pr.a.bytes + pr.b.bytes + out.bytes + (pr.residual?.bytes ?? 0);
+  if (split) {
+    const partial = Tensor.empty(gpu, [pr.batch * slices * pr.m * pr.n], "f32", name);
+    gpu.dispatch(
+      kernel,
+      uniforms(pr.batchA ?? pr.m * pr.k),
+      [pr.a.buffer, pr.b.buffer, partial.buffer],
+      [Math.ceil(pr.n / tile!.bn), Math.ceil(pr.m / tile!.bm), pr.batch * slices],
+      { flops, bytes: bytes - out.bytes + partial.bytes },
+    );
+    const rname = `matmul_splitk_reduce_${dtype}${fusion}`;
+    const reduce = gpu.kernel(rname, () =>
+      specialize(kernelSource("matmul.wgsl"), {
+        T: dtype,
+        SPLITK_REDUCE: true,
+        VEC: true,
+        ...epilogue,
+        ...bindings(pr.bias, pr.residual, 2),
+      }));
+    // The reduce pass reads its batch count from batch_a.
+    gpu.dispatch(
+      reduce,
+      uniforms(pr.batch),
+      [partial.buffer, ...epilogueBufs, out.buffer],
+      grid1d(pr.batch * pr.m * pr.n / 4),
+      { bytes: partial.bytes + out.bytes + (pr.residual?.bytes ?? 0) },
+    );
+    partial.release();
+    return out;
+  }
   const grid: [number, number, number] = gemv ? [Math.ceil(pr.n / 8), 1, pr.batch] : tile
     ? [
       Math.ceil(pr.n / (pr.geglu ? tile.bn / 2 : tile.bn)),
@@ -223,11 +301,39 @@ function run(pr: Problem): Tensor {
       pr.batch,
     ]
     : [Math.ceil(pr.n / 16), Math.ceil(pr.m / 16), pr.batch];
-  gpu.dispatch(kernel, u, bufs, grid, {
-    flops: 2 * pr.batch * pr.m * cols * pr.k,
-    bytes: pr.a.bytes + pr.b.bytes + out.bytes + (pr.residual?.bytes ?? 0),
-  });
+  gpu.dispatch(
+    kernel,
+    uniforms(pr.batchA ?? pr.m * pr.k),
+    [pr.a.buffer, pr.b.buffer, ...epilogueBufs, out.buffer],
+    grid,
+    { flops, bytes },
+  );
   return out;
+}
+
+/** The epilogue's specialization defines for `pr` (none for null: split-K's partial tiles). */
+function epilogueDefines(pr: Problem | null, vec: boolean): Defines {
+  const act = pr?.activation ?? "none";
+  const biasRow = !!pr?.bias && (pr.biasRow ?? false);
+  return {
+    BIAS: !!pr?.bias,
+    BIAS_ROW: biasRow,
+    BIAS_V4: vec && !biasRow,
+    RESIDUAL: !!pr?.residual,
+    GEGLU: !!pr?.geglu,
+    GEGLU_ON: pr?.geglu ? "true" : "false",
+    ACT_GELU: act === "gelu",
+    ACT_QUICK_GELU: act === "quick_gelu",
+    ACT_SILU: act === "silu",
+  };
+}
+
+/** Binding numbers of bias, residual and C after `first - 1` operand bindings. */
+function bindings(bias: Tensor | null, residual: Tensor | null, first: number) {
+  const BIND_BIAS = first;
+  const BIND_RES = first + (bias ? 1 : 0);
+  const BIND_C = BIND_RES + (residual ? 1 : 0);
+  return { BIND_BIAS, BIND_RES, BIND_C };
 }
 
 function checkDtypes(op: string, ts: (Tensor | null | undefined)[]): DType {
