@@ -436,6 +436,20 @@ Deno.test({
   },
 });
 
+/** silu(w · x[z] + b[:, None]) + r[z] for w [m, k], x [batch, k, n], r [batch, m, n]. */
+function refProjection(
+  w: Float32Array,
+  x: Float32Array,
+  b: Float32Array,
+  r: Float32Array,
+  { batch, m, k, n }: { batch: number; m: number; k: number; n: number },
+): Float64Array {
+  const a = new Float32Array(batch * m * k);
+  for (let z = 0; z < batch; z++) a.set(w.subarray(0, m * k), z * m * k);
+  const plain = refAll({ a, b: x, batch, m, n, k, bBatched: true, transB: false });
+  return plain.map((v, i) => ACT.silu(v + b[Math.floor(i / n) % m]) + r[i]);
+}
+
 Deno.test({
   name: "channelProjection: one weight times every batch item, bias per row, silu, residual",
   ignore: !hasGpu,
@@ -458,14 +472,7 @@ Deno.test({
         const tx = Tensor.from(gpu, x, [batch, k, n], dtype);
         const tb = Tensor.from(gpu, b, [m], dtype);
         const tr = Tensor.from(gpu, r, [batch, m, n], dtype);
-        // Reference: A = w repeated per item, B = x [batch, K, N], bias added per row.
-        const a = new Float32Array(batch * m * k);
-        for (let z = 0; z < batch; z++) a.set(w, z * m * k);
-        const plain = refAll({ a, b: x, batch, m, n, k, bBatched: true, transB: false });
-        const want = plain.map((v, i) => {
-          const row = Math.floor(i / n) % m;
-          return ACT.silu(v + b[row]) + r[i];
-        });
+        const want = refProjection(w, x, b, r, { batch, m, k, n });
         const got = await channelProjection(tw, tx, { batch, m, k, n }, {
           bias: tb,
           residual: tr,
@@ -485,7 +492,7 @@ Deno.test({
   async fn() {
     const gpu = (await testGpu())!;
     // 70×100→36: forced 3 slices become 2 of 64 (k_split is a multiple of BK = 32), the last
-    // partial; 64×1024→64: auto splits (2 workgroups) into 4 slices of 256.
+    // partial; 64×1024→64: auto splits (1 workgroup of 64×64) into 8 slices of 128.
     const shapes = [{ m: 70, k: 100, n: 36 }, { m: 64, k: 1024, n: 64 }];
     await eachVariant(gpu, [{ splitK: 3 }, { splitK: "auto" }], async (v) => {
       const label0 = `${v}/splitK ${matmulVariant(gpu).splitK}`;
@@ -515,11 +522,7 @@ Deno.test({
             activation: "silu",
             outShape: [2, n, m],
           }).read();
-          const a = new Float32Array(2 * n * k);
-          a.set(w);
-          a.set(w, n * k);
-          const plain = refAll({ a, b: x, batch: 2, m: n, n: m, k, bBatched: true, transB: false });
-          const want3 = plain.map((val, i) => ACT.silu(val + b[Math.floor(i / m) % n]) + r[i]);
+          const want3 = refProjection(w, x, b, r, { batch: 2, m: n, k, n: m });
           check(`${label} channelProjection bias-row silu residual`, got3, want3, TOL[dtype]);
           for (const t of [tx, tw, tb, tr, tbr, trr]) t.release();
         }
