@@ -4,12 +4,12 @@
  * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
  * + Winograd → + per-shape attention choice → + 1×1 and strided convolutions as GEMMs, a GEMV
  * kernel for few-row products and split-K for small grids (`auto`, the default) — one warm-up
- * run, then three
- * timed runs: (1) end to end (text encoder + UNet steps + VAE decode + PNG encode) as scripts run
- * it, waiting on the GPU only every few steps; (2) the same waiting for the text encoder and the
- * VAE to time them — its loop time over the 21 UNet calls is the UNet step; (3) the same waiting
- * for every step, as a progress line does: its end to end, CPU recording per step and, with
- * `--profile`, GPU time per kernel. Peak GPU memory over the timed runs, less the 3×3 filters the
+ * run, then four timed runs: (1) end to end (text encoder + UNet steps + VAE decode + PNG encode)
+ * as scripts run it, waiting on the GPU only every few steps; (2) the same waiting for the text
+ * encoder and the VAE to time them — its loop time over the 21 UNet calls is the UNet step; (3) the
+ * same with a progress line's `onStep` hook (the CLI on a terminal); (4) waiting for every step:
+ * CPU recording per step and, with `--profile`, GPU time per kernel. Peak GPU memory over the
+ * timed runs, less the 3×3 filters the
  * bench keeps beside their Winograd transforms (a normal run frees them).
  *
  * Usage: deno task bench [--size 512] [--steps 20] [--precision f16] [--tokenizer DIR]
@@ -121,8 +121,8 @@ interface Row {
   config: string;
   /** The whole job with no per-step hooks (how scripts and pipes run it). */
   totalMs: number;
-  /** The same waiting for every step (as a progress line does). */
-  stepwiseMs: number;
+  /** The same with a progress line's `onStep` hook (steps waited for every few). */
+  progressMs: number;
   textMs: number;
   unetStepMs: number;
   recordMs: number;
@@ -143,18 +143,20 @@ const params = {
 
 /**
  * One whole job (text encoder included). `stages` collects stage times (the text encoder and VAE
- * are then waited for); `stepwise` waits for every step, as a progress line does.
+ * are then waited for); `stepwise` waits for every step; `progress` passes an `onStep` hook, as
+ * the CLI's progress line does.
  */
 async function runOnce(
   stages?: Record<string, number[]>,
   stepwise = false,
+  progress = false,
 ): Promise<{ totalMs: number; pngMs: number }> {
   sd.releaseTextStates(); // the whole job, text encoder included
   const t = performance.now();
-  const out = await sd.generate(
-    params,
-    stages ? { onStage: (s, ms) => (stages[s] ??= []).push(ms), syncSteps: stepwise } : {},
-  );
+  const out = await sd.generate(params, {
+    ...(stages ? { onStage: (s, ms) => (stages[s] ??= []).push(ms), syncSteps: stepwise } : {}),
+    ...(progress ? { onStep: () => {} } : {}),
+  });
   const tp = performance.now();
   encodePng(toRgb8(out.pixels), out.width, out.height, { text: { parameters: "bench" } });
   const end = performance.now();
@@ -174,9 +176,10 @@ for (const [i, c] of CONFIGS.entries()) {
   const plain = await runOnce();
   const stages: Record<string, number[]> = {};
   await runOnce(stages);
+  const withProgress = await runOnce(undefined, false, true);
   const stepStages: Record<string, number[]> = {};
   gpu.profiler?.reset();
-  const stepwise = await runOnce(stepStages, true);
+  await runOnce(stepStages, true);
   if (gpu.profiler) {
     const stats = gpu.profiler.stats();
     const total = stats.reduce((a, s) => a + s.ms, 0);
@@ -197,7 +200,7 @@ for (const [i, c] of CONFIGS.entries()) {
   rows.push({
     config: c.name,
     totalMs: plain.totalMs,
-    stepwiseMs: stepwise.totalMs,
+    progressMs: withProgress.totalMs,
     textMs: mean(stages.text_encoder),
     unetStepMs: mean(stages.unet_loop) / (steps + 1),
     recordMs: mean(stepStages.unet_record_cpu),
@@ -230,10 +233,10 @@ if (args.json) {
 } else {
   const lines = [
     header,
-    "| configuration | end to end (ms) | with per-step progress (ms) | text (ms) | UNet step (ms) | CPU record/step (ms) | VAE decode (ms) | PNG (ms) | peak GPU memory (GB) |",
+    "| configuration | end to end (ms) | with a progress line (ms) | text (ms) | UNet step (ms) | CPU record/step (ms) | VAE decode (ms) | PNG (ms) | peak GPU memory (GB) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map((r) =>
-      `| ${r.config} | ${r.totalMs.toFixed(0)} | ${r.stepwiseMs.toFixed(0)} | ${
+      `| ${r.config} | ${r.totalMs.toFixed(0)} | ${r.progressMs.toFixed(0)} | ${
         r.textMs.toFixed(1)
       } | ${r.unetStepMs.toFixed(1)} | ` +
       `${r.recordMs.toFixed(1)} | ${r.vaeMs.toFixed(1)} | ${r.pngMs.toFixed(1)} | ${

@@ -164,3 +164,36 @@ Deno.test({
     assert(errors.length === 0, errors.join("\n"));
   },
 });
+
+Deno.test({
+  name: "generate: onStep reports every step once, in order; waiting more often changes no pixel",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    const sd = await StableDiffusion.load(gpu, TINY, { precision: "f32" });
+    // PNDM with 10 steps makes 11 UNet calls: the loop waits every 8 without hooks, every 3 for a
+    // progress line (a last group of 2), every 1 with syncSteps.
+    const params = {
+      prompt: "a cat",
+      seed: 7,
+      steps: 10,
+      guidance: 7.5,
+      width: 64,
+      height: 64,
+      scheduler: "pndm" as const,
+    };
+    const plain = await sd.generate(params);
+    const seen: string[] = [];
+    const progress = await sd.generate(params, { onStep: (k, n) => seen.push(`${k}/${n}`) });
+    const synced = await sd.generate(params, { syncSteps: true });
+    assert(
+      seen.join() === Array.from({ length: 11 }, (_, i) => `${i + 1}/11`).join(),
+      `onStep calls: ${seen.join()}`,
+    );
+    for (const [name, r] of [["onStep", progress], ["syncSteps", synced]] as const) {
+      const same = r.pixels.length === plain.pixels.length &&
+        r.pixels.every((v, i) => v === plain.pixels[i]);
+      assert(same, `${name}: pixels differ from the run without hooks`);
+    }
+  },
+});

@@ -280,8 +280,8 @@ async function runGenerate(s: Session): Promise<number> {
       const t0 = performance.now();
       progress.start(where ? `[${where}] ` : "");
       const image = await sd.generate(params, {
-        // Only a visible progress line asks for per-step completion (each step then waits for
-        // the one before: a few percent slower); scripts and pipes queue every step at once.
+        // Only a visible progress line asks for step completion (the loop then waits every few
+        // steps instead of every 8: a few percent slower); scripts and pipes skip it.
         onStep: progress.enabled ? (k, n) => progress.step(k, n) : undefined,
         onStage,
         onDropped: (words) => s.note(`sd: ${truncationWarning(words)}`),
