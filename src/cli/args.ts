@@ -108,7 +108,9 @@ const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
   gelu: ["fused", "naive"],
 };
 
-const STRING_OPTIONS = [
+/** The fields of {@linkcode JobSettings}: a batch line's JSON keys, and options of the same name. */
+export const JOB_FIELDS = [
+  "prompt",
   "negative",
   "seed",
   "steps",
@@ -116,8 +118,12 @@ const STRING_OPTIONS = [
   "width",
   "height",
   "scheduler",
-  "batch",
   "out",
+] as const satisfies readonly (keyof JobSettings)[];
+
+const STRING_OPTIONS = [
+  ...JOB_FIELDS.filter((f) => f !== "prompt"),
+  "batch",
   "model",
   "weights",
   "config",

@@ -9,6 +9,7 @@
  */
 
 import {
+  JOB_FIELDS,
   type JobSettings,
   parseGuidance,
   parseScheduler,
@@ -28,19 +29,6 @@ export type BatchItem =
   | { kind: "job"; job: Job }
   | { kind: "skip"; line: number; note: string }
   | { kind: "error"; line: number; message: string };
-
-/** The fields a JSON line may hold. */
-export const JOB_FIELDS = [
-  "prompt",
-  "negative",
-  "seed",
-  "steps",
-  "guidance",
-  "width",
-  "height",
-  "scheduler",
-  "out",
-] as const;
 
 function text(obj: Record<string, unknown>, key: string): string | undefined {
   const v = obj[key];
