@@ -32,6 +32,9 @@ const LOG2E = Math.LOG2E;
  */
 export const chunkLimits = { naiveScores: 1 << 30, partials: 512 << 20 };
 
+/** `--attention auto`: the largest head dim that uses flash (naive above it). */
+export const AUTO_FLASH_MAX_HEAD_DIM = 80;
+
 /**
  * Multi-head attention on token-major tensors with the heads interleaved in the channel dim, as
  * diffusers' `to_q`/`to_k`/`to_v` produce them before the head split:
@@ -45,9 +48,6 @@ export const chunkLimits = { naiveScores: 1 << 30, partials: 512 << 20 };
  * const txt = attention(q, k, v, 12, { causal: true }); // CLIP
  * ```
  */
-/** `--attention auto`: the largest head dim that uses flash (naive above it). */
-export const AUTO_FLASH_MAX_HEAD_DIM = 80;
-
 export function attention(
   q: Tensor,
   k: Tensor,
@@ -59,19 +59,20 @@ export function attention(
   const scale = opts.scale ?? 1 / Math.sqrt(s.d);
   const causal = !!opts.causal;
   const out = Tensor.empty(q.gpu, q.shape, q.dtype, "attention");
+  const call: Call = { q, k, v, out, s, scale, causal };
   const chosen = variants(q.gpu).attention;
   // auto: flash where the rows kernel runs (d ≤ 80 with enough query rows), naive elsewhere —
   // CLIP's 2×12×77 rows, d 160, the VAE's d 512 — so a run compiles few attention kernels.
   const useFlash = s.d <= AUTO_FLASH_MAX_HEAD_DIM && rowTiles(s) !== null;
   switch (chosen === "auto" ? (useFlash ? "flash" : "naive") : chosen) {
     case "flash":
-      flash(q, k, v, out, s, scale, causal);
+      flash(call);
       break;
     case "partitioned":
-      partitioned(q, k, v, out, s, scale, causal);
+      partitioned(call);
       break;
     case "naive":
-      naive(q, k, v, out, s, scale, causal);
+      naive(call);
       break;
   }
   return out;
@@ -103,6 +104,29 @@ function chunking(
   return { nbh: 1, rows };
 }
 
+/** The chunks of a {@linkcode chunking} plan: heads bh0 … bh0+n−1, query rows i0 … i0+r−1. */
+function* chunks(
+  plan: { nbh: number; rows: number },
+  heads: number,
+  nq: number,
+): Generator<{ bh0: number; n: number; i0: number; r: number }> {
+  for (let bh0 = 0; bh0 < heads; bh0 += plan.nbh) {
+    for (let i0 = 0; i0 < nq; i0 += plan.rows) {
+      yield { bh0, n: Math.min(plan.nbh, heads - bh0), i0, r: Math.min(plan.rows, nq - i0) };
+    }
+  }
+}
+
+/** Throws naming `kernel` when it needs more workgroup memory than the adapter has. */
+function checkWorkgroupMemory(gpu: Gpu, kernel: string, bytes: number): void {
+  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
+  if (bytes > limit) {
+    throw new GpuError(
+      `kernel ${kernel} needs ${bytes} bytes of workgroup memory; this adapter has ${limit}`,
+    );
+  }
+}
+
 /** Problem sizes. */
 interface Shape {
   b: number;
@@ -110,6 +134,17 @@ interface Shape {
   nk: number;
   h: number;
   d: number;
+}
+
+/** One attention call: operands, sizes and softmax options. */
+interface Call {
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  out: Tensor;
+  s: Shape;
+  scale: number;
+  causal: boolean;
 }
 
 function checkShapes(q: Tensor, k: Tensor, v: Tensor, heads: number): Shape {
@@ -191,6 +226,11 @@ function flashTiles(s: Shape, partitions = 1): FlashTiles {
   return { rm, ...best, kc4, vc };
 }
 
+/** The name part that tells flash / partial kernel geometries apart. */
+function tilesName(t: FlashTiles, vec: boolean): string {
+  return `${vec ? "_vec4" : ""}_rm${t.rm}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}`;
+}
+
 /** Workgroup-memory layout and specialization values shared by the flash and partial kernels. */
 function tileDefines(
   gpu: Gpu,
@@ -204,13 +244,7 @@ function tileDefines(
   const smv = pt + (pvec ? bc * 16 : 0);
   const red = br * t.tc;
   const psz = pvec ? 0 : bc * br;
-  const bytes = 16 * smv + 4 * (red + psz);
-  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
-  if (bytes > limit) {
-    throw new GpuError(
-      `kernel ${name} needs ${bytes} bytes of workgroup memory; this adapter has ${limit}`,
-    );
-  }
+  checkWorkgroupMemory(gpu, name, 16 * smv + 4 * (red + psz));
   return {
     VEC: vec,
     RM: t.rm,
@@ -278,31 +312,15 @@ function rowSmemVec4s(t: RowTiles, d4: number): number {
   return Math.max(2 * t.bc * d4, (t.ks - 1) * t.br * t.rm * (d4 + 1));
 }
 
-function flash(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  s: Shape,
-  scale: number,
-  causal: boolean,
-): void {
-  const rt = rowTiles(s);
-  if (rt) flashRows(q, k, v, out, s, scale, causal, rt);
-  else flashTiled(q, k, v, out, s, scale, causal);
+function flash(c: Call): void {
+  const rt = rowTiles(c.s);
+  if (rt) flashRows(c, rt);
+  else flashTiled(c);
 }
 
 /** The rows kernel: one invocation per (query row, key split), d ≤ 80, d % 4 = 0. */
-function flashRows(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  s: Shape,
-  scale: number,
-  causal: boolean,
-  t: RowTiles,
-): void {
+function flashRows(c: Call, t: RowTiles): void {
+  const { q, s } = c;
   const gpu = q.gpu;
   const d4 = s.d / 4;
   const kp = t.bc / t.ks;
@@ -313,12 +331,7 @@ function flashRows(
   const smv = rowSmemVec4s(t, d4);
   const name =
     `attention_flash_rows_${q.dtype}_d${s.d}_br${t.br}_rm${t.rm}_ks${t.ks}_bc${t.bc}_sb${t.sb}`;
-  const limit = gpu.device.limits.maxComputeWorkgroupStorageSize;
-  if (16 * smv > limit) {
-    throw new GpuError(
-      `kernel ${name} needs ${16 * smv} bytes of workgroup memory; this adapter has ${limit}`,
-    );
-  }
+  checkWorkgroupMemory(gpu, name, 16 * smv);
   const kernel = gpu.kernel(
     name,
     () =>
@@ -338,25 +351,16 @@ function flashRows(
         SMV: smv,
       }),
   );
-  dispatchFlash(kernel, q, k, v, out, s, scale, causal, t.br * t.rm);
+  dispatchFlash(kernel, c, t.br * t.rm);
 }
 
 /** The tiled kernel: 16×TC invocations per Q tile, any head dim. */
-function flashTiled(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  s: Shape,
-  scale: number,
-  causal: boolean,
-): void {
+function flashTiled(c: Call): void {
+  const { q, s } = c;
   const gpu = q.gpu;
   const t = flashTiles(s);
   const vec = s.d % 4 === 0;
-  const name = `attention_flash_${q.dtype}${
-    vec ? "_vec4" : ""
-  }_rm${t.rm}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}`;
+  const name = `attention_flash_${q.dtype}${tilesName(t, vec)}`;
   const kernel = gpu.kernel(
     name,
     () =>
@@ -365,21 +369,12 @@ function flashTiled(
         ...tileDefines(gpu, name, t, vec),
       }),
   );
-  dispatchFlash(kernel, q, k, v, out, s, scale, causal, 16 * t.rm);
+  dispatchFlash(kernel, c, 16 * t.rm);
 }
 
 /** One flash dispatch: a workgroup per `rowsPerGroup` query rows of each (batch, head). */
-function dispatchFlash(
-  kernel: Kernel,
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  s: Shape,
-  scale: number,
-  causal: boolean,
-  rowsPerGroup: number,
-): void {
+function dispatchFlash(kernel: Kernel, c: Call, rowsPerGroup: number): void {
+  const { q, k, v, out, s, scale, causal } = c;
   const u = new Uniforms()
     .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
     .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(0).u32(0).buffer;
@@ -392,15 +387,8 @@ function dispatchFlash(
   );
 }
 
-function partitioned(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  s: Shape,
-  scale: number,
-  causal: boolean,
-): void {
+function partitioned(c: Call): void {
+  const { q, k, v, out, s, scale, causal } = c;
   const gpu = q.gpu;
   const vec = s.d % 4 === 0;
   // Partition = NSUB sub-tiles of 4·tc keys, S held in registers: 4 sub-tiles, 2 for wide O.
@@ -408,9 +396,7 @@ function partitioned(
   const nsub = base.cg >= 3 ? 2 : 4;
   const np = Math.ceil(s.nk / (nsub * 4 * base.tc));
   const t = flashTiles(s, np);
-  const partial = `attention_partitioned_partial_${q.dtype}${
-    vec ? "_vec4" : ""
-  }_rm${t.rm}_tc${t.tc}_cg${t.cg}_kc${t.kc4}_vc${t.vc}_sub${nsub}`;
+  const partial = `attention_partitioned_partial_${q.dtype}${tilesName(t, vec)}_sub${nsub}`;
   const combine = `attention_partitioned_combine_${q.dtype}`;
   const src = kernelSource("attention_partitioned.wgsl");
   const kPartial = gpu.kernel(partial, () =>
@@ -426,48 +412,38 @@ function partitioned(
   const bhAll = s.b * s.h;
   const rowBytes = np * s.d * 4;
   const cap = Math.min(gpu.maxBinding, chunkLimits.partials);
-  const { nbh, rows } = chunking(bhAll, s.nq, rowBytes, cap, 16 * t.rm);
+  const plan = chunking(bhAll, s.nq, rowBytes, cap, 16 * t.rm);
+  const { nbh, rows } = plan;
   const ml = Tensor.empty(gpu, [2, nbh, np, rows], "f32", "attention_partitioned_ml");
   const op = Tensor.empty(gpu, [nbh, np, rows, s.d], "f32", "attention_partitioned_o");
   const esize = bytesOf(q.dtype);
-  for (let bh0 = 0; bh0 < bhAll; bh0 += nbh) {
-    const n = Math.min(nbh, bhAll - bh0);
-    for (let i0 = 0; i0 < s.nq; i0 += rows) {
-      const r = Math.min(rows, s.nq - i0);
-      const u = new Uniforms()
-        .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
-        .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(np).u32(bh0)
-        .u32(0).u32(nbh * np * rows).u32(i0).u32(rows).buffer;
-      const frac = (n * r) / (bhAll * s.nq);
-      const partialBytes = n * r * rowBytes;
-      gpu.dispatch(
-        kPartial,
-        u,
-        [q.buffer, k.buffer, v.buffer, ml.buffer, op.buffer],
-        [Math.ceil(r / (16 * t.rm)), np, n],
-        {
-          flops: attentionFlops(s) * frac,
-          bytes: (q.bytes + 2 * k.bytes) * frac + partialBytes,
-        },
-      );
-      gpu.dispatch(kCombine, u, [ml.buffer, op.buffer, out.buffer], [r, n], {
-        bytes: partialBytes + n * r * s.d * esize,
-      });
-    }
+  for (const { bh0, n, i0, r } of chunks(plan, bhAll, s.nq)) {
+    const u = new Uniforms()
+      .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
+      .f32(scale * LOG2E).u32(causal ? 1 : 0).u32(np).u32(bh0)
+      .u32(0).u32(nbh * np * rows).u32(i0).u32(rows).buffer;
+    const frac = (n * r) / (bhAll * s.nq);
+    const partialBytes = n * r * rowBytes;
+    gpu.dispatch(
+      kPartial,
+      u,
+      [q.buffer, k.buffer, v.buffer, ml.buffer, op.buffer],
+      [Math.ceil(r / (16 * t.rm)), np, n],
+      {
+        flops: attentionFlops(s) * frac,
+        bytes: (q.bytes + 2 * k.bytes) * frac + partialBytes,
+      },
+    );
+    gpu.dispatch(kCombine, u, [ml.buffer, op.buffer, out.buffer], [r, n], {
+      bytes: partialBytes + n * r * s.d * esize,
+    });
   }
   ml.release();
   op.release();
 }
 
-function naive(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  out: Tensor,
-  s: Shape,
-  scale: number,
-  causal: boolean,
-): void {
+function naive(c: Call): void {
+  const { q, k, v, out, s, scale, causal } = c;
   const gpu = q.gpu;
   const src = kernelSource("attention_naive.wgsl");
   const kScores = gpu.kernel(
@@ -484,35 +460,31 @@ function naive(
   const bhAll = s.b * s.h;
   const rowBytes = s.nk * 4;
   const cap = Math.min(gpu.maxBinding, chunkLimits.naiveScores);
-  const { nbh, rows } = chunking(bhAll, s.nq, rowBytes, cap, 64);
-  const sBuf = Tensor.empty(gpu, [nbh, rows, s.nk], "f32", "attention_naive_s");
+  const plan = chunking(bhAll, s.nq, rowBytes, cap, 64);
+  const sBuf = Tensor.empty(gpu, [plan.nbh, plan.rows, s.nk], "f32", "attention_naive_s");
   const esize = bytesOf(q.dtype);
-  for (let bh0 = 0; bh0 < bhAll; bh0 += nbh) {
-    const n = Math.min(nbh, bhAll - bh0);
-    for (let i0 = 0; i0 < s.nq; i0 += rows) {
-      const r = Math.min(rows, s.nq - i0);
-      const u = new Uniforms()
-        .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
-        .f32(scale).u32(causal ? 1 : 0).u32(bh0).u32(i0)
-        .u32(r).u32(0).u32(0).u32(0).buffer;
-      const sBytes = n * r * rowBytes;
-      const mm = 2 * n * r * s.nk * s.d;
-      gpu.dispatch(
-        kScores,
-        u,
-        [q.buffer, k.buffer, sBuf.buffer],
-        [Math.ceil(s.nk / 64), Math.ceil(r / 64), n],
-        { flops: mm, bytes: sBytes + n * (r + s.nk) * s.d * esize },
-      );
-      gpu.dispatch(kSoftmax, u, [sBuf.buffer], [r, n], { bytes: 3 * sBytes });
-      gpu.dispatch(
-        kPv,
-        u,
-        [sBuf.buffer, v.buffer, out.buffer],
-        [Math.ceil(s.d / 64), Math.ceil(r / 64), n],
-        { flops: mm, bytes: sBytes + n * (r + s.nk) * s.d * esize },
-      );
-    }
+  for (const { bh0, n, i0, r } of chunks(plan, bhAll, s.nq)) {
+    const u = new Uniforms()
+      .u32(s.nq).u32(s.nk).u32(s.h).u32(s.d)
+      .f32(scale).u32(causal ? 1 : 0).u32(bh0).u32(i0)
+      .u32(r).u32(0).u32(0).u32(0).buffer;
+    const sBytes = n * r * rowBytes;
+    const mm = 2 * n * r * s.nk * s.d;
+    gpu.dispatch(
+      kScores,
+      u,
+      [q.buffer, k.buffer, sBuf.buffer],
+      [Math.ceil(s.nk / 64), Math.ceil(r / 64), n],
+      { flops: mm, bytes: sBytes + n * (r + s.nk) * s.d * esize },
+    );
+    gpu.dispatch(kSoftmax, u, [sBuf.buffer], [r, n], { bytes: 3 * sBytes });
+    gpu.dispatch(
+      kPv,
+      u,
+      [sBuf.buffer, v.buffer, out.buffer],
+      [Math.ceil(s.d / 64), Math.ceil(r / 64), n],
+      { flops: mm, bytes: sBytes + n * (r + s.nk) * s.d * esize },
+    );
   }
   sBuf.release();
 }
