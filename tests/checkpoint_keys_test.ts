@@ -8,6 +8,7 @@
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { fromFileUrl } from "../src/std/path.ts";
 import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SD15_UNET, SD15_VAE } from "../src/models/config.ts";
 import {
   type CheckpointComponent,
   type CheckpointKeyConfig,
@@ -30,19 +31,8 @@ async function tinyConfig(): Promise<CheckpointKeyConfig> {
 
 /** SD 1.5's numbering (https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5). */
 const SD15: CheckpointKeyConfig = {
-  unet: {
-    layers_per_block: 2,
-    block_out_channels: [320, 640, 1280, 1280],
-    down_block_types: [
-      "CrossAttnDownBlock2D",
-      "CrossAttnDownBlock2D",
-      "CrossAttnDownBlock2D",
-      "DownBlock2D",
-    ],
-    up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
-    mid_block_type: "UNetMidBlock2DCrossAttn",
-  },
-  vae: { layers_per_block: 2, block_out_channels: [128, 256, 512, 512] },
+  unet: { ...SD15_UNET, mid_block_type: "UNetMidBlock2DCrossAttn" },
+  vae: SD15_VAE,
 };
 
 const COMPONENT_FILES: Record<CheckpointComponent, string> = {

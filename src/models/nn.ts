@@ -10,6 +10,7 @@ import { attention } from "../ops/attention.ts";
 import { conv2d, prepareConv } from "../ops/conv2d.ts";
 import { variants } from "../ops/variants.ts";
 import { linear } from "../ops/linear.ts";
+import { unary } from "../ops/elementwise.ts";
 import { groupNorm, layerNorm } from "../ops/norm.ts";
 import { nchwToNlc, nlcToNchw } from "../ops/layout.ts";
 import type { ConvModule, Param, VarBuilder } from "./params.ts";
@@ -95,6 +96,17 @@ export class GroupNorm {
   /** Normalizes x [B, C, ...]; `silu` applies SiLU after the affine. */
   forward(x: Tensor, silu = false): Tensor {
     return groupNorm(x, this.groups, this.weight.t, this.bias.t, this.eps, { silu });
+  }
+
+  /**
+   * SiLU(norm(x)), fused — unless `probe` is given: it then sees the normalized tensor under
+   * `name` (before the separate SiLU), as diffusers' `conv_norm_out` hook does.
+   */
+  forwardSilu(x: Tensor, probe: Probe | undefined, name: string): Tensor {
+    if (!probe) return this.forward(x, true);
+    const n = this.forward(x, false);
+    probe(name, n);
+    return unary("silu", n);
   }
 }
 

@@ -215,14 +215,7 @@ export class UNet {
         probe?.(name, x);
       });
 
-      if (probe) {
-        const n = this.conv_norm_out.forward(x, false);
-        probe("conv_norm_out", n);
-        x = unary("silu", n);
-      } else {
-        x = this.conv_norm_out.forward(x, true);
-      }
-      const out = this.conv_out.forward(x);
+      const out = this.conv_out.forward(this.conv_norm_out.forwardSilu(x, probe, "conv_norm_out"));
       probe?.("conv_out", out);
       return out;
     });

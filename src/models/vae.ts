@@ -10,7 +10,6 @@
 
 import type { DType } from "../gpu/device.ts";
 import { scope, type Tensor } from "../gpu/tensor.ts";
-import { unary } from "../ops/elementwise.ts";
 import { sliceChannels } from "../ops/slice.ts";
 import type { VaeConfig } from "./config.ts";
 import { Conv2d, GroupNorm, type Probe, SpatialAttention } from "./nn.ts";
@@ -90,14 +89,9 @@ class Decoder {
       if (stage.sampler) x = replace(x, stage.sampler.forward(x));
       probe?.(`decoder.up_blocks.${i}`, x);
     });
-    if (probe) {
-      const n = this.conv_norm_out.forward(x, false);
-      probe("decoder.conv_norm_out", n);
-      x = unary("silu", n);
-    } else {
-      x = this.conv_norm_out.forward(x, true);
-    }
-    const out = this.conv_out.forward(x);
+    const out = this.conv_out.forward(
+      this.conv_norm_out.forwardSilu(x, probe, "decoder.conv_norm_out"),
+    );
     probe?.("decoder.conv_out", out);
     return out;
   }
