@@ -24,7 +24,7 @@
 import { parseArgs } from "node:util";
 import { Gpu } from "../src/gpu/device.ts";
 import { type MatmulVariant, setMatmulVariant } from "../src/ops/linear.ts";
-import { setVariants, type Variants } from "../src/ops/variants.ts";
+import { NAIVE, OPTIMIZED, setVariants, type Variants } from "../src/ops/variants.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
 import { encodePng, toRgb8 } from "../src/png.ts";
 import { resolveTokenizerDir } from "../src/cli/model.ts";
@@ -44,43 +44,33 @@ const { values: args } = parseArgs({
   },
 });
 
-const CONFIGS: { name: string; variants: Variants; matmul: Partial<MatmulVariant> }[] = [
-  {
-    name: "baseline (naive)",
-    variants: { groupnorm: "naive", gelu: "naive", attention: "naive", conv: "direct" },
-    matmul: { smallM: "tiled", splitK: "off" },
-  },
-  {
-    name: "+ fused GroupNorm/GELU",
-    variants: { groupnorm: "fused", gelu: "fused", attention: "naive", conv: "direct" },
-    matmul: { smallM: "tiled", splitK: "off" },
-  },
-  {
-    name: "+ partitioned softmax",
-    variants: { groupnorm: "fused", gelu: "fused", attention: "partitioned", conv: "direct" },
-    matmul: { smallM: "tiled", splitK: "off" },
-  },
-  {
-    name: "+ Flash attention",
-    variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "direct" },
-    matmul: { smallM: "tiled", splitK: "off" },
-  },
-  {
-    name: "+ Winograd",
-    variants: { groupnorm: "fused", gelu: "fused", attention: "flash", conv: "winograd" },
-    matmul: { smallM: "tiled", splitK: "off" },
-  },
-  {
-    name: "+ per-shape attention (auto: naive for d ≥ 160)",
-    variants: { groupnorm: "fused", gelu: "fused", attention: "auto", conv: "winograd" },
-    matmul: { smallM: "tiled", splitK: "off" },
-  },
+/** Each configuration adds one optimization to the one before, from all naive to the default. */
+const STEPS: { name: string; variants?: Partial<Variants>; matmul?: Partial<MatmulVariant> }[] = [
+  { name: "baseline (naive)" },
+  { name: "+ fused GroupNorm/GELU", variants: { groupnorm: "fused", gelu: "fused" } },
+  { name: "+ partitioned softmax", variants: { attention: "partitioned" } },
+  { name: "+ Flash attention", variants: { attention: "flash" } },
+  { name: "+ Winograd", variants: { conv: "winograd" } },
+  { name: "+ per-shape attention (auto: naive for d ≥ 160)", variants: { attention: "auto" } },
   {
     name: "+ GEMM 1×1/strided conv, GEMV, split-K (auto)",
-    variants: { groupnorm: "fused", gelu: "fused", attention: "auto", conv: "auto" },
+    variants: { conv: "auto" },
     matmul: { smallM: "gemv", splitK: "auto" },
   },
 ];
+const CONFIGS: { name: string; variants: Variants; matmul: Partial<MatmulVariant> }[] = [];
+for (const step of STEPS) {
+  const prev = CONFIGS.at(-1) ?? { variants: NAIVE, matmul: { smallM: "tiled", splitK: "off" } };
+  CONFIGS.push({
+    name: step.name,
+    variants: { ...prev.variants, ...step.variants },
+    matmul: { ...prev.matmul, ...step.matmul },
+  });
+}
+const last = CONFIGS.at(-1)!.variants;
+if (Object.entries(OPTIMIZED).some(([k, v]) => last[k as keyof Variants] !== v)) {
+  throw new Error("bench: the last configuration must be the default (OPTIMIZED) variants");
+}
 
 /** CLIP's vocab/merges: --tokenizer, the fixtures' copy, else the locked SD 1.5 files (fetched once). */
 async function tokenizerDir(): Promise<string> {
