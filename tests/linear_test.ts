@@ -112,6 +112,28 @@ function dtypes(gpu: Gpu): DType[] {
   return gpu.hasF16 ? ["f32", "f16"] : ["f32"];
 }
 
+/**
+ * A linear problem x [m, k] · w [n, k]ᵀ + b [n] (+ r [m, n]) as stored values (seeds `seed` …
+ * `seed + 3`), their tensors, and the reference description without bias.
+ */
+function linearOperands(gpu: Gpu, dtype: DType, m: number, k: number, n: number, seed: number) {
+  const x = stored(randomData(m * k, seed, 1), dtype);
+  const w = stored(randomData(n * k, seed + 1, 0.5), dtype);
+  const b = stored(randomData(n, seed + 2, 0.5), dtype);
+  const r = stored(randomData(m * n, seed + 3, 1), dtype);
+  return {
+    x,
+    w,
+    b,
+    r,
+    tx: Tensor.from(gpu, x, [m, k], dtype),
+    tw: Tensor.from(gpu, w, [n, k], dtype),
+    tb: Tensor.from(gpu, b, [n], dtype),
+    tr: Tensor.from(gpu, r, [m, n], dtype),
+    base: { a: x, b: w, batch: 1, m, n, k, bBatched: false, transB: true },
+  };
+}
+
 /** Runs `fn` under each matmul variant of `list`, restoring the previous one afterwards. */
 async function eachVariant(
   gpu: Gpu,
@@ -165,15 +187,7 @@ Deno.test({
     await eachVariant(gpu, SMALL_VARIANTS, async (v) => {
       for (const dtype of dtypes(gpu)) {
         for (const { m, k, n } of shapes) {
-          const x = stored(randomData(m * k, 11, 1), dtype);
-          const w = stored(randomData(n * k, 12, 0.5), dtype);
-          const b = stored(randomData(n, 13, 0.5), dtype);
-          const r = stored(randomData(m * n, 14, 1), dtype);
-          const tx = Tensor.from(gpu, x, [m, k], dtype);
-          const tw = Tensor.from(gpu, w, [n, k], dtype);
-          const tb = Tensor.from(gpu, b, [n], dtype);
-          const tr = Tensor.from(gpu, r, [m, n], dtype);
-          const base = { a: x, b: w, batch: 1, m, n, k, bBatched: false, transB: true };
+          const { b, r, tx, tw, tb, tr, base } = linearOperands(gpu, dtype, m, k, n, 11);
           const label = `linear ${v} ${dtype} ${m}x${k}→${n}`;
           check(`${label} no bias`, await linear(tx, tw).read(), refAll(base), TOL[dtype]);
           // Every activation on the 128 tile in f32; the epilogue code is shared by every tile and
@@ -409,15 +423,7 @@ Deno.test({
         const label0 = `${v}/${matmulVariant(gpu).smallM}`;
         for (const dtype of dtypes(gpu)) {
           for (const { m, k, n } of shapes) {
-            const x = stored(randomData(m * k, 21, 1), dtype);
-            const w = stored(randomData(n * k, 22, 0.5), dtype);
-            const b = stored(randomData(n, 23, 0.5), dtype);
-            const r = stored(randomData(m * n, 24, 1), dtype);
-            const tx = Tensor.from(gpu, x, [m, k], dtype);
-            const tw = Tensor.from(gpu, w, [n, k], dtype);
-            const tb = Tensor.from(gpu, b, [n], dtype);
-            const tr = Tensor.from(gpu, r, [m, n], dtype);
-            const base = { a: x, b: w, batch: 1, m, n, k, bBatched: false, transB: true };
+            const { b, r, tx, tw, tb, tr, base } = linearOperands(gpu, dtype, m, k, n, 21);
             const label = `linear ${label0} ${dtype} ${m}x${k}→${n}`;
             check(
               `${label} bias`,
