@@ -214,6 +214,11 @@ function directTile(
   return { TY: 16, TX: 16, TM: big ? 8 : 4 };
 }
 
+/** 1×1, stride 1, unpadded: x [B, C, H·W] is already the GEMM's right-hand side. */
+function isPointwise(g: Geometry): boolean {
+  return g.k === 1 && g.stride === 1 && g.pt === 0 && g.pl === 0 && g.OH === g.H && g.OW === g.W;
+}
+
 /** Most bytes of im2col columns the GEMM route stores; larger convolutions run direct. */
 const IM2COL_CAP = 64 << 20;
 
@@ -227,8 +232,7 @@ const IM2COL_CAP = 64 << 20;
 function runGemm(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor | null {
   const N = g.OH * g.OW;
   const K = g.C * g.k * g.k;
-  const pointwise = g.k === 1 && g.stride === 1 && g.pt === 0 && g.pl === 0 && g.OH === g.H &&
-    g.OW === g.W;
+  const pointwise = isPointwise(g);
   const project = (cols: Tensor) =>
     channelProjection(w, cols, { batch: g.B, m: g.O, k: K, n: N }, {
       bias: epi.bias,
@@ -261,8 +265,7 @@ function runGemm(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor | nul
 function runDirect(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   const gpu = x.gpu;
   const N = g.OH * g.OW;
-  const pointwise = g.k === 1 && g.stride === 1 && g.pt === 0 && g.pl === 0 && g.OH === g.H &&
-    g.OW === g.W;
+  const pointwise = isPointwise(g);
   const t = directTile(g.O, N, g.B);
   const BM = t.TY * t.TM, BN = t.TX * 4;
   const name = `conv2d_direct_${g.k}x${g.k}${pointwise ? "_pointwise" : ""}_${g.dtype}_${BM}x${BN}${

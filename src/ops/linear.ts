@@ -194,8 +194,8 @@ function pickSplit(
   if (typeof cfg.splitK === "number") {
     return { tile, slices: Math.max(1, Math.min(cfg.splitK, Math.ceil(pr.k / tile.bk))) };
   }
-  const wide = cfg.tile === "auto" ? fitTile(gpu, TILES["64x64_4x4"], s) : tile;
   if (groups(tile, pr) >= SPLIT_TARGET) return { tile, slices: 1 };
+  const wide = cfg.tile === "auto" ? fitTile(gpu, TILES["64x64_4x4"], s) : tile;
   const slices = Math.min(
     SPLIT_MAX,
     Math.floor(pr.k / SPLIT_MIN_K),
@@ -261,6 +261,7 @@ function run(pr: Problem): Tensor {
       .u32(pr.m).u32(pr.n).u32(pr.k)
       .u32(batchA).u32(pr.batchB).u32(pr.m * pr.n)
       .f32(pr.alpha).u32(kSplit).buffer;
+  const batchA = pr.batchA ?? pr.m * pr.k;
   const epilogueBufs = [pr.bias, pr.residual].filter((t) => t !== null).map((t) => t.buffer);
   const cols = pr.geglu ? 2 * pr.n : pr.n;
   const flops = 2 * pr.batch * pr.m * cols * pr.k;
@@ -269,7 +270,7 @@ function run(pr: Problem): Tensor {
     const partial = Tensor.empty(gpu, [pr.batch * slices * pr.m * pr.n], "f32", name);
     gpu.dispatch(
       kernel,
-      uniforms(pr.batchA ?? pr.m * pr.k),
+      uniforms(batchA),
       [pr.a.buffer, pr.b.buffer, partial.buffer],
       [Math.ceil(pr.n / tile!.bn), Math.ceil(pr.m / tile!.bm), pr.batch * slices],
       { flops, bytes: bytes - out.bytes + partial.bytes },
@@ -303,7 +304,7 @@ function run(pr: Problem): Tensor {
     : [Math.ceil(pr.n / 16), Math.ceil(pr.m / 16), pr.batch];
   gpu.dispatch(
     kernel,
-    uniforms(pr.batchA ?? pr.m * pr.k),
+    uniforms(batchA),
     [pr.a.buffer, pr.b.buffer, ...epilogueBufs, out.buffer],
     grid,
     { flops, bytes },
