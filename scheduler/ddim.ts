@@ -7,19 +7,10 @@
  * @module
  */
 
-import { alphaBars, betaSchedule } from "./betas.ts";
+import { AlphaBarScheduler } from "./alpha_bar.ts";
 import { requireOneOf, type SchedulerConfig } from "./config.ts";
-import { diffuseVP } from "./forward.ts";
 import { type NormalSource, normalSource } from "./noise.ts";
-import {
-  checkIntegerTimestep,
-  checkSameLength,
-  checkStepCount,
-  notSetError,
-  type Scheduler,
-  type SchedulerOptions,
-} from "./scheduler.ts";
-import { spacedTimesteps } from "./spacing.ts";
+import type { SchedulerOptions } from "./scheduler.ts";
 
 /** `DDIMScheduler.__init__`'s defaults (diffusers). */
 export const DDIM_DEFAULTS = {
@@ -58,20 +49,14 @@ export function ddimSigma(alphaBar: number, alphaBarPrev: number): number {
 }
 
 /** DDIM, with `eta` from the options (default 0). */
-export class DdimScheduler implements Scheduler {
+export class DdimScheduler extends AlphaBarScheduler<DdimConfig> {
   readonly name = "ddim";
   readonly displayName = "DDIM";
-  readonly initNoiseSigma = 1;
-  readonly #config: DdimConfig;
-  readonly #alphaBar: Float32Array;
-  /** ᾱ "before" t = 0, used by the last step: 1 or ᾱ_0 (`set_alpha_to_one`). */
-  readonly #finalAlphaBar: number;
   readonly #eta: number;
   readonly #noise: NormalSource;
-  #timesteps: number[] = [];
-  #steps = 0;
 
   constructor(config: DdimConfig, opts: SchedulerOptions = {}) {
+    super(config);
     requireOneOf(this.name, config, "prediction_type", ["epsilon"]);
     requireOneOf(this.name, config, "thresholding", [false]);
     requireOneOf(this.name, config, "rescale_betas_zero_snr", [false]);
@@ -79,40 +64,22 @@ export class DdimScheduler implements Scheduler {
     if (!(eta >= 0 && Number.isFinite(eta))) {
       throw new Error(`scheduler "ddim": eta must be a number ≥ 0, got ${eta}`);
     }
-    this.#config = config;
-    this.#alphaBar = alphaBars(betaSchedule(config));
-    this.#finalAlphaBar = config.set_alpha_to_one ? 1 : this.#alphaBar[0];
     this.#eta = eta;
     this.#noise = normalSource(opts);
   }
 
   setTimesteps(n: number): void {
-    const { num_train_timesteps: T, timestep_spacing, steps_offset } = this.#config;
-    checkStepCount(this.name, n, T);
-    this.#timesteps = spacedTimesteps(timestep_spacing, n, T, steps_offset, "int");
-    this.#steps = n;
-  }
-
-  get timesteps(): number[] {
-    return [...this.#timesteps];
-  }
-
-  scaleModelInput(x: Float32Array, _t: number): Float32Array<ArrayBuffer> {
-    return x.slice();
+    this.visits = this.spaced(n);
   }
 
   step(eps: Float32Array, t: number, x: Float32Array): Float32Array<ArrayBuffer> {
-    if (this.#steps === 0) throw notSetError(this.name);
-    const T = this.#config.num_train_timesteps;
-    checkIntegerTimestep(this.name, t, T);
-    checkSameLength(this.name, "eps and x", eps, x);
-    const prevT = t - Math.floor(T / this.#steps);
-    const alphaBar = this.#alphaBar[t];
-    const alphaBarPrev = prevT >= 0 ? this.#alphaBar[prevT] : this.#finalAlphaBar;
+    const stride = this.checkStep(eps, t, x);
+    const alphaBar = this.alphaBar[t];
+    const alphaBarPrev = this.alphaBarAt(t - stride);
 
     const x0 = predictX0(x, eps, alphaBar);
-    if (this.#config.clip_sample) {
-      const r = this.#config.clip_sample_range;
+    if (this.config.clip_sample) {
+      const r = this.config.clip_sample_range;
       x0.forEach((v, i) => x0[i] = Math.min(Math.max(v, -r), r));
     }
     const sigma = this.#eta * ddimSigma(alphaBar, alphaBarPrev);
@@ -124,11 +91,5 @@ export class DdimScheduler implements Scheduler {
       prev.forEach((v, i) => prev[i] = v + sigma * z[i]);
     }
     return prev;
-  }
-
-  addNoise(x0: Float32Array, noise: Float32Array, t: number): Float32Array<ArrayBuffer> {
-    checkIntegerTimestep(this.name, t, this.#config.num_train_timesteps);
-    checkSameLength(this.name, "x0 and noise", x0, noise);
-    return diffuseVP(x0, noise, this.#alphaBar[t]);
   }
 }

@@ -10,17 +10,9 @@
  * @module
  */
 
-import { alphaBars, betaSchedule } from "./betas.ts";
+import { AlphaBarScheduler } from "./alpha_bar.ts";
 import { requireOneOf, type SchedulerConfig } from "./config.ts";
-import { diffuseVP } from "./forward.ts";
-import {
-  checkIntegerTimestep,
-  checkSameLength,
-  checkStepCount,
-  notSetError,
-  type Scheduler,
-} from "./scheduler.ts";
-import { spacedTimesteps } from "./spacing.ts";
+import { checkIntegerTimestep } from "./scheduler.ts";
 
 /** `PNDMScheduler.__init__`'s defaults (diffusers). */
 export const PNDM_DEFAULTS = {
@@ -75,15 +67,9 @@ export function adamsBashforth(history: Float32Array[]): Float32Array<ArrayBuffe
 }
 
 /** PNDM (PLMS; `skip_prk_steps` must be true). */
-export class PndmScheduler implements Scheduler {
+export class PndmScheduler extends AlphaBarScheduler<PndmConfig> {
   readonly name = "pndm";
   readonly displayName = "PNDM";
-  readonly initNoiseSigma = 1;
-  readonly #config: PndmConfig;
-  readonly #alphaBar: Float32Array;
-  readonly #finalAlphaBar: number;
-  #timesteps: number[] = [];
-  #steps = 0;
   /** Noise predictions of past steps, oldest first (diffusers' `ets`). */
   #history: Float32Array[] = [];
   /** Model calls so far this run. */
@@ -92,39 +78,22 @@ export class PndmScheduler implements Scheduler {
   #firstSample: Float32Array | null = null;
 
   constructor(config: PndmConfig) {
+    super(config);
     requireOneOf(this.name, config, "skip_prk_steps", [true]);
     requireOneOf(this.name, config, "prediction_type", ["epsilon"]);
-    this.#config = config;
-    this.#alphaBar = alphaBars(betaSchedule(config));
-    this.#finalAlphaBar = config.set_alpha_to_one ? 1 : this.#alphaBar[0];
   }
 
   setTimesteps(n: number): void {
-    const { num_train_timesteps: T, timestep_spacing, steps_offset } = this.#config;
-    checkStepCount(this.name, n, T);
-    const ts = spacedTimesteps(timestep_spacing, n, T, steps_offset, "int").reverse(); // ascending
+    const ts = this.spaced(n).reverse(); // ascending
     // PLMS order: all but the last, the second-to-last again, then the last — reversed.
-    this.#timesteps = [...ts.slice(0, -1), ...ts.slice(-2, -1), ...ts.slice(-1)].reverse();
-    this.#steps = n;
+    this.visits = [...ts.slice(0, -1), ...ts.slice(-2, -1), ...ts.slice(-1)].reverse();
     this.#history = [];
     this.#counter = 0;
     this.#firstSample = null;
   }
 
-  get timesteps(): number[] {
-    return [...this.#timesteps];
-  }
-
-  scaleModelInput(x: Float32Array, _t: number): Float32Array<ArrayBuffer> {
-    return x.slice();
-  }
-
   step(eps: Float32Array, t: number, x: Float32Array): Float32Array<ArrayBuffer> {
-    if (this.#steps === 0) throw notSetError(this.name);
-    const T = this.#config.num_train_timesteps;
-    checkIntegerTimestep(this.name, t, T);
-    checkSameLength(this.name, "eps and x", eps, x);
-    const stride = Math.floor(T / this.#steps);
+    const stride = this.checkStep(eps, t, x);
 
     let from = t, to = t - stride, sample = x, epsCombined: Float32Array;
     if (this.#counter === 1) {
@@ -142,16 +111,9 @@ export class PndmScheduler implements Scheduler {
       if (this.#counter === 0) this.#firstSample = x.slice();
       epsCombined = adamsBashforth(this.#history);
     }
-    checkIntegerTimestep(this.name, from, T);
-    const alphaBarPrev = to >= 0 ? this.#alphaBar[to] : this.#finalAlphaBar;
-    const prev = pndmTransfer(sample, epsCombined, this.#alphaBar[from], alphaBarPrev);
+    checkIntegerTimestep(this.name, from, this.config.num_train_timesteps);
+    const prev = pndmTransfer(sample, epsCombined, this.alphaBar[from], this.alphaBarAt(to));
     this.#counter++;
     return prev;
-  }
-
-  addNoise(x0: Float32Array, noise: Float32Array, t: number): Float32Array<ArrayBuffer> {
-    checkIntegerTimestep(this.name, t, this.#config.num_train_timesteps);
-    checkSameLength(this.name, "x0 and noise", x0, noise);
-    return diffuseVP(x0, noise, this.#alphaBar[t]);
   }
 }
