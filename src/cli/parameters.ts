@@ -30,6 +30,10 @@ export interface ImageParameters {
   model: string;
   /** Program version. */
   version: string;
+  /** A1111's clip skip; written when > 1 (`Clip skip: 2`). */
+  clipSkip?: number;
+  /** False with `--no-emphasis`: `Emphasis: None` when the prompts hold brackets, as A1111. */
+  emphasis?: boolean;
 }
 
 /** Formats {@linkcode ImageParameters} as the `parameters` text. */
@@ -45,6 +49,8 @@ export function formatParameters(p: ImageParameters): string {
       `Size: ${p.width}x${p.height}`,
       `Model hash: ${p.modelHash}`,
       `Model: ${p.model}`,
+      ...(p.clipSkip ?? 1) > 1 ? [`Clip skip: ${p.clipSkip}`] : [],
+      ...p.emphasis === false && /[([]/.test(p.prompt + p.negative) ? ["Emphasis: None"] : [],
       `Version: sd ${p.version}`,
     ].join(", "),
   );

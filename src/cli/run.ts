@@ -15,7 +15,8 @@ import { setVariants } from "../ops/variants.ts";
 import { type GenerateParams, StableDiffusion } from "../pipeline.ts";
 import { encodePng, toRgb8 } from "../png.ts";
 import { randomSeed } from "../rng.ts";
-import { ClipTokenizer, truncationWarning } from "../tokenizer.ts";
+import { ClipTokenizer } from "../tokenizer.ts";
+import { tokensOutput } from "./tokens.ts";
 import { fetchModel } from "../weights/fetch.ts";
 import { loadLock, LockError, variantFilter } from "../weights/lock.ts";
 import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
@@ -150,13 +151,13 @@ export async function main(args: readonly string[]): Promise<number> {
   }
 }
 
-/** `sd tokens "<prompt>"`: the 77 CLIP ids as a JSON array on stdout. */
+/** `sd tokens "<prompt>"`: the 77 CLIP ids (or with `--chunks` the chunks) as JSON on stdout. */
 async function runTokens(s: Session): Promise<number> {
   const dir = await resolveTokenizerDir(s.opts, quietFetch(s));
   const tokenizer = await ClipTokenizer.fromFolder(dir);
-  const { ids, dropped } = tokenizer.encode(s.opts.prompt ?? "");
-  if (dropped) s.note(`sd: ${truncationWarning(dropped)}`);
-  writeStdout(JSON.stringify(ids) + "\n");
+  const out = tokensOutput(tokenizer, s.opts.prompt ?? "", s.opts);
+  if (out.note) s.note(out.note);
+  writeStdout(out.json + "\n");
   return EXIT_OK;
 }
 
@@ -276,6 +277,7 @@ async function runGenerate(s: Session): Promise<number> {
         width: job.width,
         height: job.height,
         scheduler: job.scheduler,
+        text: opts.text,
       };
       const t0 = performance.now();
       progress.start(where ? `[${where}] ` : "");
@@ -284,7 +286,6 @@ async function runGenerate(s: Session): Promise<number> {
         // steps instead of every 8: a few percent slower); scripts and pipes skip it.
         onStep: progress.enabled ? (k, n) => progress.step(k, n) : undefined,
         onStage,
-        onDropped: (words) => s.note(`sd: ${truncationWarning(words)}`),
         onNote: (text) => s.note(text),
       });
       const tPng = performance.now();
@@ -295,6 +296,7 @@ async function runGenerate(s: Session): Promise<number> {
         modelHash: hash,
         model: name,
         version: VERSION,
+        ...opts.text,
       });
       const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
         text: { parameters: text },

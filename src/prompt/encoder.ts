@@ -1,0 +1,124 @@
+/**
+ * The text stage for prompts of any length with A1111's emphasis and clip skip: prompts →
+ * chunks (`chunks.ts`, padded to one count) → CLIP on every chunk at once → per chunk A1111's
+ * "Original" emphasis → the chunks side by side, [B, 77·k, C], for cross-attention.
+ *
+ * Emphasis (A1111's `EmphasisOriginal`): z = encoder(chunk); m₀ = mean(z); z ← z · w[token];
+ * z ← z · m₀ / mean(z) — the mean over the whole chunk [77, C]. It runs on the CPU in f64 on the
+ * states read back (77·C values a chunk: ~0.2 MB for SD), and only for chunks with a weight ≠ 1:
+ * those keep the encoder's output bit for bit, so a prompt without emphasis syntax within 75
+ * tokens gives exactly diffusers' states, with no readback.
+ *
+ * @module
+ */
+
+import { UserError } from "../errors.ts";
+import { Tensor } from "../gpu/tensor.ts";
+import type { ClipTextModel } from "../models/clip.ts";
+import { type ClipTokenizer, MAX_LENGTH } from "../tokenizer.ts";
+import { CHUNK_TOKENS, chunkPrompt, padChunks, type PromptChunk } from "./chunks.ts";
+import { literalPrompt, parsePrompt } from "./parser.ts";
+
+/** How prompts are read and encoded. */
+export interface TextOptions {
+  /** Read A1111's emphasis syntax (default true); false reads the text literally. */
+  emphasis?: boolean;
+  /** A1111's clip skip: 1 = the last layer (default), 2 = the penultimate, … */
+  clipSkip?: number;
+}
+
+/** The chunks of some texts, padded to one count. */
+export interface TextChunks {
+  /** Per text, its chunks (all texts the same count). */
+  chunks: PromptChunk[][];
+  /** Per text, its prompt tokens before padding. */
+  tokens: number[];
+}
+
+/**
+ * Parses (unless `emphasis` is false), tokenizes and chunks `texts`, padding the shorter ones with
+ * empty-prompt chunks.
+ */
+export function textChunks(
+  tokenizer: ClipTokenizer,
+  texts: readonly string[],
+  opts: TextOptions = {},
+): TextChunks {
+  const read = opts.emphasis ?? true ? parsePrompt : literalPrompt;
+  const each = texts.map((t) => chunkPrompt(read(t), (s) => tokenizer.textIds(s)));
+  return { chunks: padChunks(each.map((c) => c.chunks)), tokens: each.map((c) => c.tokens) };
+}
+
+/** The note for texts longer than one chunk, or null. */
+export function longPromptNote(texts: TextChunks): string | null {
+  const longest = Math.max(...texts.tokens);
+  if (longest <= CHUNK_TOKENS) return null;
+  const k = texts.chunks[0].length;
+  return `sd: a prompt of ${longest} tokens, over CLIP's ${CHUNK_TOKENS}: encoded in ${k} chunks of ${CHUNK_TOKENS} side by side (as A1111 does)`;
+}
+
+/**
+ * Checks a clip skip against the text encoder's layer count.
+ *
+ * @throws {UserError} (usage) outside 1 … layers
+ */
+export function checkClipSkip(clipSkip: number, layers: number): void {
+  if (!Number.isInteger(clipSkip) || clipSkip < 1 || clipSkip > layers) {
+    throw new UserError(
+      `--clip-skip ${clipSkip} is out of range: this text encoder has ${layers} layers; use 1 (the last, default) to ${layers}`,
+      { kind: "usage" },
+    );
+  }
+}
+
+/**
+ * Encodes padded chunks (`texts.chunks`) → [B, 77·k, C] in the encoder's dtype: text b's chunk j
+ * at tokens 77·j … 77·j + 76 of row b.
+ */
+export async function encodeChunks(
+  model: ClipTextModel,
+  prompts: readonly PromptChunk[][],
+  clipSkip = 1,
+): Promise<Tensor> {
+  checkClipSkip(clipSkip, model.layers.length);
+  const b = prompts.length, k = prompts[0].length;
+  const all = prompts.flat();
+  const ids = new Uint32Array(all.length * MAX_LENGTH);
+  all.forEach((c, i) => ids.set(c.ids, i * MAX_LENGTH));
+  // [B·k, 77, C] and [B, 77·k, C] are the same memory: row b's chunks are consecutive.
+  const z = model.forward(ids, all.length, clipSkip);
+  const c = z.shape[2];
+  const shape = [b, k * MAX_LENGTH, c];
+  if (all.every((ch) => ch.weights.every((w) => w === 1))) {
+    const out = z.reshape(shape);
+    z.release();
+    return out;
+  }
+  const { gpu, dtype } = z;
+  const values = await z.read();
+  z.release();
+  const per = MAX_LENGTH * c;
+  all.forEach((ch, i) => applyEmphasis(values.subarray(i * per, (i + 1) * per), ch.weights, c));
+  return Tensor.from(gpu, values, shape, dtype, { label: "text_states" });
+}
+
+/**
+ * A1111's "Original" emphasis on one chunk's states `z` [77, C] (in place): each token's vector
+ * times its weight, then the whole chunk rescaled to its former mean. A chunk whose weights are
+ * all 1 is left as it is.
+ */
+export function applyEmphasis(z: Float32Array, weights: readonly number[], channels: number): void {
+  if (weights.every((w) => w === 1)) return;
+  let before = 0, after = 0;
+  for (let t = 0; t < weights.length; t++) {
+    for (let i = t * channels; i < (t + 1) * channels; i++) {
+      before += z[i];
+      after += z[i] * weights[t];
+    }
+  }
+  const restore = before / after;
+  for (let t = 0; t < weights.length; t++) {
+    const m = weights[t] * restore;
+    for (let i = t * channels; i < (t + 1) * channels; i++) z[i] *= m;
+  }
+}
