@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { UserError } from "../src/errors.ts";
 import { type Fragment, literalPrompt, parsePrompt } from "../src/prompt/parser.ts";
-import { fixture } from "./fixtures.ts";
+import { featureCases } from "./features.ts";
 
 /** Fragments as A1111 prints them: [text, weight], a BREAK as ["BREAK", -1]. */
 function pairs(fragments: Fragment[]): [string, number][] {
@@ -38,13 +38,12 @@ Deno.test("parsePrompt: A1111's doctest examples, weights as the same doubles", 
 });
 
 Deno.test("parsePrompt: the fragments of every features text case", async () => {
-  const meta = JSON.parse(await Deno.readTextFile(fixture("features/tiny-sd-features.json")));
-  const cases = (meta.cases as Record<string, unknown>[]).filter((c) => c.kind === "text");
+  const cases = await featureCases("text");
   assertEquals(cases.length, 3);
   for (const c of cases) {
-    assertEquals(pairs(parsePrompt(c.prompt as string)), c.cond_fragments, `${c.key} prompt`);
+    assertEquals(pairs(parsePrompt(c.prompt)), c.cond_fragments, `${c.key} prompt`);
     assertEquals(
-      pairs(parsePrompt(c.negative_prompt as string)),
+      pairs(parsePrompt(c.negative_prompt)),
       c.uncond_fragments,
       `${c.key} negative`,
     );

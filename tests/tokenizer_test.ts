@@ -1,12 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
-import {
-  BOS,
-  ClipTokenizer,
-  clipTokenizerJson,
-  EOS,
-  MAX_LENGTH,
-} from "../src/tokenizer.ts";
+import { BOS, ClipTokenizer, clipTokenizerJson, EOS, MAX_LENGTH } from "../src/tokenizer.ts";
 
 const FIXTURES = new URL("../../shared/fixtures/", import.meta.url);
 const TOKENIZER_DIR = new URL("clip-tokenizer/", FIXTURES).pathname;
