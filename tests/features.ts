@@ -6,6 +6,8 @@
  */
 
 import { SafeTensorsFile } from "../src/safetensors.ts";
+import { existsSync } from "../src/std/fs.ts";
+import { join } from "../src/std/path.ts";
 import { fixture } from "./fixtures.ts";
 
 /** One case of the features fixture (the JSON's fields; `cli` the `sd` arguments). */
@@ -29,4 +31,15 @@ export async function featureCases(kind: string): Promise<FeatureCase[]> {
 /** The golden tensors (close it after use). */
 export function featureGolden(): Promise<SafeTensorsFile> {
   return SafeTensorsFile.open(fixture("features/tiny-sd-features.safetensors"));
+}
+
+/**
+ * A case's `sd` arguments with its paths (relative to `features/` in the JSON) made absolute: an
+ * option's value that names a file or folder there.
+ */
+export function featureCli(c: FeatureCase): string[] {
+  const base = fixture("features");
+  return c.cli.map((arg, i) =>
+    i > 0 && c.cli[i - 1].startsWith("--") && existsSync(join(base, arg)) ? join(base, arg) : arg
+  );
 }

@@ -81,7 +81,7 @@ export function parsePrompt(prompt: string): Fragment[] {
       const w = Number(weight);
       if (!Number.isFinite(w)) {
         throw new UserError(
-          `the prompt weight "${weight}" in "${token}" is not a number; write e.g. (word:1.2), or \\( \\) for literal brackets`,
+          `the prompt weight "${weight}" in "(…${token}" is not a number; write e.g. (word:1.2), or \\( \\) for literal brackets`,
           { kind: "usage" },
         );
       }

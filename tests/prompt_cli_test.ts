@@ -1,0 +1,140 @@
+/**
+ * Emphasis, long prompts and clip skip through the `sd` command (a subprocess, the PNG read
+ * back): every features text case with the fixture's own arguments, f32 within max abs
+ * 0.02 + 1/255 of the reference image (clip skip: `image_a1111`, the negative prompt skipped
+ * too), f16 within mean abs 0.01; the PNG's `Clip skip:`; `sd tokens` plain and `--chunks`; the
+ * options' errors.
+ */
+
+import { assert, assertEquals } from "../src/std/assert.ts";
+import { absDiff } from "../src/compare.ts";
+import { join } from "../src/std/path.ts";
+import { featureCases, featureCli, featureGolden } from "./features.ts";
+import { fixture } from "./fixtures.ts";
+import { hasGpu, testGpu } from "./gpu.ts";
+import { oneErrorLine, pngRgb, pngText, sd, withTmp } from "./sd_cli.ts";
+
+const TINY = fixture("tiny-sd");
+
+for (const precision of ["f32", "f16"] as const) {
+  Deno.test({
+    name: `sd: emphasis, long prompt and clip skip cases (${precision}) vs the features images`,
+    ignore: !hasGpu,
+    async fn() {
+      const gpu = (await testGpu())!;
+      if (precision === "f16" && !gpu.hasF16) return;
+      const golden = await featureGolden();
+      const report: string[] = [];
+      const failures: string[] = [];
+      try {
+        await withTmp(async (dir) => {
+          for (const c of await featureCases("text")) {
+            const out = join(dir, `${c.key}.png`);
+            const r = await sd(dir, [...featureCli(c), "--precision", precision, "--out", out]);
+            assertEquals(r.code, 0, `${c.key}: ${r.stderr}`);
+            const chunks = c.chunks as number;
+            // The truncation warning is gone; a long prompt says how it is encoded.
+            assert(!/dropped/.test(r.stderr), r.stderr);
+            assertEquals(r.stderr.includes(`in ${chunks} chunks of 75`), chunks > 1, r.stderr);
+            const bytes = await Deno.readFile(out);
+            const img = pngRgb(bytes);
+            assertEquals([img.width, img.height], [c.width, c.height], c.key);
+            const key = (c.clip_skip as number) > 1 ? "image_a1111" : "image";
+            const { max, mean } = absDiff(img.rgb, await golden.readF32(`${c.key}.${key}`));
+            report.push(`${c.key}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`);
+            if (!(precision === "f32" ? max < 0.02 + 1 / 255 : mean < 0.01)) {
+              failures.push(report.at(-1)!);
+            }
+            const params = pngText(bytes).parameters;
+            assert(params.startsWith(c.prompt + "\n"), params);
+            assertEquals(
+              params.includes(`Clip skip: ${c.clip_skip}, `),
+              (c.clip_skip as number) > 1,
+              params,
+            );
+          }
+        });
+      } finally {
+        golden.close();
+      }
+      console.error(`${precision}:\n  ${report.join("\n  ")}`);
+      assert(failures.length === 0, failures.join("\n"));
+    },
+  });
+}
+
+Deno.test("sd tokens: plain ids stay diffusers'; --chunks gives the fixture's ids and weights", async () => {
+  const golden = await featureGolden();
+  try {
+    await withTmp(async (dir) => {
+      for (const c of await featureCases("text")) {
+        const plain = await sd(dir, ["tokens", c.prompt, "--weights", TINY]);
+        assertEquals(plain.code, 0, plain.stderr);
+        assertEquals(JSON.parse(plain.stdout).length, 77);
+        const chunked = await sd(dir, ["tokens", "--chunks", c.prompt, "--weights", TINY]);
+        assertEquals(chunked.code, 0, chunked.stderr);
+        const got = JSON.parse(chunked.stdout) as { ids: number[]; weights: number[] }[];
+        const ids = [...await golden.readI64(`${c.key}.tokens.cond`)].map(Number);
+        const weights = [...await golden.readF32(`${c.key}.weights.cond`)];
+        assertEquals(got.flatMap((ch) => ch.ids), ids, c.key);
+        assertEquals(got.flatMap((ch) => ch.weights.map(Math.fround)), weights, c.key);
+        if ((c.chunks as number) > 1) {
+          assert(plain.stderr.includes(`in ${c.chunks} chunks`), plain.stderr);
+        } else assertEquals(plain.stderr, "");
+      }
+      const literal = await sd(dir, [
+        "tokens",
+        "--chunks",
+        "--no-emphasis",
+        "(a)",
+        "--weights",
+        TINY,
+      ]);
+      const plain = await sd(dir, ["tokens", "(a)", "--weights", TINY]);
+      assertEquals(JSON.parse(literal.stdout)[0].ids, JSON.parse(plain.stdout));
+    });
+  } finally {
+    golden.close();
+  }
+});
+
+Deno.test("sd: --clip-skip out of range and misplaced --chunks: one line, exit 2, no file", async () => {
+  await withTmp(async (dir) => {
+    const args = ["a cat", "--weights", TINY, "--width", "64", "--height", "64", "--steps", "1"];
+    const zero = await sd(dir, [...args, "--clip-skip", "0"]);
+    assertEquals(zero.code, 2, zero.stderr);
+    oneErrorLine(zero, "--clip-skip 0");
+    const chunks = await sd(dir, [...args, "--chunks"]);
+    assertEquals(chunks.code, 2, chunks.stderr);
+    oneErrorLine(chunks, "--chunks applies to sd tokens");
+    const weight = await sd(dir, ["a (cat:1.2.3)", ...args.slice(1)]);
+    assertEquals(weight.code, 2, weight.stderr);
+    oneErrorLine(weight, '"1.2.3"');
+    assertEquals([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")), []);
+  });
+});
+
+Deno.test({
+  name: "sd: --clip-skip over the text encoder's layers (tiny-sd: 3): one line, exit 2, no file",
+  ignore: !hasGpu,
+  async fn() {
+    await withTmp(async (dir) => {
+      const r = await sd(dir, [
+        "a cat",
+        "--weights",
+        TINY,
+        "--width",
+        "64",
+        "--height",
+        "64",
+        "--steps",
+        "1",
+        "--clip-skip",
+        "4",
+      ]);
+      assertEquals(r.code, 2, r.stderr);
+      oneErrorLine(r, "has 3 layers");
+      assertEquals([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")), []);
+    });
+  },
+});
