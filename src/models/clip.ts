@@ -8,6 +8,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import type { DType } from "../gpu/device.ts";
 import { scope, type Tensor } from "../gpu/tensor.ts";
 import { attention } from "../ops/attention.ts";
@@ -86,12 +87,17 @@ export class ClipTextModel {
 
   /**
    * ids [B·77] (row-major [B, 77]) → last_hidden_state [B, 77, hidden], or with `clipSkip` N > 1
-   * `final_layer_norm(hidden_states[−N])`: the output of layer L − N + 1 of L (N from 1 to L).
+   * `final_layer_norm(hidden_states[−N])`: the output of layer L − N + 1 of L.
+   *
+   * @throws {UserError} (usage) for a clip skip outside 1 … L
    */
   forward(ids: Uint32Array, batch: number, clipSkip = 1): Tensor {
     const layers = this.layers.length;
     if (!Number.isInteger(clipSkip) || clipSkip < 1 || clipSkip > layers) {
-      throw new RangeError(`clip skip ${clipSkip} is not in 1–${layers}`);
+      throw new UserError(
+        `--clip-skip ${clipSkip} is out of range: this text encoder has ${layers} layers; use 1 (the last, default) to ${layers}`,
+        { kind: "usage" },
+      );
     }
     this.store.restore(); // after an offload (see StableDiffusion)
     return scope(() => {

@@ -12,7 +12,6 @@
  * @module
  */
 
-import { UserError } from "../errors.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import type { ClipTextModel } from "../models/clip.ts";
 import { type ClipTokenizer, MAX_LENGTH } from "../tokenizer.ts";
@@ -58,29 +57,16 @@ export function longPromptNote(texts: TextChunks): string | null {
 }
 
 /**
- * Checks a clip skip against the text encoder's layer count.
- *
- * @throws {UserError} (usage) outside 1 … layers
- */
-export function checkClipSkip(clipSkip: number, layers: number): void {
-  if (!Number.isInteger(clipSkip) || clipSkip < 1 || clipSkip > layers) {
-    throw new UserError(
-      `--clip-skip ${clipSkip} is out of range: this text encoder has ${layers} layers; use 1 (the last, default) to ${layers}`,
-      { kind: "usage" },
-    );
-  }
-}
-
-/**
  * Encodes padded chunks (`texts.chunks`) → [B, 77·k, C] in the encoder's dtype: text b's chunk j
  * at tokens 77·j … 77·j + 76 of row b.
+ *
+ * @throws {UserError} (usage) for a clip skip outside 1 … the encoder's layers
  */
 export async function encodeChunks(
   model: ClipTextModel,
   prompts: readonly PromptChunk[][],
   clipSkip = 1,
 ): Promise<Tensor> {
-  checkClipSkip(clipSkip, model.layers.length);
   const b = prompts.length, k = prompts[0].length;
   const all = prompts.flat();
   const ids = new Uint32Array(all.length * MAX_LENGTH);
