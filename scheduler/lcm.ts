@@ -2,11 +2,12 @@
  * Latent Consistency Model sampling (Luo et al. 2023, "Latent Consistency Models: Synthesizing
  * High-Resolution Images with Few-Step Inference", arXiv 2310.04378, Algorithm 1 "Multistep
  * Latent Consistency Sampling") as diffusers' `LCMScheduler` — the sampler of LCM and LCM-LoRA
- * models, 2 to 8 steps. Each step evaluates the consistency function
- * f(x_t, t) = c_skip(t)·x_t + c_out(t)·x̂₀ (Song et al. 2023, "Consistency Models", arXiv
- * 2303.01469, eq. 3: the boundary condition f(x, 0) = x holds because c_skip(0) = 1, c_out(0) = 0),
- * whose value is the step's `denoised` sample, then diffuses it forward to the next timestep with
- * fresh noise: x_{t'} = √ᾱ_{t'}·denoised + √(1−ᾱ_{t'})·z. The last step returns `denoised`.
+ * models, 2 to 8 steps. Each step evaluates the consistency function in the parameterization of
+ * Song et al. 2023 ("Consistency Models", arXiv 2303.01469), f(x_t, t) = c_skip(t)·x_t +
+ * c_out(t)·x̂₀ with x̂₀ the clean latent the noise prediction implies — the boundary condition
+ * f(x, 0) = x holds because c_skip(0) = 1, c_out(0) = 0 —, whose value is the step's `denoised`
+ * sample, then diffuses it forward to the next timestep with fresh noise:
+ * x_{t'} = √ᾱ_{t'}·denoised + √(1−ᾱ_{t'})·z. The last step returns `denoised`.
  *
  * The timesteps are taken from the `original_inference_steps`-long schedule the model was
  * distilled on (50: 999, 979, …, 19), evenly by index.
