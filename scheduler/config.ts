@@ -39,8 +39,16 @@ export interface SchedulerConfig {
   clip_sample?: boolean;
   /** DDIM: the clamp bound. */
   clip_sample_range?: number;
-  /** DDIM/DPM-Solver: dynamic thresholding of x₀ (not supported here; must be false). */
+  /** DDIM/DPM-Solver/LCM: dynamic thresholding of x₀ (not supported here; must be false). */
   thresholding?: boolean;
+  /** Dynamic thresholding's percentile (unused while `thresholding` is false). */
+  dynamic_thresholding_ratio?: number;
+  /** Dynamic thresholding's largest bound (unused while `thresholding` is false). */
+  sample_max_value?: number;
+  /** LCM: the length of the schedule its timesteps are taken from (Luo et al. 2023: 50). */
+  original_inference_steps?: number;
+  /** LCM: t is multiplied by this in the boundary-condition scalings c_skip, c_out (10). */
+  timestep_scaling?: number;
   /** Zero-terminal-SNR rescaling of β (not supported here; must be false). */
   rescale_betas_zero_snr?: boolean;
   /** Euler: how σ is interpolated between training timesteps ("linear"). */
@@ -121,6 +129,10 @@ const FIELDS: Record<string, [FieldKind, nullable: boolean]> = {
   clip_sample: ["boolean", false],
   clip_sample_range: ["number", false],
   thresholding: ["boolean", false],
+  dynamic_thresholding_ratio: ["number", false],
+  sample_max_value: ["number", false],
+  original_inference_steps: ["number", false],
+  timestep_scaling: ["number", false],
   rescale_betas_zero_snr: ["boolean", false],
   interpolation_type: ["string", false],
   use_karras_sigmas: ["boolean", false],
