@@ -19,6 +19,7 @@
  * @module
  */
 
+import { UserError } from "./errors.ts";
 import { numel } from "./shape.ts";
 
 /**
@@ -51,7 +52,7 @@ export interface TensorInfo {
 }
 
 /** A malformed or unreadable safetensors file; the message names the file and the problem. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends UserError {
   override name = "SafetensorsError";
 }
 

@@ -9,7 +9,7 @@ import { ArgsError, parseArgs } from "../std/args.ts";
 import type { DType } from "../gpu/device.ts";
 import type { Variants } from "../ops/variants.ts";
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from "../../scheduler/mod.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 import { VERSION } from "./version.ts";
 
 /** Defaults of the per-image settings. */
@@ -370,7 +370,7 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
     });
   } catch (e) {
     if (e instanceof ArgsError) {
-      const hint = e.kind === "unknown" ? suggest(e.option) : "";
+      const hint = e.reason === "unknown" ? suggest(e.option) : "";
       throw new UsageError(`${e.message}; ${hint}run sd --help for the options`);
     }
     throw e;
