@@ -20,7 +20,7 @@ import { Tensor } from "../src/gpu/tensor.ts";
 import { cast } from "../src/ops/elementwise.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
 import type { ModelSource } from "../src/weights/source.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 
 const { values: args } = parseArgs({

@@ -25,7 +25,7 @@ import { UNet } from "./models/unet.ts";
 import { Vae } from "./models/vae.ts";
 import { variants } from "./ops/variants.ts";
 import { TorchGenerator } from "./rng.ts";
-import { SafeTensorsFile } from "./safetensors.ts";
+import { SafeTensorsFile } from "./weights/safetensors.ts";
 import { LatentBasis } from "./latents.ts";
 import {
   createScheduler,
