@@ -67,7 +67,8 @@ interface Session {
 
 /**
  * Runs `sd` with `args` (without the program name) and returns the exit code: 0 when everything
- * asked for was done, 1 when a generation (or a batch line) failed, 2 for bad options.
+ * asked for was done, 1 when a generation (or a batch line) failed, 2 for bad options. The error
+ * that ended the run is one line on stderr: the one mapping from errors to exit codes.
  *
  * @example
  * ```ts
@@ -75,13 +76,25 @@ interface Session {
  * ```
  */
 export async function main(args: readonly string[]): Promise<number> {
-  let opts: CliOptions;
   try {
-    opts = parseCli(args, { stdinIsTerminal: isTerminal(Deno.stdin) });
+    return await run(args);
   } catch (e) {
     writeStderr(describeError(e) + "\n");
     return exitCodeOf(e);
   }
+}
+
+/**
+ * {@linkcode main} without the error report: returns 0, or 1 when a batch line failed, and throws
+ * the error that ends the run (a `UserError` for every expected failure).
+ *
+ * @param stdinIsTerminal whether stdin is a terminal (then there are no jobs to read from it)
+ */
+export async function run(
+  args: readonly string[],
+  stdinIsTerminal: boolean = isTerminal(Deno.stdin),
+): Promise<number> {
+  const opts = parseCli(args, { stdinIsTerminal });
   if (opts.command === "help") {
     writeStdout(HELP);
     return EXIT_OK;
@@ -129,11 +142,8 @@ export async function main(args: readonly string[]): Promise<number> {
     if (opts.command === "tokens") return await runTokens(session);
     if (opts.command === "fetch") return await runFetch(session);
     return await runGenerate(session);
-  } catch (e) {
-    progress.clear();
-    writeStderr(describeError(e) + "\n");
-    return exitCodeOf(e);
   } finally {
+    progress.clear();
     if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
     globalThis.removeEventListener("unhandledrejection", onUnhandled);
   }
