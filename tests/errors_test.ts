@@ -10,7 +10,7 @@ import { join } from "../src/std/path.ts";
 import { run } from "../src/cli/run.ts";
 import { describeError, EXIT_FAILED, EXIT_USAGE, exitCodeOf } from "../src/cli/errors.ts";
 import { fileError, UsageError, UserError } from "../src/errors.ts";
-import { BAD_INPUTS, corruptTinyCopy, TINY, TINY_ARGS } from "./bad_inputs.ts";
+import { BAD_INPUTS, corruptTinyCopy, TINY_ARGS } from "./bad_inputs.ts";
 import { hasGpu } from "./gpu.ts";
 import { withTmp } from "./temp.ts";
 
