@@ -32,12 +32,19 @@ export const SYNTH_MODEL = "synth";
 
 /** The options that choose a model (a subset of the command line). */
 export interface ModelOptions {
+  /** `--model`; null when not given (the lock's default, sd15). */
   model: string | null;
+  /** `--weights`: a diffusers folder or a single `.safetensors` file. */
   weights: string | null;
+  /** `--config`: configs (and tokenizer) for a single-file checkpoint. */
   config: string | null;
+  /** `--tokenizer`: a folder with `vocab.json` and `merges.txt`. */
   tokenizer: string | null;
+  /** `--lock`: the weights lock to fetch by. */
   lock: string | null;
-  /** `--precision`; null when not given (the f16 files are fetched then). */
+  /**
+   * `--precision`; null picks f16 where the adapter has shader-f16 (and fetches the f16 files).
+   */
   precision: DType | null;
 }
 
@@ -156,7 +163,7 @@ export async function lockedModelOf(
 
 /**
  * Fetches the locked model the options name (the files their precision needs) into the cache;
- * returns its name and folder.
+ * returns the lock, the model's name and its folder.
  *
  * @throws {UsageError} for `--model synth` (no files), a bad `--lock` or an unknown model
  * @throws {WeightsError} when the download or its verification fails
@@ -164,7 +171,7 @@ export async function lockedModelOf(
 export async function fetchLockedModel(
   opts: ModelOptions,
   hooks: ResolveHooks = {},
-): Promise<{ name: string; dir: string }> {
+): Promise<{ lock: WeightsLock; name: string; dir: string }> {
   if (opts.model === SYNTH_MODEL) {
     throw new UsageError("--model synth has no files to fetch; run with --model synth directly");
   }
@@ -175,7 +182,7 @@ export async function fetchLockedModel(
     files: fetchSelection(opts.precision),
     ...hooks,
   });
-  return { name, dir };
+  return { lock, name, dir };
 }
 
 /**
@@ -348,13 +355,7 @@ export async function resolveModel(
       hash: () => Promise.resolve(SYNTH_MODEL),
     };
   }
-  const { lock, name } = await lockedModelOf(opts);
-  const dir = await fetchModel({
-    lock,
-    model: name,
-    files: fetchSelection(opts.precision),
-    ...hooks,
-  });
+  const { lock, name, dir } = await fetchLockedModel(opts, hooks);
   const files = lock.models[name].files;
   return {
     source: { kind: "dir", dir },
