@@ -5,7 +5,7 @@
  * @module
  */
 
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { existsSync } from "../src/std/fs.ts";
 import { join } from "../src/std/path.ts";
 import { fixture } from "./fixtures.ts";

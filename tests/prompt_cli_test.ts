@@ -6,54 +6,16 @@
  * options' errors.
  */
 
-import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { parseCli } from "../src/cli/args.ts";
-import { formatParameters } from "../src/cli/parameters.ts";
+import { assert, assertEquals } from "../src/std/assert.ts";
 import { absDiff } from "../src/compare.ts";
 import { join } from "../src/std/path.ts";
 import { featureCases, featureCli, featureGolden } from "./features.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
-import { oneErrorLine, pngRgb, pngText, sd, withTmp } from "./sd_cli.ts";
+import { oneErrorLine, pngRgb, pngText, sd } from "./sd_cli.ts";
+import { withTmp } from "./temp.ts";
 
 const TINY = fixture("tiny-sd");
-
-Deno.test("parseCli: --clip-skip, --no-emphasis, sd tokens --chunks", () => {
-  const io = { stdinIsTerminal: true };
-  assertEquals(parseCli(["a cat"], io).text, { clipSkip: 1, emphasis: true });
-  assertEquals(parseCli(["a cat", "--clip-skip", "2", "--no-emphasis"], io).text, {
-    clipSkip: 2,
-    emphasis: false,
-  });
-  assertEquals(parseCli(["tokens", "--chunks", "a cat"], io).chunks, true);
-  assertThrows(() => parseCli(["a", "--clip-skip", "0"], io), "--clip-skip 0 is out of range");
-  assertThrows(() => parseCli(["a", "--clip-skip", "1.5"], io), "--clip-skip 1.5 is out of range");
-  assertThrows(() => parseCli(["a", "--clip-skip", "x"], io), "--clip-skip x is not a number");
-  assertThrows(() => parseCli(["a", "--chunks"], io), "--chunks applies to sd tokens");
-});
-
-Deno.test("formatParameters: Clip skip when > 1, Emphasis: None for literal brackets", () => {
-  const p = {
-    prompt: "a (cat)",
-    negative: "",
-    steps: 20,
-    sampler: "DDIM",
-    guidance: 7.5,
-    seed: 42,
-    width: 512,
-    height: 512,
-    modelHash: "c83908253f",
-    model: "sd15",
-    version: "0.1.0",
-  };
-  const tail = (q: Partial<typeof p> & { clipSkip?: number; emphasis?: boolean }) =>
-    formatParameters({ ...p, ...q }).split("Model: sd15, ")[1];
-  assertEquals(tail({}), "Version: sd 0.1.0");
-  assertEquals(tail({ clipSkip: 1, emphasis: true }), "Version: sd 0.1.0");
-  assertEquals(tail({ clipSkip: 2 }), "Clip skip: 2, Version: sd 0.1.0");
-  assertEquals(tail({ emphasis: false }), "Emphasis: None, Version: sd 0.1.0");
-  assertEquals(tail({ emphasis: false, prompt: "a cat" }), "Version: sd 0.1.0");
-});
 
 for (const precision of ["f32", "f16"] as const) {
   Deno.test({
