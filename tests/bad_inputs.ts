@@ -36,6 +36,9 @@ export const BAD_INPUTS: [string[], string][] = [
   [["a cat", "--out", "blocker/images"], "cannot create the directory"],
   [["a cat", "--weights", "no-such-folder"], "--weights no-such-folder: no such file"],
   [["a cat", "--weights", "blocker"], "neither a folder nor a .safetensors file"],
+  [["a cat", "--clip-skip", "0"], "--clip-skip 0 is out of range"],
+  [["a cat", "--chunks"], "--chunks applies to sd tokens"],
+  [["a (cat:1.2.3)"], 'the prompt weight "1.2.3"'],
   [[], "no prompt and no jobs on stdin"],
 ];
 

@@ -99,22 +99,6 @@ Deno.test("sd tokens: plain ids stay diffusers'; --chunks gives the fixture's id
   }
 });
 
-Deno.test("sd: --clip-skip out of range and misplaced --chunks: one line, exit 2, no file", async () => {
-  await withTmp(async (dir) => {
-    const args = ["a cat", "--weights", TINY, "--width", "64", "--height", "64", "--steps", "1"];
-    const zero = await sd(dir, [...args, "--clip-skip", "0"]);
-    assertEquals(zero.code, 2, zero.stderr);
-    oneErrorLine(zero, "--clip-skip 0");
-    const chunks = await sd(dir, [...args, "--chunks"]);
-    assertEquals(chunks.code, 2, chunks.stderr);
-    oneErrorLine(chunks, "--chunks applies to sd tokens");
-    const weight = await sd(dir, ["a (cat:1.2.3)", ...args.slice(1)]);
-    assertEquals(weight.code, 2, weight.stderr);
-    oneErrorLine(weight, '"1.2.3"');
-    assertEquals([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")), []);
-  });
-});
-
 Deno.test({
   name: "sd: --clip-skip over the text encoder's layers (tiny-sd: 3): one line, exit 2, no file",
   ignore: !hasGpu,

@@ -17,6 +17,7 @@ import { encodePng, toRgb8 } from "../png.ts";
 import { randomSeed } from "../rng.ts";
 import { ClipTokenizer } from "../tokenizer.ts";
 import { tokensOutput } from "./tokens.ts";
+import { checkTexts } from "../prompt/encoder.ts";
 import {
   checkModelOptions,
   defaultPrecision,
@@ -188,6 +189,7 @@ async function runGenerate(s: Session): Promise<number> {
   const fromStdin = opts.prompt === null;
   const jsonLines = fromStdin || opts.json;
   const defaultOut = resolveOut(opts.job.out);
+  if (!fromStdin) checkTexts([opts.prompt ?? "", opts.job.negative], opts.text);
   await checkModelOptions(opts);
 
   progress.status("starting the GPU…");
@@ -222,6 +224,7 @@ async function runGenerate(s: Session): Promise<number> {
     const target: OutTarget = job.out === opts.job.out
       ? defaultOut
       : resolveOut(job.out, job.line === null ? "--out" : '"out"');
+    if (job.line !== null) checkTexts([job.prompt, job.negative], opts.text);
     const { sd, hash, name } = await model();
     const seed0 = job.seed ?? randomSeed();
     for (let i = 0; i < opts.batch; i++) {

@@ -48,6 +48,16 @@ export function textChunks(
   return { chunks: padChunks(each.map((c) => c.chunks)), tokens: each.map((c) => c.tokens) };
 }
 
+/**
+ * Checks the syntax of `texts` before any work (a job's prompt and negative prompt): what
+ * {@linkcode textChunks} would throw.
+ *
+ * @throws {UserError} (usage) for a `(text:w)` whose w is not a number
+ */
+export function checkTexts(texts: readonly string[], opts: TextOptions = {}): void {
+  if (opts.emphasis ?? true) texts.forEach(parsePrompt);
+}
+
 /** The note for texts longer than one chunk, or null. */
 export function longPromptNote(texts: TextChunks): string | null {
   const longest = Math.max(...texts.tokens);
