@@ -10,12 +10,10 @@ import { assert, assertEquals } from "../src/std/assert.ts";
 import { absDiff } from "../src/compare.ts";
 import { join } from "../src/std/path.ts";
 import { featureCases, featureCli, featureGolden } from "./features.ts";
-import { fixture } from "./fixtures.ts";
+import { TINY, TINY_ARGS } from "./bad_inputs.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
 import { oneErrorLine, pngRgb, pngText, sd } from "./sd_cli.ts";
 import { withTmp } from "./temp.ts";
-
-const TINY = fixture("tiny-sd");
 
 for (const precision of ["f32", "f16"] as const) {
   for (const c of await featureCases("text")) {
@@ -96,19 +94,7 @@ Deno.test({
   ignore: !hasGpu,
   async fn() {
     await withTmp(async (dir) => {
-      const r = await sd(dir, [
-        "a cat",
-        "--weights",
-        TINY,
-        "--width",
-        "64",
-        "--height",
-        "64",
-        "--steps",
-        "1",
-        "--clip-skip",
-        "4",
-      ]);
+      const r = await sd(dir, ["a cat", ...TINY_ARGS, "--clip-skip", "4"]);
       assertEquals(r.code, 2, r.stderr);
       oneErrorLine(r, "has 3 layers");
       assertEquals([...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".png")), []);
