@@ -330,10 +330,10 @@ Deno.test("scheduler config files: tiny-sd's loads; bare -Infinity parses; bad t
   const tiny = await loadSchedulerConfig(fixturePath("tiny-sd"));
   assertEquals(tiny._class_name, "PNDMScheduler");
   assertEquals(tiny.steps_offset, 1);
-  // The saved file lists timestep_spacing "leading" = PNDM's default, which SD 1.5's file never
-  // set: the reference pipeline (tiny-sd-golden.json lists it in _use_default_values) gives
-  // Euler "linspace".
-  assertEquals(schedulerConfigFor("euler", tiny).timestep_spacing, "linspace");
+  // The saved file sets timestep_spacing "leading": diffusers, loading the folder, passes it on
+  // (the features goldens' Euler runs "leading"); the config tiny-sd-golden was made with lists it
+  // in _use_default_values (made in memory from SD 1.5's file), so there Euler runs "linspace".
+  assertEquals(schedulerConfigFor("euler", tiny).timestep_spacing, "leading");
   const gold = JSON.parse(await Deno.readTextFile(fixturePath("tiny-sd-golden.json")));
   assertEquals(
     schedulerConfigFor("euler", gold.configs.scheduler).timestep_spacing,
