@@ -17,11 +17,11 @@ import { buildProfile, formatProfileTable, StageLog } from "../src/cli/profile_r
 import { formatDuration, formatRate } from "../src/cli/progress.ts";
 import { VERSION } from "../src/cli/version.ts";
 import { hasGpu } from "./gpu.ts";
+import { fixture } from "./fixtures.ts";
 
 const REPO = fromFileUrl(new URL("../", import.meta.url));
 const MAIN = join(REPO, "main.ts");
-const FIXTURES = fromFileUrl(new URL("../../shared/fixtures/", import.meta.url));
-const TINY = join(FIXTURES, "tiny-sd");
+const TINY = fixture("tiny-sd");
 const TINY_ARGS = ["--weights", TINY, "--width", "64", "--height", "64", "--steps", "2"];
 
 interface Result {
@@ -441,7 +441,7 @@ Deno.test("sd: each bad input is one line on stderr, exit code 2, no file", asyn
 });
 
 Deno.test("sd tokens prints the 77 ids as JSON (from --tokenizer or the weights' tokenizer)", async () => {
-  const golden = JSON.parse(Deno.readTextFileSync(join(FIXTURES, "tokens.json"))) as {
+  const golden = JSON.parse(Deno.readTextFileSync(fixture("tokens.json"))) as {
     prompt: string;
     ids: number[];
   }[];
@@ -449,7 +449,7 @@ Deno.test("sd tokens prints the 77 ids as JSON (from --tokenizer or the weights'
   await withTmp(async (dir) => {
     for (
       const args of [
-        ["tokens", prompt, "--tokenizer", join(FIXTURES, "clip-tokenizer")],
+        ["tokens", prompt, "--tokenizer", fixture("clip-tokenizer")],
         ["tokens", prompt, "--weights", TINY],
       ]
     ) {
@@ -853,7 +853,7 @@ Deno.test({
           new URL("../main.ts", import.meta.url).pathname,
           prompt,
           "--weights",
-          new URL("../../shared/fixtures/tiny-sd", import.meta.url).pathname,
+          TINY,
           "--steps",
           "1",
           "--width",

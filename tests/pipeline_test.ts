@@ -9,9 +9,9 @@ import { SafeTensorsFile } from "../src/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu, testGpu } from "./gpu.ts";
+import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
 
 interface Case {
   key: string;
@@ -31,7 +31,7 @@ for (const precision of ["f32", "f16"] as const) {
     async fn() {
       const gpu = (await testGpu())!;
       if (precision === "f16" && !gpu.hasF16) return;
-      const meta = JSON.parse(await Deno.readTextFile(`${FIX}tiny-sd-golden.json`));
+      const meta = JSON.parse(await Deno.readTextFile(fixture("tiny-sd-golden.json")));
       const cases: Case[] = meta.pipeline_cases;
       const dir = await Deno.makeTempDir();
       try {
@@ -55,7 +55,7 @@ for (const precision of ["f32", "f16"] as const) {
             `${ROOT}main.ts`,
             "-",
             "--weights",
-            `${FIX}tiny-sd`,
+            fixture("tiny-sd"),
             "--precision",
             precision,
             "--quiet",
@@ -77,7 +77,7 @@ for (const precision of ["f32", "f16"] as const) {
           `${lines.length} JSON lines for ${cases.length} jobs`,
         );
 
-        const g = await SafeTensorsFile.open(`${FIX}tiny-sd-golden.safetensors`);
+        const g = await SafeTensorsFile.open(fixture("tiny-sd-golden.safetensors"));
         const report: string[] = [];
         const failures: string[] = [];
         for (const [i, c] of cases.entries()) {

@@ -1,5 +1,5 @@
 /**
- * Schedulers against diffusers (../shared/fixtures/schedulers.{safetensors,json}): configs as
+ * Schedulers against diffusers (fixtures schedulers.{safetensors,json}): configs as
  * `X.from_config(pndm.config)` builds them, timesteps/σ/init_noise_sigma for 1, 4, 6, 20, 50
  * steps, and the 20-step loop of `sched.loop_rule` for every deterministic scheduler.
  */
@@ -8,7 +8,6 @@ import { relL2 } from "../src/compare.ts";
 import { TorchGenerator } from "../src/rng.ts";
 import { SafeTensorsFile } from "../src/safetensors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { fromFileUrl } from "../src/std/path.ts";
 import {
   createScheduler,
   IDENTIFIERS,
@@ -22,9 +21,7 @@ import {
 } from "../scheduler/mod.ts";
 import { lmsCoefficients } from "../scheduler/lms.ts";
 import { ancestralSigmas } from "../scheduler/euler_ancestral.ts";
-
-const FIXTURES = new URL("../../shared/fixtures/", import.meta.url);
-const fixturePath = (name: string) => fromFileUrl(new URL(name, FIXTURES));
+import { fixture } from "./fixtures.ts";
 
 const DETERMINISTIC: SchedulerName[] = [
   "ddim",
@@ -36,11 +33,11 @@ const DETERMINISTIC: SchedulerName[] = [
 ];
 const STEP_COUNTS = [1, 4, 6, 20, 50];
 
-const meta = JSON.parse(await Deno.readTextFile(fixturePath("schedulers.json"))) as Record<
+const meta = JSON.parse(await Deno.readTextFile(fixture("schedulers.json"))) as Record<
   string,
   unknown
 >;
-const file = await SafeTensorsFile.open(fixturePath("schedulers.safetensors"));
+const file = await SafeTensorsFile.open(fixture("schedulers.safetensors"));
 const f64 = async (key: string) => Array.from(await file.readF64(key));
 
 /** Largest elementwise relative error (absolute where the reference is 0). */
@@ -298,14 +295,14 @@ Deno.test("scheduler errors: bad step counts, unknown names, unsupported options
 });
 
 Deno.test("scheduler config files: tiny-sd's loads; bare -Infinity parses; bad types are errors", async () => {
-  const tiny = await loadSchedulerConfig(fixturePath("tiny-sd"));
+  const tiny = await loadSchedulerConfig(fixture("tiny-sd"));
   assertEquals(tiny._class_name, "PNDMScheduler");
   assertEquals(tiny.steps_offset, 1);
   // The saved file lists timestep_spacing "leading" = PNDM's default, which SD 1.5's file never
   // set: the reference pipeline (tiny-sd-golden.json lists it in _use_default_values) gives
   // Euler "linspace".
   assertEquals(schedulerConfigFor("euler", tiny).timestep_spacing, "linspace");
-  const gold = JSON.parse(await Deno.readTextFile(fixturePath("tiny-sd-golden.json")));
+  const gold = JSON.parse(await Deno.readTextFile(fixture("tiny-sd-golden.json")));
   assertEquals(
     schedulerConfigFor("euler", gold.configs.scheduler).timestep_spacing,
     "linspace",
