@@ -21,7 +21,7 @@
 // loops over function-scope arrays: that took the kernel from 1.7 to 15–20 TFLOP/s on an H200.
 //
 // Epilogue: y = act(acc + bias[o]) + residual[b, o, n] — bias and residual optional (fusion
-// specializations BIAS, RESIDUAL), act = identity or SiLU (SILU); the same order as matmul.wgsl.
+// specializations BIAS, RESIDUAL), act = identity or SiLU (SILU); the same order as linear.wgsl.
 //
 // Precision: T (f32 | f16) is the storage type of x, w, bias, residual and y. Values are widened to
 // f32 when loaded into workgroup memory; products and sums are f32; one rounding to T on store.
@@ -140,20 +140,7 @@ fn store_b(v: vec4<f32>, kk: u32, nb: u32) {
   Bs[(kk + 3u * S) * B_STRIDE + col][lane] = v.w;
 }
 
-// Epilogue of one output element (skipped outside the output): bias, activation, residual.
-fn store_one(acc: f32, bo: f32, yi: u32, ok: bool) {
-  if (!ok) {
-    return;
-  }
-  var v = acc + bo;
-#if SILU
-  v = v / (1.0 + exp(-v));
-#endif
-#if RESIDUAL
-  v += f32(res[yi]);
-#endif
-  y[yi] = ${T}(v);
-}
+#include "conv2d_epilogue.wgsl"
 
 // Epilogue of output channel o, pixels n … n + 3 of image b.
 fn store_row(acc: vec4<f32>, o: u32, n: u32, b: u32) {

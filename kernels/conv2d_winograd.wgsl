@@ -266,20 +266,7 @@ fn load_m(idx: u32, step: u32) -> vec4<f32> {
   return vec4<f32>(m[idx], m[idx + step], m[idx + 2u * step], m[idx + 3u * step]);
 }
 
-// Epilogue of one output pixel (inside the image when ok).
-fn store_y(val: f32, bo: f32, idx: u32, ok: bool) {
-  if (!ok) {
-    return;
-  }
-  var v = val + bo;
-#if SILU
-  v = v / (1.0 + exp(-v));
-#endif
-#if RESIDUAL
-  v += f32(res[idx]);
-#endif
-  y[idx] = ${T}(v);
-}
+#include "conv2d_epilogue.wgsl"
 
 // Written out without loops over function-scope arrays, so that m and Y stay in registers.
 @compute @workgroup_size(64)
@@ -313,9 +300,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i0 = ((b * p.O + o) * p.H + oy) * p.W + ox;
   let right = ox + 1u < p.W;
   let below = oy + 1u < p.H;
-  store_y(a0.x + a0.y + a0.z, bo, i0, true);
-  store_y(a0.y - a0.z - a0.w, bo, i0 + 1u, right);
-  store_y(a1.x + a1.y + a1.z, bo, i0 + p.W, below);
-  store_y(a1.y - a1.z - a1.w, bo, i0 + p.W + 1u, right && below);
+  store_one(a0.x + a0.y + a0.z, bo, i0, true);
+  store_one(a0.y - a0.z - a0.w, bo, i0 + 1u, right);
+  store_one(a1.x + a1.y + a1.z, bo, i0 + p.W, below);
+  store_one(a1.y - a1.z - a1.w, bo, i0 + p.W + 1u, right && below);
 }
 #endif

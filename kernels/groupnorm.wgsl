@@ -49,17 +49,11 @@ const WG: u32 = 256u;
 const VEC: u32 = ${VEC}u;    // elements per unit
 const CHUNK: u32 = 4u * WG;  // units per chunk
 
-#if VEC4
-alias VT = vec4<${T}>;
-alias VF = vec4<f32>;
-fn hsum(v: VF) -> f32 { return dot(v, VF(1.0)); }
-#else
-alias VT = ${T};
-alias VF = f32;
-fn hsum(v: VF) -> f32 { return v; }
-#endif
+#include "vec_units.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+#include "grid1d.wgsl"
 
 #if FUSED_SINGLE
 @group(0) @binding(1) var<storage, read> x: array<VT>;
@@ -89,20 +83,7 @@ fn hsum(v: VF) -> f32 { return v; }
 @group(0) @binding(4) var<storage, read_write> y: array<VT>;
 #endif
 
-var<workgroup> red: array<f32, WG>;
-
-// Sum of `v` over the workgroup (tree in workgroup memory); every invocation gets the result.
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+#include "wg_sum.wgsl"
 
 // An invocation's 4 units of a chunk starting at `base`: units lid + k·WG that are < count, zero
 // elsewhere (zeros add nothing to sums; deviations are masked by `valid`).
@@ -278,7 +259,7 @@ fn main(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = grid1d_index(gid, nwg, WG);
   if (i >= p.total) { return; }
   let st = stats[i / p.nu];
   y[i] = VT((VF(x[i]) - VF(st.x)) * st.y);
@@ -291,7 +272,7 @@ fn main(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = grid1d_index(gid, nwg, WG);
   if (i >= p.total) { return; }
   y[i] = VT(affine(VF(x[i]), (i / p.su) % (p.groups * p.cpg)));
 }

@@ -1,8 +1,8 @@
 // LayerNorm (torch.nn.LayerNorm over the last dim): x [R, C] row-major, γ/β [C].
 //
-// Work decomposition: one workgroup of WG invocations per row (row = wid.x + wid.y·65535, so more
-// than 65535 rows fit a 2-D grid). The row is read in units of VEC elements (VEC = 4 when
-// C % 4 == 0, so rows start 16-byte aligned).
+// Work decomposition: one workgroup of WG invocations per row, on the 1-D grid of
+// common/grid1d.wgsl with one row a workgroup (more than 65535 rows wrap into y). The row is read
+// in units of VEC elements (VEC = 4 when C % 4 == 0, so rows start 16-byte aligned).
 //   layernorm_<T>_v<VEC>_w<WG>       rows of up to 4·WG units, WG ∈ {64, 128, 256} the smallest
 //       that fits (a tile choice, not a shape: SD's C = 320 → 64, 768 → 64, 1280 → 128): each
 //       invocation holds its 4 units (lid + k·WG, coalesced) in registers as a Quad, so x is
@@ -24,36 +24,17 @@ struct Params {
 
 const WG: u32 = ${WG}u;
 
-#if VEC4
-alias VT = vec4<${T}>;
-alias VF = vec4<f32>;
-fn hsum(v: VF) -> f32 { return dot(v, VF(1.0)); }
-#else
-alias VT = ${T};
-alias VF = f32;
-fn hsum(v: VF) -> f32 { return v; }
-#endif
+#include "vec_units.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+#include "grid1d.wgsl"
 @group(0) @binding(1) var<storage, read> x: array<VT>;
 @group(0) @binding(2) var<storage, read> gamma: array<VT>;
 @group(0) @binding(3) var<storage, read> beta: array<VT>;
 @group(0) @binding(4) var<storage, read_write> y: array<VT>;
 
-var<workgroup> red: array<f32, WG>;
-
-// Sum of `v` over the workgroup (tree in workgroup memory); every invocation gets the result.
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+#include "wg_sum.wgsl"
 
 // x̂·γ + β for unit u of a row.
 fn affine(v: VF, mean: f32, rstd: f32, u: u32) -> VT {
@@ -62,8 +43,12 @@ fn affine(v: VF, mean: f32, rstd: f32, u: u32) -> VT {
 
 #if LOOP
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * 65535u;
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = grid1d_index(wid, nwg, 1u);
   if (row >= p.rows) { return; }  // uniform across the workgroup
   let base = row * p.units;
   var s = 0.0;
@@ -92,8 +77,12 @@ fn sq_dev(v: VF, mean: f32, u: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * 65535u;
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = grid1d_index(wid, nwg, 1u);
   if (row >= p.rows) { return; }  // uniform across the workgroup
   let base = row * p.units;
   let u0 = lid;
