@@ -283,17 +283,16 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
 const NEG = -3.0e38;     // stands for −∞
 
 #include "attention_tile.wgsl"
+#include "attention_heads.wgsl"
 
 @compute @workgroup_size(${WGS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
   let tx = lid % TC;
   let ty = lid / TC;
   let i0 = wg.x * BR;            // first query row of the tile
-  let b = wg.y / p.heads;
-  let h = wg.y % p.heads;
   let ld = p.heads * p.d;        // token stride of q, k, v, o
-  let qbase = b * p.nq * ld + h * p.d;
-  let kbase = b * p.nk * ld + h * p.d;
+  let qbase = head_base(wg.y, p.nq);
+  let kbase = head_base(wg.y, p.nk);
   let ksm = BR * KS;             // vec4 offset of the staged K chunk
 
   var m: array<f32, RM>;                  // running row max of S (log2 domain)
@@ -396,13 +395,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
       workgroupBarrier();        // V slab and P visible
       #unroll
       for (var jj = 0u; jj < VC; jj++) {
-#if PVEC
-        let p4 = sm[PT + (v0 + jj) * 16u + ty];
-#else
-        var p4: vec4<f32>;
-        #unroll
-        for (var x = 0u; x < RM; x++) { p4[x] = ps[(v0 + jj) * BR + ty * RM + x]; }
-#endif
+        let p4 = p_col(v0 + jj, ty);
         #unroll
         for (var g = 0u; g < CG; g++) {
           let v4 = sm[jj * GW + tx + TC * g];

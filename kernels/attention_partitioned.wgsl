@@ -76,6 +76,7 @@ const NEG = -3.0e38;     // stands for −∞
 @group(0) @binding(4) var<storage, read_write> ml: array<f32>;  // m [BH, NP, Nq], then l
 
 #include "attention_tile.wgsl"
+#include "attention_heads.wgsl"
 
 const NSUB = ${NSUB}u;   // sub-tiles per partition
 const PW = ${NSUB}u * 4u * ${TC}u; // keys per partition
@@ -89,11 +90,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   let part = wg.y;                       // partition
   let bhl = wg.z;                        // batch·head within this dispatch
   let bh = p.bh0 + bhl;
-  let b = bh / p.heads;
-  let h = bh % p.heads;
   let ld = p.heads * p.d;
-  let qbase = b * p.nq * ld + h * p.d;
-  let kbase = b * p.nk * ld + h * p.d;
+  let qbase = head_base(bh, p.nq);
+  let kbase = head_base(bh, p.nk);
   let jp = part * PW;                    // first key of the partition
   let stat = (bhl * p.np + part) * p.rows - p.qi0;  // m and l of row i at stat + i
   let ksm = BR * KS;                     // vec4 offset of the staged K chunk
@@ -215,13 +214,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
         workgroupBarrier();
         #unroll
         for (var jj = 0u; jj < VC; jj++) {
-#if PVEC
-          let p4 = sm[PT + (v0 + jj) * 16u + ty];
-#else
-          var p4: vec4<f32>;
-          #unroll
-          for (var x = 0u; x < RM; x++) { p4[x] = ps[(v0 + jj) * BR + ty * RM + x]; }
-#endif
+          let p4 = p_col(v0 + jj, ty);
           #unroll
           for (var g = 0u; g < CG; g++) {
             let v4 = sm[jj * GW + tx + TC * g];

@@ -68,15 +68,7 @@ const B_STRIDE = BN / 4u;      // Bs row length in vec4
 var<workgroup> As: array<vec4<f32>, BK * A_STRIDE>;  // As[kk][m], m = output channel in tile
 var<workgroup> Bs: array<vec4<f32>, BK * B_STRIDE>;  // Bs[kk][n], n = pixel in tile
 
-// c + a ⊗ b for a 4 × 4 register block kept as 4 row vectors (c[r] = output channel r).
-fn rank1(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-  return mat4x4<f32>(
-    fma(vec4<f32>(a.x), b, c[0]),
-    fma(vec4<f32>(a.y), b, c[1]),
-    fma(vec4<f32>(a.z), b, c[2]),
-    fma(vec4<f32>(a.w), b, c[3]),
-  );
-}
+#include "rank1.wgsl"  // c[r] = output channel r
 
 // W[o, k] widened to f32, 0 outside the matrix.
 fn load_w(o: u32, k: u32) -> f32 {

@@ -166,15 +166,7 @@ const BV = BN / 4u;  // vec4 per row of Bs
 var<workgroup> As: array<vec4<f32>, BK * AV>;  // As[kk][o]
 var<workgroup> Bs: array<vec4<f32>, BK * BV>;  // Bs[kk][p]
 
-// c + a ⊗ b for a 4 × 4 register block kept as 4 row vectors (c[r] = row r).
-fn rank1(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-  return mat4x4<f32>(
-    fma(vec4<f32>(a.x), b, c[0]),
-    fma(vec4<f32>(a.y), b, c[1]),
-    fma(vec4<f32>(a.z), b, c[2]),
-    fma(vec4<f32>(a.w), b, c[3]),
-  );
-}
+#include "rank1.wgsl"
 
 // Stores the 4 × 4 block c: rows o … o + 3, tile columns as the vec4 at index col of M[ξ][o].
 fn store_block(c: mat4x4<f32>, row: u32, col: u32, ppv: u32) {

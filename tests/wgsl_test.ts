@@ -15,7 +15,7 @@ function snippets(files: Record<string, string>) {
 
 Deno.test("wgsl include: nested includes are pasted in place, in order", () => {
   const { read } = snippets({
-    "common/outer.wgsl": 'fn outer() {}\n#include "inner.wgsl"\n',
+    "common/outer.wgsl": 'fn outer() {}\n#include "inner.wgsl"  // the inner part\n',
     "common/inner.wgsl": "fn inner() {}\n",
   });
   const out = expandIncludes('// head\n#include "outer.wgsl"\nfn main() {}', "k.wgsl", read);
@@ -47,6 +47,10 @@ Deno.test("wgsl include: a missing snippet names the including file and the file
     'kernels/common/outer.wgsl: #include "nowhere.wgsl": cannot read kernels/common/nowhere.wgsl',
   );
   assert(!e.message.includes("\n"));
+  assertThrows(
+    () => expandIncludes("#include <x.wgsl>", "k.wgsl", read),
+    "kernels/k.wgsl: malformed",
+  );
   assertThrows(
     () => expandIncludes('#include "gone.wgsl"', "k.wgsl"),
     'kernels/k.wgsl: #include "gone.wgsl": cannot read kernels/common/gone.wgsl',

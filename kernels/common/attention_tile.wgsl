@@ -60,6 +60,18 @@ fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f3
   return r;
 }
 
+// P of key `key` (a row of the transposed P) for the RM query rows ty·RM … of invocation row ty.
+fn p_col(key: u32, ty: u32) -> vec4<f32> {
+#if PVEC
+  return sm[PT + key * 16u + ty];
+#else
+  var p4: vec4<f32>;
+  #unroll
+  for (var x = 0u; x < RM; x++) { p4[x] = ps[key * BR + ty * RM + x]; }
+  return p4;
+#endif
+}
+
 // Stages the d-chunk at channel kc (KC4 vec4s) of Q rows i0 … i0 + BR − 1 into sm[0, BR·KS) and
 // of K rows j0 … j0 + BC − 1 into sm[ksm, ksm + BC·KS), ksm = BR·KS. Unrolled so that every load
 // of the chunk is in flight before the first store. Between two workgroup barriers.

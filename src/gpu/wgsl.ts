@@ -34,7 +34,8 @@ export function kernelSource(file: string): string {
 }
 
 /**
- * Replaces every `#include "name.wgsl"` line of `src` (the kernel `file`) by the text of
+ * Replaces every `#include "name.wgsl"` line (optionally followed by a `//` comment) of `src` (the
+ * kernel `file`) by the text of
  * `common/name.wgsl`, read through `read` (a path relative to `kernels/`; by default from the
  * `kernels/` folder beside `src/`, as {@linkcode kernelSource} reads it), recursively. A snippet
  * already included into this kernel is skipped (WGSL forbids declaring a name twice), which also
@@ -50,7 +51,11 @@ export function expandIncludes(
   read: (path: string) => string = readKernelFile,
   seen: Set<string> = new Set(),
 ): string {
-  return src.replace(/^[ \t]*#include[ \t]+"([\w.\-]+)"[ \t]*$/gm, (_, name: string) => {
+  const bad = /^[ \t]*#include\b(?![ \t]+"[\w.\-]+"[ \t]*(\/\/.*)?$).*$/m.exec(src);
+  if (bad) {
+    throw new Error(`kernels/${file}: malformed ${bad[0].trim()}: write #include "name.wgsl"`);
+  }
+  return src.replace(/^[ \t]*#include[ \t]+"([\w.\-]+)"[ \t]*(?:\/\/.*)?$/gm, (_, name: string) => {
     if (seen.has(name)) return `// #include "${name}": already included`;
     seen.add(name);
     const path = INCLUDE_DIR + name;

@@ -55,6 +55,7 @@ function groupNormKernel(gpu: Gpu, mode: GroupNormMode, t: string, vec: number, 
       NAIVE_STATS: mode === "naive_stats",
       NAIVE_NORMALIZE: mode === "naive_normalize",
       NAIVE_AFFINE: mode === "naive_affine",
+      NAIVE_ELEMENTWISE: mode === "naive_normalize" || mode === "naive_affine",
     }));
 }
 
