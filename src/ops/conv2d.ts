@@ -13,7 +13,7 @@ import type { DType } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { channelProjection } from "./linear.ts";
-import { grid1d } from "./elementwise.ts";
+import { grid1d } from "../gpu/grid.ts";
 import { variants } from "./variants.ts";
 
 /** Options of {@linkcode conv2d}. */

@@ -9,13 +9,17 @@
 
 import { bytesOf, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { grid1d } from "../gpu/grid.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 
-type Mode = "transpose" | "concat" | "upsample2x" | "embedding";
+type Mode = "transpose" | "concat" | "upsample2x" | "embedding" | "split_half";
 
 function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; vec?: number } = {}) {
   const vec = opts.vec ?? 1;
-  const name = `layout_${mode}_${t}${mode === "concat" ? `_v${vec}` : ""}${opts.pos ? "_pos" : ""}`;
+  // split_half keeps the name it had in the matmul family (pipeline-cache key and profiler label).
+  const name = mode === "split_half"
+    ? `matmul_split_half_${t}`
+    : `layout_${mode}_${t}${mode === "concat" ? `_v${vec}` : ""}${opts.pos ? "_pos" : ""}`;
   return gpu.kernel(name, () =>
     specialize(kernelSource("layout.wgsl"), {
       T: t,
@@ -23,17 +27,10 @@ function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; ve
       CONCAT: mode === "concat",
       UPSAMPLE: mode === "upsample2x",
       EMBEDDING: mode === "embedding",
+      SPLIT_HALF: mode === "split_half",
       POS: !!opts.pos,
       VEC4: vec === 4,
     }));
-}
-
-/** Element count → 2-D grid of 256-wide workgroups (kernels index gid.x + gid.y·nwg.x·256). */
-function grid1d(n: number): [number, number] {
-  const groups = Math.ceil(n / 256);
-  if (groups <= 65535) return [groups, 1];
-  const y = Math.ceil(groups / 65535);
-  return [Math.ceil(groups / y), y];
 }
 
 function uniforms(n: number, a: number, b: number, c: number): ArrayBuffer {
@@ -173,6 +170,18 @@ export function upsampleNearest2x(x: Tensor): Tensor {
     { bytes: x.bytes + y.bytes },
   );
   return y;
+}
+
+/** `[M, 2F]` → its halves `[M, F]`, `x[:, :F]` and `x[:, F:]` (naive GEGLU's `chunk(2, dim=-1)`). */
+export function splitHalves(x: Tensor, m: number, f: number): [Tensor, Tensor] {
+  const gpu = x.gpu;
+  const kernel = layoutKernel(gpu, "split_half", x.dtype);
+  const h = Tensor.empty(gpu, [m, f], x.dtype, kernel.name);
+  const g = Tensor.empty(gpu, [m, f], x.dtype, kernel.name);
+  gpu.dispatch(kernel, uniforms(m * f, f, 0, 0), [x.buffer, h.buffer, g.buffer], grid1d(m * f), {
+    bytes: 2 * x.bytes,
+  });
+  return [h, g];
 }
 
 /**
