@@ -45,6 +45,7 @@ export class RunError extends Error {
  */
 const USER_FACING = new Set([
   "UsageError",
+  "UserError",
   "RunError",
   "ArgsError",
   "GpuError",

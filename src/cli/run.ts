@@ -34,6 +34,7 @@ import {
 import { checkModelOptions, resolveModel, resolveTokenizerDir, SYNTH_MODEL } from "./model.ts";
 import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
 import { formatParameters } from "./parameters.ts";
+import { hasLoraTags, loraHashes, resolveJobLoras } from "./lora.ts";
 import {
   buildProfile,
   formatProfileJson,
@@ -259,6 +260,12 @@ async function runGenerate(s: Session): Promise<number> {
     const target: OutTarget = job.out === opts.job.out
       ? defaultOut
       : resolveOut(job.out, job.line === null ? "--out" : '"out"');
+    const lora = resolveJobLoras(job.prompt, job.lora, opts.loraDir);
+    if (hasLoraTags(job.negative)) {
+      s.note(
+        "sd: <lora:…> in the negative prompt is read as text; only the prompt activates LoRAs (as in A1111)",
+      );
+    }
     const { sd, hash, name } = await model();
     const seed0 = job.seed ?? randomSeed();
     for (let i = 0; i < opts.batch; i++) {
@@ -268,7 +275,7 @@ async function runGenerate(s: Session): Promise<number> {
         opts.batch > 1 ? `${i + 1}/${opts.batch}` : "",
       ].filter(Boolean).join(" ");
       const params: GenerateParams = {
-        prompt: job.prompt,
+        prompt: lora.prompt,
         negative: job.negative,
         seed,
         steps: job.steps,
@@ -276,6 +283,7 @@ async function runGenerate(s: Session): Promise<number> {
         width: job.width,
         height: job.height,
         scheduler: job.scheduler,
+        loras: lora.loras,
       };
       const t0 = performance.now();
       progress.start(where ? `[${where}] ` : "");
@@ -290,7 +298,9 @@ async function runGenerate(s: Session): Promise<number> {
       const tPng = performance.now();
       const text = formatParameters({
         ...params,
+        prompt: lora.recordedPrompt,
         negative: job.negative,
+        loraHashes: await loraHashes(lora.loras),
         sampler: DISPLAY_NAMES[job.scheduler],
         modelHash: hash,
         model: name,
@@ -299,7 +309,7 @@ async function runGenerate(s: Session): Promise<number> {
       const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
         text: { parameters: text },
       });
-      const path = await s.writer.writeNew(plannedPath(target, job.prompt, seed), png);
+      const path = await s.writer.writeNew(plannedPath(target, lora.prompt, seed), png);
       const ms = performance.now() - t0;
       onStage?.("png", performance.now() - tPng);
       images++;
