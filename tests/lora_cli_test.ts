@@ -1,0 +1,193 @@
+/**
+ * LoRAs through the `sd` command (subprocesses): both lora cases of the features fixture with
+ * their own `cli` arguments against the reference images (f32: max abs < 0.02 + 1/255; f16: mean
+ * abs < 0.01) and the `parameters` chunk A1111 would write; a 6-job batch alternating two LoRAs
+ * and none (by the `"lora"` field and by a prompt tag) gives the images of 6 separate runs; bad
+ * LoRA files end the run with one line on stderr, exit ≠ 0 and no file.
+ */
+
+import * as png from "imagescript/png/src/png.mjs";
+import { assert, assertEquals } from "../src/std/assert.ts";
+import { join } from "../src/std/path.ts";
+import { SafeTensorsFile } from "../src/safetensors.ts";
+import { loraShortHash } from "../src/weights/lora.ts";
+import { fixture } from "./fixtures.ts";
+import { hasGpu, testGpu } from "./gpu.ts";
+import { badLoraFiles, loraCases } from "./lora_files.ts";
+import { listDir, oneErrorLine, pngText, sd, withTmp } from "./sd_command.ts";
+
+const FEATURES = fixture("features");
+const TINY = fixture("tiny-sd");
+const KOHYA = join(FEATURES, "tiny-sd-lora-kohya.safetensors");
+const PEFT = join(FEATURES, "tiny-sd-lora-peft.safetensors");
+
+/** A case's `cli` with its paths (relative to the features folder) made absolute. */
+function absoluteCli(cli: readonly string[]): string[] {
+  return cli.map((a, i) => ["--weights", "--lora"].includes(cli[i - 1]) ? join(FEATURES, a) : a);
+}
+
+function decode(bytes: Uint8Array): { width: number; height: number; buffer: Uint8Array } {
+  return png.decode(bytes) as { width: number; height: number; buffer: Uint8Array };
+}
+
+for (const precision of ["f32", "f16"] as const) {
+  Deno.test({
+    name: `lora cli: the features lora cases through \`sd\` (${precision}) vs reference images`,
+    ignore: !hasGpu,
+    async fn() {
+      const gpu = (await testGpu())!;
+      if (precision === "f16" && !gpu.hasF16) return;
+      const g = await SafeTensorsFile.open(fixture("features/tiny-sd-features.safetensors"));
+      const failures: string[] = [];
+      try {
+        for (const c of await loraCases()) {
+          await withTmp(async (dir) => {
+            const out = join(dir, "out.png");
+            const r = await sd(dir, [
+              ...absoluteCli(c.cli),
+              "--precision",
+              precision,
+              "--out",
+              out,
+              "--quiet",
+            ]);
+            assertEquals(r.code, 0, `${c.key}: ${r.stderr}`);
+            const bytes = await Deno.readFile(out);
+            const img = decode(bytes);
+            const want = await g.readF32(`${c.key}.image`);
+            let max = 0, sum = 0;
+            for (let p = 0; p < img.width * img.height; p++) {
+              for (let ch = 0; ch < 3; ch++) {
+                const d = Math.abs(img.buffer[4 * p + ch] / 255 - want[3 * p + ch]);
+                max = Math.max(max, d);
+                sum += d;
+              }
+            }
+            const mean = sum / want.length;
+            const line = `${c.key}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`;
+            console.error(`${precision} ${line}`);
+            if (!(precision === "f32" ? max <= 0.02 + 1 / 255 : mean < 0.01)) failures.push(line);
+
+            // parameters: the prompt with a tag per --lora file, and A1111's Lora hashes.
+            const text = pngText(bytes).parameters;
+            const tags = c.loras.map((l) =>
+              `<lora:${l.file.replace(/\.safetensors$/, "")}:${l.scale}>`
+            ).join("");
+            assertEquals(text.split("\n")[0], c.prompt + tags);
+            const hashes = await Promise.all(
+              c.loras.map(async (l) =>
+                `${l.file.replace(/\.safetensors$/, "")}: ${await loraShortHash(
+                  join(FEATURES, l.file),
+                )}`
+              ),
+            );
+            assert(
+              text.includes(`, Lora hashes: "${hashes.join(", ")}", Version: sd `),
+              `Lora hashes in: ${text}`,
+            );
+          });
+        }
+      } finally {
+        g.close();
+      }
+      assert(failures.length === 0, failures.join("\n"));
+    },
+  });
+}
+
+Deno.test({
+  name: "lora cli: a 6-job batch alternating two LoRAs and none = 6 separate runs",
+  ignore: !hasGpu,
+  async fn() {
+    await withTmp(async (dir) => {
+      const loraDir = join(dir, "loras");
+      await Deno.mkdir(loraDir);
+      await Deno.copyFile(KOHYA, join(loraDir, "watercolor.safetensors"));
+      const common = ["--weights", TINY, "--width", "64", "--height", "64", "--steps", "3"];
+      const common2 = ["--negative", "blurry", "--lora-dir", loraDir, "--quiet"];
+      // [prompt, lora field, the same job as command-line options]
+      const jobs: [string, string[] | undefined, string[]][] = [
+        ["a watercolor landscape", [`${KOHYA}:0.8`], ["--lora", `${KOHYA}:0.8`]],
+        ["a watercolor landscape", [`${PEFT}:1`], ["--lora", PEFT]],
+        ["a watercolor landscape", undefined, []],
+        ["a watercolor landscape <lora:watercolor:0.8>", undefined, []],
+        ["a watercolor landscape", [], []],
+        ["a watercolor landscape", [`${PEFT}:1`, `${KOHYA}:0.5`], [
+          "--lora",
+          PEFT,
+          "--lora",
+          `${KOHYA}:0.5`,
+        ]],
+      ];
+      const lines = jobs.map(([prompt, lora], i) =>
+        JSON.stringify({ prompt, seed: 7, out: join(dir, `batch-${i}.png`), lora })
+      ).join("\n") + "\n";
+      const batch = await sd(dir, ["-", ...common, ...common2], { stdin: lines });
+      assertEquals(batch.code, 0, batch.stderr);
+      for (const [i, [prompt, , opts]] of jobs.entries()) {
+        const single = join(dir, `single-${i}.png`);
+        const r = await sd(dir, [
+          ...common,
+          ...common2,
+          "--seed",
+          "7",
+          ...opts,
+          "--out",
+          single,
+          prompt,
+        ]);
+        assertEquals(r.code, 0, r.stderr);
+        const a = decode(await Deno.readFile(join(dir, `batch-${i}.png`)));
+        const b = decode(await Deno.readFile(single));
+        assert(
+          a.buffer.every((v, j) =>
+            v === b.buffer[j]
+          ),
+          `job ${i} (${prompt}, ${opts.join(" ") || "no LoRA"}): batch image ≠ separate run`,
+        );
+      }
+      // The LoRAs change the image (so the comparison above means something).
+      const plain = decode(await Deno.readFile(join(dir, "batch-2.png")));
+      for (const i of [0, 1, 3, 5]) {
+        const img = decode(await Deno.readFile(join(dir, `batch-${i}.png`)));
+        assert(img.buffer.some((v, j) => v !== plain.buffer[j]), `job ${i} differs from no LoRA`);
+      }
+      // The tag job and the "lora" field job are the same merge, recorded differently.
+      const tagged = decode(await Deno.readFile(join(dir, "batch-3.png")));
+      const field = decode(await Deno.readFile(join(dir, "batch-0.png")));
+      assert(tagged.buffer.every((v, j) => v === field.buffer[j]), "tag = --lora");
+      const text = pngText(await Deno.readFile(join(dir, "batch-3.png"))).parameters;
+      assertEquals(text.split("\n")[0], "a watercolor landscape <lora:watercolor:0.8>");
+      assert(text.includes(`Lora hashes: "watercolor: ${await loraShortHash(KOHYA)}"`), text);
+    });
+  },
+});
+
+Deno.test({
+  name: "lora cli: bad LoRA files and tags → one line, exit ≠ 0, no file",
+  ignore: !hasGpu,
+  async fn() {
+    await withTmp(async (dir) => {
+      const bad = await badLoraFiles(dir);
+      const before = listDir(dir);
+      const quick = ["--weights", TINY, "--width", "64", "--height", "64", "--steps", "1"];
+      for (const b of bad) {
+        const r = await sd(dir, [...quick, "--lora", `${b.path}:0.7`, "a cat"]);
+        assert(r.code !== 0, `${b.path}: exit ${r.code}`);
+        oneErrorLine(r, b.says);
+        assertEquals(listDir(dir), before, `${b.path}: no file written`);
+      }
+      // A tag without --lora-dir, and a name not in it: usage errors before any work.
+      const noDir = await sd(dir, [...quick, "a cat <lora:style:0.5>"]);
+      assertEquals(noDir.code, 2);
+      oneErrorLine(noDir, "no --lora-dir");
+      const missing = await sd(dir, [...quick, "--lora-dir", dir, "a cat <lora:style:0.5>"]);
+      assertEquals(missing.code, 2);
+      oneErrorLine(missing, "no style.safetensors in");
+      const scale = await sd(dir, [...quick, "a cat <lora:style:strong>"]);
+      assertEquals(scale.code, 2);
+      oneErrorLine(scale, "is not a number");
+      assertEquals(listDir(dir), before, "no file written");
+    });
+  },
+});
