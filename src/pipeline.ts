@@ -496,7 +496,12 @@ export class StableDiffusion {
    */
   async #useLoras(loras: readonly LoraRequest[], hooks: GenerateHooks): Promise<string> {
     if (loras.length === 0 && !this.#lora) return "[]";
+    const t0 = performance.now();
     const use = await this.#loraMerger().use(loras);
+    if (use.unetChanged && hooks.onStage) {
+      await this.gpu.flush();
+      hooks.onStage("lora_merge", performance.now() - t0);
+    }
     for (const note of use.notes) hooks.onNote?.(note);
     if (use.unetChanged) this.releaseTextStates(); // cross-attention K/V came from the old to_k/to_v
     return use.key;
