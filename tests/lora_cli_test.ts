@@ -6,13 +6,13 @@
  * LoRA files end the run with one line on stderr, exit ≠ 0 and no file.
  */
 
-import * as png from "imagescript/png/src/png.mjs";
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
 import { SafeTensorsFile } from "../src/safetensors.ts";
 import { loraShortHash } from "../src/weights/lora.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
+import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { badLoraFiles, loraCases } from "./lora_files.ts";
 import { listDir, oneErrorLine, pngText, sd, withTmp } from "./sd_command.ts";
 
@@ -24,10 +24,6 @@ const PEFT = join(FEATURES, "tiny-sd-lora-peft.safetensors");
 /** A case's `cli` with its paths (relative to the features folder) made absolute. */
 function absoluteCli(cli: readonly string[]): string[] {
   return cli.map((a, i) => ["--weights", "--lora"].includes(cli[i - 1]) ? join(FEATURES, a) : a);
-}
-
-function decode(bytes: Uint8Array): { width: number; height: number; buffer: Uint8Array } {
-  return png.decode(bytes) as { width: number; height: number; buffer: Uint8Array };
 }
 
 for (const precision of ["f32", "f16"] as const) {
@@ -53,20 +49,10 @@ for (const precision of ["f32", "f16"] as const) {
             ]);
             assertEquals(r.code, 0, `${c.key}: ${r.stderr}`);
             const bytes = await Deno.readFile(out);
-            const img = decode(bytes);
-            const want = await g.readF32(`${c.key}.image`);
-            let max = 0, sum = 0;
-            for (let p = 0; p < img.width * img.height; p++) {
-              for (let ch = 0; ch < 3; ch++) {
-                const d = Math.abs(img.buffer[4 * p + ch] / 255 - want[3 * p + ch]);
-                max = Math.max(max, d);
-                sum += d;
-              }
-            }
-            const mean = sum / want.length;
-            const line = `${c.key}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`;
+            const e = imageError(decodePng(bytes), await g.readF32(`${c.key}.image`));
+            const line = `${c.key}: max ${e.max.toFixed(4)} mean ${e.mean.toExponential(2)}`;
             console.error(`${precision} ${line}`);
-            if (!(precision === "f32" ? max <= 0.02 + 1 / 255 : mean < 0.01)) failures.push(line);
+            if (!withinImageTolerance(precision, e)) failures.push(line);
 
             // parameters: the prompt with a tag per --lora file, and A1111's Lora hashes.
             const text = pngText(bytes).parameters;
@@ -137,8 +123,8 @@ Deno.test({
           prompt,
         ]);
         assertEquals(r.code, 0, r.stderr);
-        const a = decode(await Deno.readFile(join(dir, `batch-${i}.png`)));
-        const b = decode(await Deno.readFile(single));
+        const a = decodePng(await Deno.readFile(join(dir, `batch-${i}.png`)));
+        const b = decodePng(await Deno.readFile(single));
         assert(
           a.buffer.every((v, j) =>
             v === b.buffer[j]
@@ -147,14 +133,14 @@ Deno.test({
         );
       }
       // The LoRAs change the image (so the comparison above means something).
-      const plain = decode(await Deno.readFile(join(dir, "batch-2.png")));
+      const plain = decodePng(await Deno.readFile(join(dir, "batch-2.png")));
       for (const i of [0, 1, 3, 5]) {
-        const img = decode(await Deno.readFile(join(dir, `batch-${i}.png`)));
+        const img = decodePng(await Deno.readFile(join(dir, `batch-${i}.png`)));
         assert(img.buffer.some((v, j) => v !== plain.buffer[j]), `job ${i} differs from no LoRA`);
       }
       // The tag job and the "lora" field job are the same merge, recorded differently.
-      const tagged = decode(await Deno.readFile(join(dir, "batch-3.png")));
-      const field = decode(await Deno.readFile(join(dir, "batch-0.png")));
+      const tagged = decodePng(await Deno.readFile(join(dir, "batch-3.png")));
+      const field = decodePng(await Deno.readFile(join(dir, "batch-0.png")));
       assert(tagged.buffer.every((v, j) => v === field.buffer[j]), "tag = --lora");
       const text = pngText(await Deno.readFile(join(dir, "batch-3.png"))).parameters;
       assertEquals(text.split("\n")[0], "a watercolor landscape <lora:watercolor:0.8>");
