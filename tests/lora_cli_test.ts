@@ -6,10 +6,14 @@
  * LoRA files end the run with one line on stderr, exit ≠ 0 and no file.
  */
 
-import { assert, assertEquals } from "../src/std/assert.ts";
+import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
 import { SafeTensorsFile } from "../src/safetensors.ts";
 import { loraShortHash } from "../src/weights/lora.ts";
+import { extractLoraTags, parseLoraOption, resolveJobLoras } from "../src/cli/lora.ts";
+import { parseJobLine } from "../src/cli/batch.ts";
+import { parseCli } from "../src/cli/args.ts";
+import { formatParameters } from "../src/cli/parameters.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
 import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
@@ -25,6 +29,67 @@ const PEFT = join(FEATURES, "tiny-sd-lora-peft.safetensors");
 function absoluteCli(cli: readonly string[]): string[] {
   return cli.map((a, i) => ["--weights", "--lora"].includes(cli[i - 1]) ? join(FEATURES, a) : a);
 }
+
+Deno.test("lora cli: --lora FILE[:SCALE], prompt tags, batch lines, parameters text", () => {
+  const opt = (raw: string) => {
+    const l = parseLoraOption(raw);
+    return [l.path, l.te, l.unet, l.name];
+  };
+  assertEquals(opt("a.safetensors"), ["a.safetensors", 1, 1, "a"]);
+  assertEquals(opt("dir/b.safetensors:0.8"), ["dir/b.safetensors", 0.8, 0.8, "b"]);
+  assertEquals(opt("C:\\loras\\c.safetensors:-0.5")[1], -0.5);
+  assertEquals(opt("C:\\loras\\c.safetensors")[0], "C:\\loras\\c.safetensors");
+  assertThrows(() => parseLoraOption(":0.5"), "names no file");
+
+  const { text, tags } = extractLoraTags(
+    "a <lora:x>cat <lora:y:0.5>, <lora:z:1:0.25> <hypernet:h:1>",
+  );
+  assertEquals(text, "a cat ,  <hypernet:h:1>");
+  assertEquals(tags, [
+    { name: "x", te: 1, unet: 1 },
+    { name: "y", te: 0.5, unet: 0.5 },
+    { name: "z", te: 1, unet: 0.25 },
+  ]);
+  assertThrows(() => extractLoraTags("<lora:x:strong>"), "is not a number");
+
+  const cli = parseCli(["a cat", "--lora", "s.safetensors:0.7", "--lora", "t.safetensors"], {
+    stdinIsTerminal: true,
+  });
+  assertEquals(cli.job.lora.map((l) => [l.path, l.unet]), [["s.safetensors", 0.7], [
+    "t.safetensors",
+    1,
+  ]]);
+  const resolved = resolveJobLoras("a cat", cli.job.lora, null);
+  assertEquals(resolved.prompt, "a cat");
+  assertEquals(resolved.recordedPrompt, "a cat<lora:s:0.7><lora:t:1>");
+
+  const line = parseJobLine('{"prompt": "a", "lora": ["u.safetensors:2"]}', 1, cli.job);
+  assert(line.kind === "job");
+  assertEquals(line.job.lora.map((l) => [l.path, l.unet]), [["u.safetensors", 2]]);
+  const none = parseJobLine('{"prompt": "a", "lora": []}', 2, cli.job);
+  assert(none.kind === "job" && none.job.lora.length === 0, "[] replaces --lora");
+  const bad = parseJobLine('{"prompt": "a", "lora": [1]}', 3, cli.job);
+  assert(bad.kind === "error" && bad.message.includes('"lora"'), JSON.stringify(bad));
+
+  const text2 = formatParameters({
+    prompt: "a cat <lora:x:0.5>",
+    negative: "",
+    steps: 20,
+    sampler: "DDIM",
+    guidance: 7.5,
+    seed: 1,
+    width: 512,
+    height: 512,
+    modelHash: "0123456789",
+    model: "sd15",
+    version: "0.1.0",
+    loraHashes: "x: 0123456789ab, y: ba9876543210",
+  });
+  assertEquals(
+    text2,
+    'a cat <lora:x:0.5>\nSteps: 20, Sampler: DDIM, CFG scale: 7.5, Seed: 1, Size: 512x512, Model hash: 0123456789, Model: sd15, Lora hashes: "x: 0123456789ab, y: ba9876543210", Version: sd 0.1.0',
+  );
+});
 
 for (const precision of ["f32", "f16"] as const) {
   Deno.test({

@@ -53,7 +53,7 @@ function scaleOf(raw: string, what: string): number {
  */
 export function parseLoraOption(raw: string, field = "--lora"): LoraUse {
   const colon = raw.lastIndexOf(":");
-  const tail = colon > 0 ? raw.slice(colon + 1) : "";
+  const tail = colon >= 0 ? raw.slice(colon + 1) : "";
   const numeric = tail.trim() !== "" && Number.isFinite(Number(tail));
   const path = numeric ? raw.slice(0, colon) : raw;
   if (path === "") {
