@@ -16,7 +16,7 @@ import { parseArgs } from "../src/std/args.ts";
 import { sd15Configs } from "../src/models/config.ts";
 import { UNet } from "../src/models/unet.ts";
 import { ClipTextModel } from "../src/models/clip.ts";
-import { type TensorToWrite, writeSafetensors } from "../src/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../src/weights/safetensors_writer.ts";
 
 const { values, positionals } = parseArgs(Deno.args, {
   string: ["rank"],

@@ -8,7 +8,7 @@
 
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { loraShortHash } from "../src/weights/lora.ts";
 import { extractLoraTags, parseLoraOption, resolveJobLoras } from "../src/cli/lora.ts";
 import { parseJobLine } from "../src/cli/batch.ts";
@@ -18,7 +18,8 @@ import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
 import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { badLoraFiles, loraCases, writeLora } from "./lora_files.ts";
-import { listDir, oneErrorLine, pngText, sd, withTmp } from "./sd_command.ts";
+import { oneErrorLine, pngText, sd } from "./sd_command.ts";
+import { listDir, withTmp } from "./temp.ts";
 
 const FEATURES = fixture("features");
 const TINY = fixture("tiny-sd");

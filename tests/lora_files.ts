@@ -6,7 +6,7 @@
  */
 
 import { join } from "../src/std/path.ts";
-import { writeSafetensors } from "../src/safetensors.ts";
+import { writeSafetensors } from "../src/weights/safetensors_writer.ts";
 import { fixture } from "./fixtures.ts";
 
 /** One lora case of `features/tiny-sd-features.json`. */

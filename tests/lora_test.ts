@@ -13,7 +13,7 @@ import { loadConfigs } from "../src/models/config.ts";
 import { UNet } from "../src/models/unet.ts";
 import { LoraMerger, type LoraRequest } from "../src/models/lora_merge.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { loraShortHash, type LoraTargets, loraTargets, readLora } from "../src/weights/lora.ts";
 import { sha256File } from "../src/weights/sha256.ts";
 import { fixture } from "./fixtures.ts";

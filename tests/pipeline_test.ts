@@ -5,7 +5,7 @@
  */
 
 import { assert } from "../src/std/assert.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { hasGpu, testGpu } from "./gpu.ts";

@@ -17,7 +17,7 @@ import type { LoraRequest } from "../models/lora_merge.ts";
 import { existsSync } from "../std/fs.ts";
 import { basename, join } from "../std/path.ts";
 import { loraShortHash } from "../weights/lora.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 /** `--lora` and each `<lora:…>` tag: a file with its name for the PNG and multipliers. */
 export interface LoraUse extends LoraRequest {

@@ -26,7 +26,7 @@
  */
 
 import { UserError } from "../errors.ts";
-import { SafetensorsError, SafeTensorsFile } from "../safetensors.ts";
+import { SafetensorsError, SafeTensorsFile } from "./safetensors.ts";
 import { newSha256 } from "./sha256.ts";
 
 /** The model components a LoRA can update. */
