@@ -17,7 +17,7 @@ import { formatParameters } from "../src/cli/parameters.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
 import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
-import { badLoraFiles, loraCases, writeLora } from "./lora_files.ts";
+import { badLoraFiles, loraCases, partlyMatchingLora } from "./lora_files.ts";
 import { oneErrorLine, pngText, sd } from "./sd_command.ts";
 import { listDir, withTmp } from "./temp.ts";
 
@@ -241,13 +241,7 @@ Deno.test({
       oneErrorLine(scale, "is not a number");
       assertEquals(listDir(dir), before, "no file written");
       // A file of which some modules match is merged, with a note counting the rest.
-      const q = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q";
-      const partly = await writeLora(dir, "partly.safetensors", {
-        [`${q}.lora_down.weight`]: { shape: [4, 64] },
-        [`${q}.lora_up.weight`]: { shape: [64, 4] },
-        "lora_unet_no_such_module.lora_down.weight": { shape: [4, 64] },
-        "lora_unet_no_such_module.lora_up.weight": { shape: [64, 4] },
-      });
+      const partly = await partlyMatchingLora(dir);
       const ok = await sd(dir, [...quick, "--lora", partly, "--out", join(dir, "p.png"), "a cat"]);
       assertEquals(ok.code, 0, ok.stderr);
       assert(

@@ -109,3 +109,14 @@ export async function badLoraFiles(dir: string): Promise<{ path: string; says: s
     },
   ];
 }
+
+/** A LoRA with one module that maps to tiny-sd (`…attn1.to_q`) and one that maps to nothing. */
+export async function partlyMatchingLora(dir: string): Promise<string> {
+  const q = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q";
+  return await writeLora(dir, "partly.safetensors", {
+    [`${q}.lora_down.weight`]: { shape: [4, 64] },
+    [`${q}.lora_up.weight`]: { shape: [64, 4] },
+    "lora_unet_no_such_module.lora_down.weight": { shape: [4, 64] },
+    "lora_unet_no_such_module.lora_up.weight": { shape: [64, 4] },
+  });
+}

@@ -17,7 +17,7 @@ import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { loraShortHash, type LoraTargets, loraTargets, readLora } from "../src/weights/lora.ts";
 import { sha256File } from "../src/weights/sha256.ts";
 import { fixture } from "./fixtures.ts";
-import { badLoraFiles, loraCases, writeLora } from "./lora_files.ts";
+import { badLoraFiles, loraCases, partlyMatchingLora, writeLora } from "./lora_files.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
 
 async function tinyTargets(): Promise<LoraTargets> {
@@ -79,13 +79,7 @@ Deno.test("lora: bad files are one-line user errors naming the file and the key"
       assert(!e.message.includes("\n"), `one line: ${e.message}`);
     }
     // Some modules unmatched: used, with the rest counted (the caller warns).
-    const q = "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q";
-    const partly = await writeLora(dir, "partly.safetensors", {
-      [`${q}.lora_down.weight`]: { shape: [4, 64] },
-      [`${q}.lora_up.weight`]: { shape: [64, 4] },
-      "lora_unet_no_such_module.lora_down.weight": { shape: [4, 64] },
-      "lora_unet_no_such_module.lora_up.weight": { shape: [64, 4] },
-    });
+    const partly = await partlyMatchingLora(dir);
     const f = await readLora(partly, targets);
     assertEquals(f.modules.length, 1);
     assertEquals(f.unmatched, ["lora_unet_no_such_module"]);
