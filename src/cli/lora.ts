@@ -107,7 +107,8 @@ function findInDir(dir: string, name: string): string | null {
  * The LoRAs of one job: `options` (`--lora` or the line's `"lora"`), then the prompt's tags
  * resolved in `loraDir`.
  *
- * @throws {UsageError} for a tag without `--lora-dir`, or a name not found there
+ * @throws {UsageError} for a `--lora` file that does not exist, a tag without `--lora-dir`, or a
+ *   name not found there
  */
 export function resolveJobLoras(
   prompt: string,
@@ -115,6 +116,11 @@ export function resolveJobLoras(
   loraDir: string | null,
 ): JobLoras {
   const { text, tags } = extractLoraTags(prompt);
+  for (const l of options) {
+    if (!existsSync(l.path)) {
+      throw new UsageError(`--lora ${l.path}: no such file; check the path of the LoRA`);
+    }
+  }
   const loras: LoraUse[] = [...options];
   for (const t of tags) {
     if (loraDir === null) {

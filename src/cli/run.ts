@@ -189,6 +189,8 @@ async function runGenerate(s: Session): Promise<number> {
   const jsonLines = fromStdin || opts.json;
   const defaultOut = resolveOut(opts.job.out);
   await checkModelOptions(opts);
+  // The command line's LoRAs are checked before the GPU starts (batch lines: per line).
+  if (!fromStdin) resolveJobLoras(opts.prompt ?? "", opts.job.lora, opts.loraDir);
 
   progress.status("starting the GPU…");
   const gpu = await Gpu.create({ profile: opts.profile !== null });
