@@ -13,6 +13,11 @@
 //   UPSAMPLE   layout_upsample2x_<T>   nearest 2×: y[p, 2i + di, 2j + dj] = x[p, i, j], p = b·C + c.
 //       One invocation per input element; it writes its two output rows as one vec2 each
 //       (an output row has 2w elements = w vec2s, so every vec2 is aligned).
+//   CROP       layout_upsample2x_crop_<T>  nearest 2× cropped to H' × W' (2h or 2h − 1, 2w or 2w − 1):
+//       y[p, oy, ox] = x[p, ⌊oy/2⌋, ⌊ox/2⌋], one invocation per output element (n = B·C·H'·W',
+//       a = H', b = W', c = w). For those sizes this is F.interpolate(x, size=(H', W'),
+//       mode="nearest") (⌊o·h/H'⌋ = ⌊o/2⌋), which diffusers' UNet does for latents not divisible
+//       by 2^(up blocks − 1) (e.g. 96 px: 12 → 6 → 3 → 2, then 2 → 3).
 //   EMBEDDING  layout_embedding_<T>[_pos]  y[r, c] = table[ids[r], c] (+ pos[r % L, c]), r = b·L + l;
 //       the sum with the position row is done in f32 and rounded to T once.
 //   SPLIT_HALF matmul_split_half_<T>  y0 = x[:, :N], y1 = x[:, N:] for x [M, 2N] — the separate
@@ -72,6 +77,9 @@ alias VT = ${T};
 #elif UPSAMPLE
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec2<${T}>>;
+#elif CROP
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
 #elif EMBEDDING
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> table: array<${T}>;
@@ -110,6 +118,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let o = (plane * 2u * p.a + 2u * iy) * w + ix;  // in vec2 units: output row = w vec2s
   y[o] = v;
   y[o + w] = v;
+#elif CROP
+  let ox = i % p.b;
+  let t = i / p.b;     // plane · H' + oy
+  let oy = t % p.a;
+  let plane = t / p.a;
+  let h = (p.a + 1u) / 2u;
+  y[i] = x[(plane * h + oy / 2u) * p.c + ox / 2u];
 #elif EMBEDDING
   let r = i / p.b;
   let c = i - r * p.b;

@@ -127,6 +127,14 @@ export function prepareConv(w: Tensor): void {
   transformed.set(w, { u, Cp, Op });
 }
 
+/**
+ * The Winograd transform of `w` made by {@linkcode prepareConv} (`[16, Cp, Op]` in `w`'s dtype),
+ * or undefined; for code that updates a filter in place (LoRA merging updates both).
+ */
+export function winogradFilter(w: Tensor): { u: GPUBuffer; Cp: number; Op: number } | undefined {
+  return transformed.get(w);
+}
+
 /** Frees the Winograd transform of `w` made by {@linkcode prepareConv}, if any. */
 export function releaseConv(w: Tensor): void {
   const t = transformed.get(w);

@@ -12,7 +12,7 @@ import { Tensor } from "../gpu/tensor.ts";
 import { grid1d } from "../gpu/grid.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 
-type Mode = "transpose" | "concat" | "upsample2x" | "embedding" | "split_half";
+type Mode = "transpose" | "concat" | "upsample2x" | "upsample2x_crop" | "embedding" | "split_half";
 
 function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; vec?: number } = {}) {
   const vec = opts.vec ?? 1;
@@ -26,6 +26,7 @@ function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; ve
       TRANSPOSE: mode === "transpose",
       CONCAT: mode === "concat",
       UPSAMPLE: mode === "upsample2x",
+      CROP: mode === "upsample2x_crop",
       EMBEDDING: mode === "embedding",
       SPLIT_HALF: mode === "split_half",
       POS: !!opts.pos,
@@ -156,11 +157,30 @@ export function sliceBatch(x: Tensor, start: number, count: number): Tensor {
   return concat(x, x, 1, count * rowSize, 0, start * rowSize, shape);
 }
 
-/** `F.interpolate(x, scale_factor=2, mode="nearest")` for `x` [B, C, H, W] → [B, C, 2H, 2W]. */
-export function upsampleNearest2x(x: Tensor): Tensor {
+/**
+ * `F.interpolate(x, scale_factor=2, mode="nearest")` for `x` [B, C, H, W] → [B, C, 2H, 2W], or
+ * with `size` [H', W'] (each 2H or 2H − 1, likewise W') `F.interpolate(x, size=size)`: the 2×
+ * image without its last row and/or column.
+ */
+export function upsampleNearest2x(x: Tensor, size?: readonly [number, number]): Tensor {
   if (x.shape.length !== 4) throw new Error(`upsampleNearest2x: x [${x.shape}] is not 4-D`);
   const gpu = x.gpu;
   const [b, c, h, w] = x.shape;
+  if (size && (size[0] !== 2 * h || size[1] !== 2 * w)) {
+    const [oh, ow] = size;
+    if ((oh !== 2 * h - 1 && oh !== 2 * h) || (ow !== 2 * w - 1 && ow !== 2 * w)) {
+      throw new Error(`upsampleNearest2x: size [${size}] is not 2× [${h}, ${w}] or one less`);
+    }
+    const y = Tensor.empty(gpu, [b, c, oh, ow], x.dtype, "upsample2x_crop");
+    gpu.dispatch(
+      layoutKernel(gpu, "upsample2x_crop", x.dtype),
+      uniforms(y.size, oh, ow, w),
+      [x.buffer, y.buffer],
+      grid1d(y.size),
+      { bytes: x.bytes + y.bytes },
+    );
+    return y;
+  }
   const y = Tensor.empty(gpu, [b, c, 2 * h, 2 * w], x.dtype, "upsample2x");
   gpu.dispatch(
     layoutKernel(gpu, "upsample2x", x.dtype),
