@@ -36,9 +36,16 @@ import {
   SD15_SCHEDULER_CONFIG,
 } from "../scheduler/mod.ts";
 import { ClipTokenizer } from "./tokenizer.ts";
-import { encodeChunks, longPromptNote, textChunks, type TextOptions } from "./prompt/encoder.ts";
+import {
+  emphasize,
+  encodeChunks,
+  longPromptNote,
+  textChunks,
+  type TextOptions,
+} from "./prompt/encoder.ts";
 import { join } from "./std/path.ts";
 import { loadSingleFile } from "./models/single_file.ts";
+import { LoraMerger, type LoraRequest } from "./models/lora_merge.ts";
 import {
   type Component,
   componentFile,
@@ -101,6 +108,8 @@ export interface GenerateParams {
   scheduler: SchedulerName;
   /** A1111's emphasis syntax (default on) and clip skip (default 1). */
   text?: TextOptions;
+  /** LoRAs merged into the weights for this image (default none; see `LoraMerger`). */
+  loras?: readonly LoraRequest[];
 }
 
 /** Callbacks during {@linkcode StableDiffusion.generate}. */
@@ -210,6 +219,7 @@ async function prepareWinograd(gpu: Gpu, models: { store: ParamStore }[], opts: 
 /** Loaded models, ready to generate. */
 export class StableDiffusion {
   #text: { key: string; states: Tensor } | null = null;
+  #lora: LoraMerger | null = null;
 
   private constructor(
     readonly gpu: Gpu,
@@ -299,16 +309,18 @@ export class StableDiffusion {
 
   /**
    * Text states [uncond, cond] (or [cond] without guidance) → [B, 77·k, C] on the GPU, in the
-   * text encoder's dtype (k chunks of 75 tokens: see `src/prompt/encoder.ts`).
+   * text encoder's dtype (k chunks of 75 tokens: see `src/prompt/encoder.ts`). The encoder's
+   * commands are recorded before this returns, so a `LoraMerger.withText` around the call covers
+   * them; the promise waits for the emphasis (a readback) when the prompts have weights.
    */
-  async encodeText(
+  encodeText(
     prompt: string,
     negative: string,
     withUncond: boolean,
     opts: TextOptions = {},
   ): Promise<Tensor> {
     const texts = textChunks(this.tokenizer, withUncond ? [negative, prompt] : [prompt], opts);
-    return await encodeChunks(this.text, texts.chunks, opts.clipSkip);
+    return emphasize(encodeChunks(this.text, texts.chunks, opts.clipSkip), texts.chunks);
   }
 
   /** Runs one text-to-image generation. */
@@ -332,8 +344,9 @@ export class StableDiffusion {
       return r;
     };
 
+    const lora = await this.#useLoras(p.loras ?? [], hooks);
     const texts = cfg ? [p.negative ?? "", p.prompt] : [p.prompt];
-    const ctx = await this.#textStates(texts, p.text ?? {}, hooks, timed);
+    const ctx = await this.#textStates(texts, p.text ?? {}, hooks, timed, lora);
 
     const generator = new TorchGenerator(p.seed);
     const n = latentC * h * w;
@@ -438,23 +451,50 @@ export class StableDiffusion {
     opts: TextOptions,
     hooks: GenerateHooks,
     timed: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>,
+    lora: string,
   ): Promise<Tensor> {
-    const key = JSON.stringify([texts, opts.emphasis ?? true, opts.clipSkip ?? 1]);
+    const key = JSON.stringify([texts, opts.emphasis ?? true, opts.clipSkip ?? 1, lora]);
     if (this.#text?.key === key) return this.#text.states;
     this.releaseTextStates();
     const chunks = await timed("tokenize", () => textChunks(this.tokenizer, texts, opts));
     const note = longPromptNote(chunks);
     if (note) hooks.onNote?.(note);
-    const states = await timed(
-      "text_encoder",
-      () => encodeChunks(this.text, chunks.chunks, opts.clipSkip),
-    );
+    const states = await timed("text_encoder", () => {
+      const raw = this.#loraMerger().withText(() =>
+        encodeChunks(this.text, chunks.chunks, opts.clipSkip)
+      );
+      return emphasize(raw, chunks.chunks);
+    });
     this.text.store.offload(); // a no-op unless loaded with offloadTextEncoder
     const dtype = this.unet.store.dtype;
     const ctx = states.dtype === dtype ? states : cast(states, dtype);
     if (ctx !== states) states.release();
     this.#text = { key, states: ctx.pin() };
     return ctx;
+  }
+
+  #loraMerger(): LoraMerger {
+    return this.#lora ??= new LoraMerger(this.gpu, {
+      unet: this.unet.store,
+      text_encoder: this.text.store,
+    });
+  }
+
+  /**
+   * Merges `loras` (UNet now, text encoder when it runs) in place of the previous job's; returns
+   * the set's key for the text-state cache.
+   */
+  async #useLoras(loras: readonly LoraRequest[], hooks: GenerateHooks): Promise<string> {
+    if (loras.length === 0 && !this.#lora) return "[]";
+    const t0 = performance.now();
+    const use = await this.#loraMerger().use(loras);
+    if (use.unetChanged && hooks.onStage) {
+      await this.gpu.flush();
+      hooks.onStage("lora_merge", performance.now() - t0);
+    }
+    for (const note of use.notes) hooks.onNote?.(note);
+    if (use.unetChanged) this.releaseTextStates(); // cross-attention K/V came from the old to_k/to_v
+    return use.key;
   }
 
   /** Frees the kept text states and the cross-attention K/V computed from them. */

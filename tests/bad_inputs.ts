@@ -39,6 +39,10 @@ export const BAD_INPUTS: [string[], string][] = [
   [["a cat", "--clip-skip", "0"], "--clip-skip 0 is out of range"],
   [["a cat", "--chunks"], "--chunks applies to sd tokens"],
   [["a (cat:1.2.3)"], 'the prompt weight "1.2.3"'],
+  [["a cat", "--lora", "no-such.safetensors:0.5"], "--lora no-such.safetensors: no such file"],
+  [["a cat <lora:style:0.5>"], "no --lora-dir was given"],
+  [["a cat <lora:style:0.5>", "--lora-dir", "."], "no style.safetensors in ."],
+  [["a cat <lora:style:strong>"], '"strong" is not a number'],
   [[], "no prompt and no jobs on stdin"],
 ];
 

@@ -13,7 +13,7 @@ import { BAD_INPUTS, corruptTinyCopy, TINY, TINY_ARGS } from "./bad_inputs.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu } from "./gpu.ts";
 import { listDir, withTmp } from "./temp.ts";
-import { childEnv, MAIN, oneErrorLine, pngText, REPO, type Result, sd } from "./sd_cli.ts";
+import { childEnv, MAIN, oneErrorLine, pngText, REPO, type Result, sd } from "./sd_command.ts";
 
 function sha256Hex(path: string): string {
   return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");

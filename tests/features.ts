@@ -37,7 +37,7 @@ export function featureGolden(): Promise<SafeTensorsFile> {
  * A case's `sd` arguments with its paths (relative to `features/` in the JSON) made absolute: an
  * option's value that names a file or folder there.
  */
-export function featureCli(c: FeatureCase): string[] {
+export function featureCli(c: { cli: readonly string[] }): string[] {
   const base = fixture("features");
   return c.cli.map((arg, i) =>
     i > 0 && c.cli[i - 1].startsWith("--") && existsSync(join(base, arg)) ? join(base, arg) : arg

@@ -7,12 +7,12 @@
  */
 
 import { assert, assertEquals } from "../src/std/assert.ts";
-import { absDiff } from "../src/compare.ts";
 import { join } from "../src/std/path.ts";
 import { featureCases, featureCli, featureGolden } from "./features.ts";
 import { TINY, TINY_ARGS } from "./bad_inputs.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
-import { oneErrorLine, pngRgb, pngText, sd } from "./sd_cli.ts";
+import { oneErrorLine, pngText, sd } from "./sd_command.ts";
+import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { withTmp } from "./temp.ts";
 
 for (const precision of ["f32", "f16"] as const) {
@@ -32,19 +32,18 @@ for (const precision of ["f32", "f16"] as const) {
           assert(!/dropped/.test(r.stderr), r.stderr);
           assertEquals(r.stderr.includes(`in ${chunks} chunks of 75`), chunks > 1, r.stderr);
           const bytes = await Deno.readFile(out);
-          const img = pngRgb(bytes);
+          const img = decodePng(bytes);
           assertEquals([img.width, img.height], [c.width, c.height]);
           // Clip skip applies to the negative prompt too, as in A1111: `image_a1111`.
           const clipSkip = c.clip_skip as number;
           const golden = await featureGolden();
           const want = await golden.readF32(`${c.key}.${clipSkip > 1 ? "image_a1111" : "image"}`);
           golden.close();
-          const { max, mean } = absDiff(img.rgb, want);
-          console.log(`${c.key} ${precision}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`);
-          assert(
-            precision === "f32" ? max < 0.02 + 1 / 255 : mean < 0.01,
-            `max ${max} mean ${mean}`,
+          const e = imageError(img, want);
+          console.log(
+            `${c.key} ${precision}: max ${e.max.toFixed(4)} mean ${e.mean.toExponential(2)}`,
           );
+          assert(withinImageTolerance(precision, e), `max ${e.max} mean ${e.mean}`);
           const params = pngText(bytes).parameters;
           assert(params.startsWith(c.prompt + "\n"), params);
           assertEquals(params.includes(`Clip skip: ${clipSkip}, `), clipSkip > 1, params);

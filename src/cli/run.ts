@@ -33,6 +33,7 @@ import { type Job, parseJobLine, readLines } from "./batch.ts";
 import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
 import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
 import { formatParameters } from "./parameters.ts";
+import { hasLoraTags, loraHashes, resolveJobLoras } from "./lora.ts";
 import {
   buildProfile,
   formatProfileJson,
@@ -189,8 +190,13 @@ async function runGenerate(s: Session): Promise<number> {
   const fromStdin = opts.prompt === null;
   const jsonLines = fromStdin || opts.json;
   const defaultOut = resolveOut(opts.job.out);
-  if (!fromStdin) checkTexts([opts.prompt ?? "", opts.job.negative], opts.text);
   await checkModelOptions(opts);
+  // The command line's prompt syntax and LoRAs are checked before the GPU starts (batch lines:
+  // per line).
+  if (!fromStdin) {
+    checkTexts([opts.prompt ?? "", opts.job.negative], opts.text);
+    resolveJobLoras(opts.prompt ?? "", opts.job.lora, opts.loraDir);
+  }
 
   progress.status("starting the GPU…");
   const gpu = await Gpu.create({ profile: opts.profile !== null });
@@ -225,6 +231,12 @@ async function runGenerate(s: Session): Promise<number> {
       ? defaultOut
       : resolveOut(job.out, job.line === null ? "--out" : '"out"');
     if (job.line !== null) checkTexts([job.prompt, job.negative], opts.text);
+    const lora = resolveJobLoras(job.prompt, job.lora, opts.loraDir);
+    if (hasLoraTags(job.negative)) {
+      s.note(
+        "sd: <lora:…> in the negative prompt is read as text; only the prompt activates LoRAs (as in A1111)",
+      );
+    }
     const { sd, hash, name } = await model();
     const seed0 = job.seed ?? randomSeed();
     for (let i = 0; i < opts.batch; i++) {
@@ -234,7 +246,7 @@ async function runGenerate(s: Session): Promise<number> {
         opts.batch > 1 ? `${i + 1}/${opts.batch}` : "",
       ].filter(Boolean).join(" ");
       const params: GenerateParams = {
-        prompt: job.prompt,
+        prompt: lora.prompt,
         negative: job.negative,
         seed,
         steps: job.steps,
@@ -243,6 +255,7 @@ async function runGenerate(s: Session): Promise<number> {
         height: job.height,
         scheduler: job.scheduler,
         text: opts.text,
+        loras: lora.loras,
       };
       const t0 = performance.now();
       progress.start(where ? `[${where}] ` : "");
@@ -256,7 +269,9 @@ async function runGenerate(s: Session): Promise<number> {
       const tPng = performance.now();
       const text = formatParameters({
         ...params,
+        prompt: lora.recordedPrompt,
         negative: job.negative,
+        loraHashes: await loraHashes(lora.loras),
         sampler: DISPLAY_NAMES[job.scheduler],
         modelHash: hash,
         model: name,
@@ -266,7 +281,7 @@ async function runGenerate(s: Session): Promise<number> {
       const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
         text: { parameters: text },
       });
-      const path = await s.writer.writeNew(plannedPath(target, job.prompt, seed), png);
+      const path = await s.writer.writeNew(plannedPath(target, lora.prompt, seed), png);
       const ms = performance.now() - t0;
       onStage?.("png", performance.now() - tPng);
       images++;

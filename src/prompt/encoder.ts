@@ -67,34 +67,42 @@ export function longPromptNote(texts: TextChunks): string | null {
 }
 
 /**
- * Encodes padded chunks (`texts.chunks`) → [B, 77·k, C] in the encoder's dtype: text b's chunk j
- * at tokens 77·j … 77·j + 76 of row b.
+ * Encodes padded chunks (`texts.chunks`) → [B, 77·k, C] in the encoder's dtype, before emphasis
+ * ({@linkcode emphasize}): text b's chunk j at tokens 77·j … 77·j + 76 of row b. Records the
+ * encoder's commands and returns at once (a wrapper that swaps weights around it, such as
+ * `LoraMerger.withText`, covers them).
  *
  * @throws {UserError} (usage) for a clip skip outside 1 … the encoder's layers
  */
-export async function encodeChunks(
+export function encodeChunks(
   model: ClipTextModel,
   prompts: readonly PromptChunk[][],
   clipSkip = 1,
-): Promise<Tensor> {
-  const b = prompts.length, k = prompts[0].length;
+): Tensor {
   const all = prompts.flat();
   const ids = new Uint32Array(all.length * MAX_LENGTH);
   all.forEach((c, i) => ids.set(c.ids, i * MAX_LENGTH));
   // [B·k, 77, C] and [B, 77·k, C] are the same memory: row b's chunks are consecutive.
   const z = model.forward(ids, all.length, clipSkip);
-  const c = z.shape[2];
-  const shape = [b, k * MAX_LENGTH, c];
-  if (all.every((ch) => ch.weights.every((w) => w === 1))) {
-    const out = z.reshape(shape);
-    z.release();
-    return out;
-  }
-  const { gpu, dtype } = z;
+  const out = z.reshape([prompts.length, prompts[0].length * MAX_LENGTH, z.shape[2]]);
+  z.release();
+  return out;
+}
+
+/**
+ * A1111's emphasis on the states `z` [B, 77·k, C] of `prompts` (from {@linkcode encodeChunks}):
+ * `z` itself when every weight is 1, else a new tensor (and `z` is released).
+ */
+export async function emphasize(z: Tensor, prompts: readonly PromptChunk[][]): Promise<Tensor> {
+  const all = prompts.flat();
+  if (all.every((ch) => ch.weights.every((w) => w === 1))) return z;
+  const { gpu, dtype, shape } = z;
   const values = await z.read();
   z.release();
-  const per = MAX_LENGTH * c;
-  all.forEach((ch, i) => applyEmphasis(values.subarray(i * per, (i + 1) * per), ch.weights, c));
+  const per = MAX_LENGTH * shape[2];
+  all.forEach((ch, i) =>
+    applyEmphasis(values.subarray(i * per, (i + 1) * per), ch.weights, shape[2])
+  );
   return Tensor.from(gpu, values, shape, dtype, { label: "text_states" });
 }
 

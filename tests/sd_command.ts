@@ -1,14 +1,13 @@
 /**
- * Running the `sd` command in tests: the real program as a subprocess (`deno run -A main.ts …`,
- * or a compiled binary) in a directory of the test's, with its own weights cache; the PNGs it
- * writes read back (pixels and text chunks); its one-line errors checked.
+ * The `sd` command as tests run it: the real program as a subprocess (`deno run -A main.ts …`)
+ * in a folder of the test's, and what tests read back (stderr's one error line, a PNG's text
+ * chunks).
  *
  * @module
  */
 
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { fromFileUrl, join } from "../src/std/path.ts";
-import * as png from "imagescript/png/src/png.mjs";
 
 /** The repository root. */
 export const REPO: string = fromFileUrl(new URL("../", import.meta.url));
@@ -35,10 +34,7 @@ export function childEnv(
   };
 }
 
-/**
- * Runs `sd args…` (through `deno run -A main.ts`, or `bin`) in `cwd` with `stdin` text or none;
- * the weights cache is `cwd/.cache`.
- */
+/** Runs `sd args…` (through `deno run -A main.ts`, or `bin`) in `cwd` with `stdin` text or none. */
 export async function sd(
   cwd: string,
   args: string[],
@@ -63,16 +59,16 @@ export async function sd(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** The text chunks of a PNG, keyword → text (tEXt as Latin-1, iTXt as UTF-8), before IDAT. */
-export function pngText(bytes: Uint8Array): Record<string, string> {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** The text chunks of a PNG, keyword → text (tEXt as Latin-1, iTXt as UTF-8). */
+export function pngText(png: Uint8Array): Record<string, string> {
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const out: Record<string, string> = {};
   const order: string[] = [];
-  for (let at = 8; at < bytes.length;) {
+  for (let at = 8; at < png.length;) {
     const len = view.getUint32(at);
-    const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+    const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
     order.push(type);
-    const data = bytes.subarray(at + 8, at + 8 + len);
+    const data = png.subarray(at + 8, at + 8 + len);
     if (type === "tEXt" || type === "iTXt") {
       const nul = data.indexOf(0);
       const key = String.fromCharCode(...data.subarray(0, nul));
@@ -88,17 +84,7 @@ export function pngText(bytes: Uint8Array): Record<string, string> {
   return out;
 }
 
-/** A PNG's pixels as H×W×3 RGB values in [0, 1] (diffusers' `output_type="np"` layout). */
-export function pngRgb(bytes: Uint8Array): { width: number; height: number; rgb: Float32Array } {
-  const d = png.decode(bytes) as { width: number; height: number; buffer: Uint8Array };
-  const rgb = new Float32Array(d.width * d.height * 3);
-  for (let p = 0; p < d.width * d.height; p++) {
-    for (let c = 0; c < 3; c++) rgb[3 * p + c] = d.buffer[4 * p + c] / 255; // RGBA
-  }
-  return { width: d.width, height: d.height, rgb };
-}
-
-/** Asserts that stderr is one line `sd: …` including `includes`. */
+/** Checks that stderr is one line `sd: …` holding `includes`. */
 export function oneErrorLine(r: Result, includes: string): void {
   const lines = r.stderr.trimEnd().split("\n").filter((l) => !/^error: XDG_RUNTIME_DIR/.test(l));
   assertEquals(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
