@@ -13,6 +13,10 @@
 //   UPSAMPLE   layout_upsample2x_<T>   nearest 2×: y[p, 2i + di, 2j + dj] = x[p, i, j], p = b·C + c.
 //       One invocation per input element; it writes its two output rows as one vec2 each
 //       (an output row has 2w elements = w vec2s, so every vec2 is aligned).
+//   UPSAMPLE_TO layout_upsample_to_<T>  nearest to a size: y[p, oy, ox] = x[p, ⌊oy·h/oh⌋, ⌊ox·w/ow⌋],
+//       one invocation per output element (the UNet's up-blocks at odd latent sides, where the
+//       skip connection is 2h − 1 high: torch's float index ⌊oy·(h/oh)⌋ equals this exact integer
+//       one for oh ∈ {2h − 1, 2h}, as oy·h/oh is never an integer there but for oy = 0).
 //   EMBEDDING  layout_embedding_<T>[_pos]  y[r, c] = table[ids[r], c] (+ pos[r % L, c]), r = b·L + l;
 //       the sum with the position row is done in f32 and rounded to T once.
 // The 1-D modes run one invocation per output element, 256 a workgroup, element index
@@ -22,7 +26,9 @@ struct Params {
   n: u32,   // invocations (1-D modes: output units; UPSAMPLE: input elements); TRANSPOSE: R
   a: u32,   // CONCAT: na (units); UPSAMPLE: input height h; EMBEDDING: L; TRANSPOSE: K
   b: u32,   // CONCAT: nb (units); UPSAMPLE: input width w; EMBEDDING: C
-  c: u32,   // CONCAT: a_off (units); EMBEDDING: V (rows of the table, for the bound check)
+  c: u32,   // CONCAT: a_off (units); EMBEDDING: V (rows of the table, for the bound check);
+            // UPSAMPLE_TO: output height oh (a, b: input h, w)
+  d: u32,   // UPSAMPLE_TO: output width ow
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -67,6 +73,9 @@ alias VT = ${T};
 #elif UPSAMPLE
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec2<${T}>>;
+#elif UPSAMPLE_TO
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
 #elif EMBEDDING
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> table: array<${T}>;
@@ -101,6 +110,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let o = (plane * 2u * p.a + 2u * iy) * w + ix;  // in vec2 units: output row = w vec2s
   y[o] = v;
   y[o + w] = v;
+#elif UPSAMPLE_TO
+  let ox = i % p.d;
+  let t = i / p.d;     // plane · oh + oy
+  let oy = t % p.c;
+  let plane = t / p.c;
+  y[i] = x[(plane * p.a + oy * p.a / p.c) * p.b + ox * p.b / p.d];
 #elif EMBEDDING
   let r = i / p.b;
   let c = i - r * p.b;

@@ -209,7 +209,10 @@ export class UNet {
           }
         });
         if (block.sampler) {
-          x = block.sampler.forward(x);
+          // To the next skip connection's size (diffusers' `upsample_size`): at an odd latent
+          // side the way down rounded up, so 2× would be one row or column too many.
+          const [sh, sw] = skips.at(-1)!.shape.slice(2);
+          x = (block.sampler as Upsample2D).forward(x, [sh, sw]);
           probe?.(`${name}.upsamplers.0`, x);
         }
         probe?.(name, x);

@@ -11,7 +11,7 @@ import { bytesOf, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 
-type Mode = "transpose" | "concat" | "upsample2x" | "embedding";
+type Mode = "transpose" | "concat" | "upsample2x" | "upsample_to" | "embedding";
 
 function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; vec?: number } = {}) {
   const vec = opts.vec ?? 1;
@@ -22,6 +22,7 @@ function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; ve
       TRANSPOSE: mode === "transpose",
       CONCAT: mode === "concat",
       UPSAMPLE: mode === "upsample2x",
+      UPSAMPLE_TO: mode === "upsample_to",
       EMBEDDING: mode === "embedding",
       POS: !!opts.pos,
       VEC4: vec === 4,
@@ -36,8 +37,8 @@ function grid1d(n: number): [number, number] {
   return [Math.ceil(groups / y), y];
 }
 
-function uniforms(n: number, a: number, b: number, c: number): ArrayBuffer {
-  return new Uniforms().u32(n).u32(a).u32(b).u32(c).buffer;
+function uniforms(n: number, a: number, b: number, c: number, d = 0): ArrayBuffer {
+  return new Uniforms().u32(n).u32(a).u32(b).u32(c).u32(d).buffer;
 }
 
 /** Batched transpose [batch, rows, cols] → [batch, cols, rows], as a new tensor of `shape`. */
@@ -170,6 +171,28 @@ export function upsampleNearest2x(x: Tensor): Tensor {
     uniforms(x.size, h, w, 0),
     [x.buffer, y.buffer],
     grid1d(x.size),
+    { bytes: x.bytes + y.bytes },
+  );
+  return y;
+}
+
+/**
+ * `F.interpolate(x, size=[oh, ow], mode="nearest")` for `x` [B, C, H, W] → [B, C, oh, ow], as the
+ * UNet's up-blocks call it with the skip connection's size (diffusers' `upsample_size`): 2× where
+ * the sides are even, 2h − 1 where a side was odd on the way down.
+ */
+export function upsampleNearest(x: Tensor, size: readonly [number, number]): Tensor {
+  if (x.shape.length !== 4) throw new Error(`upsampleNearest: x [${x.shape}] is not 4-D`);
+  const [b, c, h, w] = x.shape;
+  const [oh, ow] = size;
+  if (oh === 2 * h && ow === 2 * w) return upsampleNearest2x(x);
+  const gpu = x.gpu;
+  const y = Tensor.empty(gpu, [b, c, oh, ow], x.dtype, "upsample_to");
+  gpu.dispatch(
+    layoutKernel(gpu, "upsample_to", x.dtype),
+    uniforms(y.size, h, w, oh, ow),
+    [x.buffer, y.buffer],
+    grid1d(y.size),
     { bytes: x.bytes + y.bytes },
   );
   return y;
