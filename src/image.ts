@@ -237,3 +237,40 @@ export function maskedImage(init: Float32Array, mask: Float32Array): Float32Arra
   const n = mask.length;
   return init.map((v, i) => mask[i % n] < 0.5 ? v : 0);
 }
+
+/** The init image (and mask) of a run, prepared at the output size. */
+export interface PreparedInit {
+  /** CHW f32 in [−1, 1]. */
+  image: Float32Array;
+  /** HW, 1 = repaint; absent for image-to-image. */
+  mask?: Float32Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * Reads `initPath` (and `maskPath`) and prepares them for a `width` × `height` output; a null
+ * side takes the init image's, rounded down to a multiple of 8 (diffusers'
+ * `get_default_height_width`); `checkSize` validates what comes out. Both images are resized to
+ * the output size with PIL's Lanczos filter when they differ from it, as diffusers does.
+ */
+export async function prepareInit(
+  initPath: string,
+  maskPath: string | null,
+  size: { width: number | null; height: number | null },
+  names: { init: string; mask: string },
+  checkSize: (value: number, what: string) => number,
+): Promise<PreparedInit> {
+  const init = await readImage(initPath, names.init);
+  const mask = maskPath === null ? null : await readImage(maskPath, names.mask);
+  const auto = defaultSize(init);
+  const width = size.width ?? checkSize(auto.width, `the width of ${names.init} ${initPath}`);
+  const height = size.height ??
+    checkSize(auto.height, `the height of ${names.init} ${initPath}`);
+  return {
+    image: toModelInput(resizeLanczos(init, width, height)),
+    mask: mask ? binarizeMask(resizeLanczos(toLuma(mask), width, height)) : undefined,
+    width,
+    height,
+  };
+}

@@ -17,102 +17,24 @@ import { buildProfile, formatProfileTable, StageLog } from "../src/cli/profile_r
 import { formatDuration, formatRate } from "../src/cli/progress.ts";
 import { VERSION } from "../src/cli/version.ts";
 import { hasGpu } from "./gpu.ts";
+import {
+  childEnv,
+  listDir,
+  MAIN,
+  oneErrorLine,
+  pngText,
+  REPO,
+  type Result,
+  sd,
+  withTmp,
+} from "./cli.ts";
 
-const REPO = fromFileUrl(new URL("../", import.meta.url));
-const MAIN = join(REPO, "main.ts");
 const FIXTURES = fromFileUrl(new URL("../../shared/fixtures/", import.meta.url));
 const TINY = join(FIXTURES, "tiny-sd");
 const TINY_ARGS = ["--weights", TINY, "--width", "64", "--height", "64", "--steps", "2"];
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Environment for every subprocess: its own weights cache, no colours, Mesa's runtime dir. */
-function childEnv(cache: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    SD_CACHE: cache,
-    NO_COLOR: "1",
-    XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
-    ...extra,
-  };
-}
-
-/** Runs `sd args…` (through `deno run -A main.ts`, or `bin`) in `cwd` with `stdin` text or none. */
-async function sd(
-  cwd: string,
-  args: string[],
-  opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {},
-): Promise<Result> {
-  const cmd = new Deno.Command(opts.bin ?? Deno.execPath(), {
-    args: opts.bin ? args : ["run", "-A", MAIN, ...args],
-    cwd,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: childEnv(join(cwd, ".cache"), opts.env),
-  });
-  const child = cmd.spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-/** Files in `dir` (non-recursive), sorted, without the weights cache folder. */
-function listDir(dir: string): string[] {
-  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n !== ".cache").sort();
-}
-
-async function withTmp(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sd-cli-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-/** The text chunks of a PNG, keyword → text (tEXt as Latin-1, iTXt as UTF-8). */
-function pngText(png: Uint8Array): Record<string, string> {
-  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  const out: Record<string, string> = {};
-  const order: string[] = [];
-  for (let at = 8; at < png.length;) {
-    const len = view.getUint32(at);
-    const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
-    order.push(type);
-    const data = png.subarray(at + 8, at + 8 + len);
-    if (type === "tEXt" || type === "iTXt") {
-      const nul = data.indexOf(0);
-      const key = String.fromCharCode(...data.subarray(0, nul));
-      out[key] = type === "tEXt"
-        ? String.fromCharCode(...data.subarray(nul + 1))
-        : new TextDecoder().decode(data.subarray(nul + 5));
-      assert(order.indexOf("IDAT") === -1, `${type} ${key} comes before the image data`);
-    }
-    at += 12 + len;
-  }
-  assertEquals(order[0], "IHDR");
-  assertEquals(order.at(-1), "IEND");
-  return out;
-}
-
 function sha256Hex(path: string): string {
   return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");
-}
-
-function oneErrorLine(r: Result, includes: string): void {
-  const lines = r.stderr.trimEnd().split("\n").filter((l) => !/^error: XDG_RUNTIME_DIR/.test(l));
-  assertEquals(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert(lines[0].startsWith("sd: "), `"sd: " prefix: ${lines[0]}`);
-  assert(lines[0].includes(includes), `"${includes}" in: ${lines[0]}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -148,10 +70,13 @@ Deno.test("parseCli: prompts, subcommands, stdin jobs and option checks", () => 
     seed: null,
     steps: 20,
     guidance: 7.5,
-    width: 512,
-    height: 512,
+    width: null,
+    height: null,
     scheduler: "pndm",
     out: null,
+    initImage: null,
+    mask: null,
+    strength: null,
   });
   assertEquals(parseCli(["a", "red", "fox"], tty).prompt, "a red fox");
   assertEquals(parseCli([""], tty).prompt, "");

@@ -44,6 +44,7 @@ export class RunError extends Error {
  * option); these print without a stack. Matched by `name` so this file imports nothing above it.
  */
 const USER_FACING = new Set([
+  "UserError",
   "UsageError",
   "RunError",
   "ArgsError",
@@ -98,7 +99,10 @@ export function describeError(e: unknown, prefix = "sd: ", expected = false): st
 
 /** The exit code for an error that ended the run. */
 export function exitCodeOf(e: unknown): number {
-  return e instanceof Error && (e.name === "UsageError" || e.name === "ArgsError")
+  const usage = e instanceof Error &&
+    (e.name === "UsageError" || e.name === "ArgsError" ||
+      (e.name === "UserError" && (e as { kind?: string }).kind === "usage"));
+  return usage
     ? EXIT_USAGE
     : EXIT_FAILED;
 }

@@ -1,0 +1,122 @@
+/**
+ * Running the `sd` command in tests: the real program as a subprocess (`deno run -A main.ts …`)
+ * with its own weights cache, and what its output is checked with (stderr lines, PNG text chunks
+ * and pixels).
+ *
+ * @module
+ */
+
+import { assert, assertEquals } from "../src/std/assert.ts";
+import { fromFileUrl, join } from "../src/std/path.ts";
+import * as png from "imagescript/png/src/png.mjs";
+
+/** The repository root. */
+export const REPO: string = fromFileUrl(new URL("../", import.meta.url));
+/** The program's entry point. */
+export const MAIN: string = join(REPO, "main.ts");
+
+/** What a run of `sd` gave: exit code and both streams. */
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Environment for every subprocess: its own weights cache, no colours, Mesa's runtime dir. */
+export function childEnv(
+  cache: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    SD_CACHE: cache,
+    NO_COLOR: "1",
+    XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
+    ...extra,
+  };
+}
+
+/** Runs `sd args…` (through `deno run -A main.ts`, or `bin`) in `cwd` with `stdin` text or none. */
+export async function sd(
+  cwd: string,
+  args: string[],
+  opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {},
+): Promise<Result> {
+  const cmd = new Deno.Command(opts.bin ?? Deno.execPath(), {
+    args: opts.bin ? args : ["run", "-A", MAIN, ...args],
+    cwd,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: childEnv(join(cwd, ".cache"), opts.env),
+  });
+  const child = cmd.spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Files in `dir` (non-recursive), sorted, without the weights cache folder. */
+export function listDir(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n !== ".cache").sort();
+}
+
+export async function withTmp(fn: (dir: string) => Promise<void> | void): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "sd-cli-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** The text chunks of a PNG, keyword → text (tEXt as Latin-1, iTXt as UTF-8). */
+export function pngText(png: Uint8Array): Record<string, string> {
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  const out: Record<string, string> = {};
+  const order: string[] = [];
+  for (let at = 8; at < png.length;) {
+    const len = view.getUint32(at);
+    const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
+    order.push(type);
+    const data = png.subarray(at + 8, at + 8 + len);
+    if (type === "tEXt" || type === "iTXt") {
+      const nul = data.indexOf(0);
+      const key = String.fromCharCode(...data.subarray(0, nul));
+      out[key] = type === "tEXt"
+        ? String.fromCharCode(...data.subarray(nul + 1))
+        : new TextDecoder().decode(data.subarray(nul + 5));
+      assert(order.indexOf("IDAT") === -1, `${type} ${key} comes before the image data`);
+    }
+    at += 12 + len;
+  }
+  assertEquals(order[0], "IHDR");
+  assertEquals(order.at(-1), "IEND");
+  return out;
+}
+
+export function oneErrorLine(r: Result, includes: string): void {
+  const lines = r.stderr.trimEnd().split("\n").filter((l) => !/^error: XDG_RUNTIME_DIR/.test(l));
+  assertEquals(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
+  assert(lines[0].startsWith("sd: "), `"sd: " prefix: ${lines[0]}`);
+  assert(lines[0].includes(includes), `"${includes}" in: ${lines[0]}`);
+}
+
+/** A PNG's pixels as RGB in [0, 1], HWC (what the fixtures' `image` keys hold). */
+export async function readPngRgb(
+  path: string,
+): Promise<{ width: number; height: number; rgb: Float32Array }> {
+  const d = (png as unknown as {
+    decode(b: Uint8Array): { width: number; height: number; buffer: Uint8Array };
+  }).decode(await Deno.readFile(path));
+  const n = d.width * d.height;
+  const rgb = new Float32Array(3 * n);
+  for (let p = 0; p < n; p++) {
+    for (let ch = 0; ch < 3; ch++) rgb[3 * p + ch] = d.buffer[4 * p + ch] / 255;
+  }
+  return { width: d.width, height: d.height, rgb };
+}
