@@ -322,15 +322,19 @@ export class StableDiffusion {
     );
   }
 
-  /** Replaces the VAE by one in `dtype`, loaded again from the model's source. */
-  async reloadVae(dtype: DType): Promise<void> {
+  /**
+   * Replaces the VAE by one in `dtype`, loaded again from the model's source (from the files of
+   * precision `files`: the f16 or f32 ones where a folder has both).
+   */
+  async reloadVae(dtype: DType, files: DType = dtype): Promise<void> {
     const vae = new Vae(this.configs.vae, dtype);
-    const { sources, files } = await openSources(this.source, this.configs, dtype);
+    const opened = await openSources(this.source, this.configs, files);
+    const sources = opened.sources;
     try {
       await vae.store.load(this.gpu, sources.vae, { skip: vaeSkip(this.loadOptions) });
       await prepareWinograd(this.gpu, [vae], this.loadOptions);
     } finally {
-      for (const f of files) f.close();
+      for (const f of opened.files) f.close();
     }
     this.vae.store.release();
     this.vae = vae;
@@ -395,10 +399,11 @@ export class StableDiffusion {
       randn: () => basis!.upload(generator.randn(n)),
     });
     scheduler.setTimesteps(p.steps);
-    const timesteps = p.init
-      ? getTimesteps(scheduler.timesteps, p.steps, p.init.strength).timesteps
-      : scheduler.timesteps;
-    if (timesteps.length === 0) {
+    const { timesteps, tStart } = p.init
+      ? getTimesteps(scheduler.timesteps, p.steps, p.init.strength)
+      : { timesteps: scheduler.timesteps, tStart: 0 };
+    if (p.steps - tStart < 1) {
+      // diffusers' check (on the step count: PNDM's list would still hold its repeated timestep)
       throw new UserError(
         `strength ${p.init?.strength} of ${p.steps} steps leaves no denoising step; raise --strength or --steps`,
         { kind: "usage" },
@@ -515,7 +520,8 @@ export class StableDiffusion {
   async ensureVaeEncoder(): Promise<void> {
     if (this.vae.encoder.conv_in.weight.loaded) return;
     this.loadOptions.vaeEncoder = true;
-    await this.reloadVae(this.loadOptions.vaePrecision ?? "f32");
+    // The files `load` would have read with the encoder: the same image either way.
+    await this.reloadVae(this.loadOptions.vaePrecision ?? "f32", this.precision);
   }
 
   /** `vae.encode(image).latent_dist` of CHW values in [−1, 1]: mean and log-variance, read back. */

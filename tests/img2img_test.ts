@@ -13,33 +13,8 @@ import { SafeTensorsFile } from "../src/safetensors.ts";
 import { createScheduler, SD15_SCHEDULER_CONFIG } from "../scheduler/mod.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 import { fixture } from "./fixtures.ts";
+import { imageCases } from "./features.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
-
-/** One image-to-image or inpainting case of `features/tiny-sd-features.json`. */
-export interface FeatureCase {
-  key: string;
-  kind: string;
-  model: string;
-  prompt: string;
-  negative_prompt: string;
-  seed: number;
-  steps: number;
-  scheduler: string;
-  guidance_scale: number;
-  width: number;
-  height: number;
-  strength: number;
-  init_image: string;
-  mask?: string;
-  unet_in_channels?: number;
-  cli: string[];
-}
-
-/** The img2img and inpaint cases of the features fixtures. */
-export async function imageCases(): Promise<FeatureCase[]> {
-  const meta = JSON.parse(await Deno.readTextFile(fixture("features/tiny-sd-features.json")));
-  return (meta.cases as FeatureCase[]).filter((c) => c.kind === "img2img" || c.kind === "inpaint");
-}
 
 Deno.test("getTimesteps: diffusers' get_timesteps (t_start = N − min(⌊N·strength⌋, N))", () => {
   const ts = [901, 801, 701, 601, 501, 401, 301, 201, 101, 1];
