@@ -102,7 +102,5 @@ export function exitCodeOf(e: unknown): number {
   const usage = e instanceof Error &&
     (e.name === "UsageError" || e.name === "ArgsError" ||
       (e.name === "UserError" && (e as { kind?: string }).kind === "usage"));
-  return usage
-    ? EXIT_USAGE
-    : EXIT_FAILED;
+  return usage ? EXIT_USAGE : EXIT_FAILED;
 }

@@ -20,14 +20,7 @@ import { ClipTokenizer, truncationWarning } from "../tokenizer.ts";
 import { fetchModel } from "../weights/fetch.ts";
 import { loadLock, LockError, variantFilter } from "../weights/lock.ts";
 import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
-import {
-  type CliOptions,
-  DEFAULTS,
-  defaultStrength,
-  HELP,
-  parseCli,
-  parseSize,
-} from "./args.ts";
+import { type CliOptions, DEFAULTS, defaultStrength, HELP, parseCli, parseSize } from "./args.ts";
 import { type Job, parseJobLine, readLines } from "./batch.ts";
 import {
   describeError,
@@ -326,9 +319,7 @@ async function runGenerate(s: Session): Promise<number> {
       generateMs += ms;
       progress.clear();
       s.note(
-        `sd: ${
-          jsonLines ? `${path}: ` : ""
-        }seed ${seed}, ${width}×${height}, ${job.steps} step${
+        `sd: ${jsonLines ? `${path}: ` : ""}seed ${seed}, ${width}×${height}, ${job.steps} step${
           job.steps === 1 ? "" : "s"
         } ` +
           `${job.scheduler}, ${(ms / 1000).toFixed(1)} s`,
