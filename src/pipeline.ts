@@ -375,6 +375,12 @@ export class StableDiffusion {
     }
     const h = p.height / 8, w = p.width / 8;
     const latentC = this.configs.unet.out_channels;
+    if (!p.init && this.configs.unet.in_channels !== latentC) {
+      throw new UserError(
+        `this model's UNet takes ${this.configs.unet.in_channels} input channels (an inpainting model): give --init-image and --mask`,
+        { kind: "usage" },
+      );
+    }
     const cfg = p.guidance > 1;
     const timed = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
       const t0 = performance.now();
