@@ -174,10 +174,10 @@ Image:
   --seed N               noise seed, an integer ≥ 0 (default: random; always printed and recorded)
   --steps N              denoising steps, 1–${LIMITS.maxSteps} (default: ${DEFAULTS.steps})
   --guidance G           classifier-free guidance scale, ≥ 0; ≤ 1 turns it off (default: ${DEFAULTS.guidance})
-  --width W              width in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.width},
-                         or the init image's width rounded down to 8)
-  --height H             height in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.height},
-                         or the init image's)
+  --width W              width in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.width}),
+                         with --init-image the image's, rounded down to 8
+  --height H             height in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.height}),
+                         with --init-image the image's, rounded down to 8
   --scheduler NAME       ${SCHEDULER_NAMES.join(", ")} (default: ${DEFAULTS.scheduler})
   --init-image IMG       image-to-image: start from this PNG or JPEG (resized to --width/--height
                          like diffusers, Lanczos; without them its size rounded down to 8)
