@@ -1,5 +1,5 @@
 /**
- * What DDIM and PNDM share — diffusers' ᾱ-based (variance-preserving) schedulers: ᾱ of the
+ * What DDIM, PNDM and LCM share — diffusers' ᾱ-based (variance-preserving) schedulers: ᾱ of the
  * training schedule and the ᾱ "before" t = 0 (`set_alpha_to_one`), integer spaced timesteps and
  * their stride, the unscaled model input, the argument checks of a step and the forward process
  * for image-to-image. Subclasses add their timestep order and step rule.
@@ -9,7 +9,6 @@
 
 import { alphaBars, type BetaConfig, betaSchedule } from "./betas.ts";
 import type { SchedulerConfig } from "./config.ts";
-import { diffuseVP } from "./forward.ts";
 import {
   checkIntegerTimestep,
   checkSameLength,
@@ -26,10 +25,22 @@ export type AlphaBarConfig = SchedulerConfig & BetaConfig & {
   set_alpha_to_one: boolean;
 };
 
-/** The shared half of DDIM and PNDM. */
+/**
+ * The forward process q(x_t | x₀) of a variance-preserving scheduler (image-to-image starts from
+ * there): x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε.
+ */
+export function diffuseVP(
+  x0: Float32Array,
+  noise: Float32Array,
+  alphaBar: number,
+): Float32Array<ArrayBuffer> {
+  const a = Math.sqrt(alphaBar), s = Math.sqrt(1 - alphaBar);
+  return x0.map((v, i) => a * v + s * noise[i]);
+}
+
+/** The shared half of DDIM, PNDM and LCM. */
 export abstract class AlphaBarScheduler<C extends AlphaBarConfig> implements Scheduler {
   abstract readonly name: string;
-  abstract readonly displayName: string;
   readonly initNoiseSigma = 1;
   /** ᾱ_t of every training timestep. */
   protected readonly alphaBar: Float32Array;

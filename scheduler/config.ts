@@ -5,6 +5,7 @@
  * @module
  */
 
+import { UserError } from "../src/errors.ts";
 import { join } from "../src/std/path.ts";
 
 /**
@@ -39,8 +40,16 @@ export interface SchedulerConfig {
   clip_sample?: boolean;
   /** DDIM: the clamp bound. */
   clip_sample_range?: number;
-  /** DDIM/DPM-Solver: dynamic thresholding of x₀ (not supported here; must be false). */
+  /** DDIM/DPM-Solver/LCM: dynamic thresholding of x₀ (not supported here; must be false). */
   thresholding?: boolean;
+  /** Dynamic thresholding's percentile (unused while `thresholding` is false). */
+  dynamic_thresholding_ratio?: number;
+  /** Dynamic thresholding's largest bound (unused while `thresholding` is false). */
+  sample_max_value?: number;
+  /** LCM: the length of the schedule its timesteps are taken from (Luo et al. 2023: 50). */
+  original_inference_steps?: number;
+  /** LCM: t is multiplied by this in the boundary-condition scalings c_skip, c_out (10). */
+  timestep_scaling?: number;
   /** Zero-terminal-SNR rescaling of β (not supported here; must be false). */
   rescale_betas_zero_snr?: boolean;
   /** Euler: how σ is interpolated between training timesteps ("linear"). */
@@ -121,6 +130,10 @@ const FIELDS: Record<string, [FieldKind, nullable: boolean]> = {
   clip_sample: ["boolean", false],
   clip_sample_range: ["number", false],
   thresholding: ["boolean", false],
+  dynamic_thresholding_ratio: ["number", false],
+  sample_max_value: ["number", false],
+  original_inference_steps: ["number", false],
+  timestep_scaling: ["number", false],
   rescale_betas_zero_snr: ["boolean", false],
   interpolation_type: ["string", false],
   use_karras_sigmas: ["boolean", false],
@@ -165,7 +178,7 @@ function isKind(value: unknown, kind: FieldKind): boolean {
  */
 export function parseSchedulerConfig(json: unknown, source = "scheduler config"): SchedulerConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new Error(`${source}: expected a JSON object`);
+    throw new UserError(`${source}: expected a JSON object`);
   }
   const config: Record<string, unknown> = { ...json };
   for (const [key, [kind, nullable]] of Object.entries(FIELDS)) {
@@ -175,7 +188,7 @@ export function parseSchedulerConfig(json: unknown, source = "scheduler config")
       value = config[key] = Number(value);
     }
     if (!isKind(value, kind)) {
-      throw new Error(`${source}: "${key}" must be a ${kind}, got ${JSON.stringify(value)}`);
+      throw new UserError(`${source}: "${key}" must be a ${kind}, got ${JSON.stringify(value)}`);
     }
   }
   return config as SchedulerConfig;
@@ -197,13 +210,13 @@ export async function loadSchedulerConfig(path: string): Promise<SchedulerConfig
   try {
     text = await Deno.readTextFile(file);
   } catch (e) {
-    throw new Error(`cannot read scheduler config ${file}: ${(e as Error).message}`);
+    throw new UserError(`cannot read scheduler config ${file}: ${(e as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(quoteNonFinite(text));
   } catch (e) {
-    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+    throw new UserError(`${file}: invalid JSON: ${(e as Error).message}`);
   }
   return parseSchedulerConfig(json, file);
 }

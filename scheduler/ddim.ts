@@ -51,7 +51,6 @@ export function ddimSigma(alphaBar: number, alphaBarPrev: number): number {
 /** DDIM, with `eta` from the options (default 0). */
 export class DdimScheduler extends AlphaBarScheduler<DdimConfig> {
   readonly name = "ddim";
-  readonly displayName = "DDIM";
   readonly #eta: number;
   readonly #noise: NormalSource;
 

@@ -9,7 +9,6 @@
 
 import { alphaBars, type BetaConfig, betaSchedule } from "./betas.ts";
 import type { SchedulerConfig } from "./config.ts";
-import { diffuseVE } from "./forward.ts";
 import { checkSameLength, checkStepCount, notSetError, type Scheduler } from "./scheduler.ts";
 import {
   discreteSigmaSchedule,
@@ -34,10 +33,21 @@ export function scaleBySigma(x: Float32Array, sigma: number): Float32Array<Array
   return x.map((v) => v / divisor);
 }
 
+/**
+ * The forward process of the variance-exploding view (image-to-image starts from there):
+ * x = x₀ + σ·ε.
+ */
+function diffuseVE(
+  x0: Float32Array,
+  noise: Float32Array,
+  sigma: number,
+): Float32Array<ArrayBuffer> {
+  return x0.map((v, i) => v + sigma * noise[i]);
+}
+
 /** The shared half of Euler, Euler a and LMS. */
 export abstract class DiscreteSigmaScheduler<C extends DiscreteSigmaConfig> implements Scheduler {
   abstract readonly name: string;
-  abstract readonly displayName: string;
   /** σ of every training timestep. */
   protected readonly trainSigma: Float32Array;
   /** The σ table of the current `setTimesteps`. */

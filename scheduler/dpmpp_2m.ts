@@ -127,7 +127,6 @@ export function secondOrderUpdate(
 /** DPM++ 2M, and DPM++ 2M Karras (`use_karras_sigmas`). */
 export class DpmSolverMultistepScheduler implements Scheduler {
   readonly name: "dpm++2m" | "dpm++2m-karras";
-  readonly displayName: string;
   readonly initNoiseSigma = 1;
   readonly #config: DpmSolverConfig;
   readonly #alphaBar: Float32Array;
@@ -142,7 +141,6 @@ export class DpmSolverMultistepScheduler implements Scheduler {
 
   constructor(config: DpmSolverConfig) {
     this.name = config.use_karras_sigmas ? "dpm++2m-karras" : "dpm++2m";
-    this.displayName = config.use_karras_sigmas ? "DPM++ 2M Karras" : "DPM++ 2M";
     requireOneOf(this.name, config, "algorithm_type", ["dpmsolver++"]);
     requireOneOf(this.name, config, "solver_order", [1, 2]);
     requireOneOf(this.name, config, "solver_type", ["midpoint", "heun"]);

@@ -67,7 +67,6 @@ export function eulerUpdate(
 /** Euler (deterministic). */
 export class EulerScheduler extends DiscreteSigmaScheduler<EulerConfig> {
   readonly name = "euler";
-  readonly displayName = "Euler";
 
   constructor(config: EulerConfig) {
     super(config);

@@ -45,7 +45,6 @@ export function ancestralSigmas(sigmaFrom: number, sigmaTo: number): { up: numbe
 /** Euler ancestral (stochastic). */
 export class EulerAncestralScheduler extends DiscreteSigmaScheduler<EulerAncestralConfig> {
   readonly name = "euler-a";
-  readonly displayName = "Euler a";
   readonly #noise: NormalSource;
 
   /**

@@ -2,52 +2,16 @@
  * The config each scheduler runs with when swapped in as diffusers users do,
  * `X.from_config(pipe.scheduler.config)`: X's own `__init__` defaults, overridden by every field
  * the model's file sets (fields the file lacks — SD 1.5's has no `timestep_spacing` — keep X's
- * default: "linspace" for Euler/LMS/DPM-Solver, "leading" for DDIM/PNDM), plus the option that
- * makes the named variant ("dpm++2m-karras": `use_karras_sigmas=True`).
+ * default: "linspace" for Euler/LMS/DPM-Solver, "leading" for DDIM/PNDM/LCM), plus the option
+ * that makes the named variant ("dpm++2m-karras": `use_karras_sigmas=True`). Defaults and
+ * overrides are columns of the scheduler table (`table.ts`).
  *
  * @module
  */
 
 import type { SchedulerConfig } from "./config.ts";
-import { DDIM_DEFAULTS, type DdimConfig } from "./ddim.ts";
-import { DPM_SOLVER_DEFAULTS, type DpmSolverConfig } from "./dpmpp_2m.ts";
-import { EULER_ANCESTRAL_DEFAULTS, type EulerAncestralConfig } from "./euler_ancestral.ts";
-import { EULER_DEFAULTS, type EulerConfig } from "./euler.ts";
-import { LMS_DEFAULTS, type LmsConfig } from "./lms.ts";
-import type { SchedulerName } from "./names.ts";
-import { PNDM_DEFAULTS, type PndmConfig } from "./pndm.ts";
-
-/** The complete config type of each scheduler. */
-export interface SchedulerConfigs {
-  "ddim": DdimConfig;
-  "pndm": PndmConfig;
-  "euler": EulerConfig;
-  "euler-a": EulerAncestralConfig;
-  "lms": LmsConfig;
-  "dpm++2m": DpmSolverConfig;
-  "dpm++2m-karras": DpmSolverConfig;
-}
-
-const CLASS_DEFAULTS: { [N in SchedulerName]: SchedulerConfigs[N] } = {
-  "ddim": DDIM_DEFAULTS,
-  "pndm": PNDM_DEFAULTS,
-  "euler": EULER_DEFAULTS,
-  "euler-a": EULER_ANCESTRAL_DEFAULTS,
-  "lms": LMS_DEFAULTS,
-  "dpm++2m": DPM_SOLVER_DEFAULTS,
-  "dpm++2m-karras": DPM_SOLVER_DEFAULTS,
-};
-
-/** What the name itself sets, over the file (`X.from_config(config, **overrides)`). */
-export const NAME_OVERRIDES: Readonly<Record<SchedulerName, SchedulerConfig>> = {
-  "ddim": {},
-  "pndm": {},
-  "euler": {},
-  "euler-a": {},
-  "lms": {},
-  "dpm++2m": { use_karras_sigmas: false },
-  "dpm++2m-karras": { use_karras_sigmas: true },
-};
+import { PNDM_DEFAULTS } from "./pndm.ts";
+import { type SchedulerConfigs, type SchedulerName, schedulerRow } from "./table.ts";
 
 /**
  * Whether `key` of `source` holds a value diffusers took from the source class's defaults rather
@@ -71,7 +35,8 @@ function usedDefault(source: SchedulerConfig, key: string): boolean {
 /**
  * The complete config of scheduler `name` built from `source` (a model's scheduler config, e.g.
  * SD 1.5's PNDM one): class defaults ← fields set in `source` (not undefined; keys starting with
- * "_", like `_class_name`, are dropped) ← the name's overrides.
+ * "_", like `_class_name`, are dropped) ← the name's overrides. Fields the class does not know are
+ * kept and ignored (diffusers keeps them in the config too).
  *
  * @example
  * ```ts
@@ -88,5 +53,6 @@ export function schedulerConfigFor<N extends SchedulerName>(
       value !== undefined && !key.startsWith("_") && !usedDefault(source, key)
     ),
   );
-  return { ...CLASS_DEFAULTS[name], ...explicit, ...NAME_OVERRIDES[name] } as SchedulerConfigs[N];
+  const { defaults, overrides } = schedulerRow(name);
+  return { ...defaults, ...explicit, ...overrides } as SchedulerConfigs[N];
 }

@@ -67,7 +67,6 @@ export function lmsCoefficients(sigmas: readonly number[], i: number, order: num
 /** LMS (deterministic, up to 4th order). */
 export class LmsScheduler extends DiscreteSigmaScheduler<LmsConfig> {
   readonly name = "lms";
-  readonly displayName = "LMS";
   /** ODE derivatives of the last steps, oldest first. */
   #derivatives: Float32Array[] = [];
 

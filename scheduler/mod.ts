@@ -1,7 +1,7 @@
 /**
  * Schedulers for Stable Diffusion 1.x, matching diffusers step for step: DDIM, PNDM (PLMS,
- * SD's default), Euler, Euler a, LMS, DPM++ 2M and DPM++ 2M Karras. Pure TypeScript on
- * `Float32Array`s; no GPU.
+ * SD's default), Euler, Euler a, LMS, DPM++ 2M, DPM++ 2M Karras and LCM — one row each in
+ * `SCHEDULERS` (`table.ts`). Pure TypeScript on `Float32Array`s; no GPU.
  *
  * @example
  * ```ts
@@ -18,15 +18,9 @@
  */
 
 import type { SchedulerConfig } from "./config.ts";
-import { DdimScheduler } from "./ddim.ts";
-import { DpmSolverMultistepScheduler } from "./dpmpp_2m.ts";
-import { EulerAncestralScheduler } from "./euler_ancestral.ts";
-import { EulerScheduler } from "./euler.ts";
 import { schedulerConfigFor } from "./from_config.ts";
-import { LmsScheduler } from "./lms.ts";
-import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from "./names.ts";
-import { PndmScheduler } from "./pndm.ts";
 import type { Scheduler, SchedulerOptions } from "./scheduler.ts";
+import { type SchedulerName, schedulerRow } from "./table.ts";
 
 export {
   loadSchedulerConfig,
@@ -34,25 +28,28 @@ export {
   type SchedulerConfig,
   SD15_SCHEDULER_CONFIG,
 } from "./config.ts";
-export { NAME_OVERRIDES, schedulerConfigFor, type SchedulerConfigs } from "./from_config.ts";
+export { schedulerConfigFor } from "./from_config.ts";
 export {
   DIFFUSERS_CLASSES,
   DISPLAY_NAMES,
   IDENTIFIERS,
   isSchedulerName,
   SCHEDULER_NAMES,
+  type SchedulerConfigs,
   schedulerFromIdentifier,
   type SchedulerName,
-} from "./names.ts";
+  type SchedulerRow,
+  SCHEDULERS,
+} from "./table.ts";
 export type { Scheduler, SchedulerOptions } from "./scheduler.ts";
 
 /**
  * Builds scheduler `name` from a model's scheduler config (as loaded from its
  * `scheduler_config.json`, or `SD15_SCHEDULER_CONFIG`), the way diffusers users swap one in:
- * `X.from_config(config)` (see `schedulerConfigFor`). Options: `eta` for DDIM; `randn` (the
- * torch-compatible generator's `(n) => Float32Array`, preferred) or `rng` (one standard normal a
- * call) for the noise of Euler a and of DDIM with η > 0 — without either, a fixed-seed fallback
- * that does not reproduce torch.
+ * `X.from_config(config)` (see `schedulerConfigFor`), with the class of its row in `SCHEDULERS`.
+ * Options: `eta` for DDIM; `randn` (the torch-compatible generator's `(n) => Float32Array`,
+ * preferred) or `rng` (one standard normal a call) for the noise of Euler a, LCM and DDIM with
+ * η > 0 — without either, a fixed-seed fallback that does not reproduce torch.
  *
  * Throws on an unknown name and on config options this implementation does not support.
  */
@@ -61,22 +58,6 @@ export function createScheduler(
   config: SchedulerConfig,
   opts: SchedulerOptions = {},
 ): Scheduler {
-  if (!isSchedulerName(name)) {
-    throw new Error(`unknown scheduler "${name}" (expected one of: ${SCHEDULER_NAMES.join(", ")})`);
-  }
-  switch (name) {
-    case "ddim":
-      return new DdimScheduler(schedulerConfigFor(name, config), opts);
-    case "pndm":
-      return new PndmScheduler(schedulerConfigFor(name, config));
-    case "euler":
-      return new EulerScheduler(schedulerConfigFor(name, config));
-    case "euler-a":
-      return new EulerAncestralScheduler(schedulerConfigFor(name, config), opts);
-    case "lms":
-      return new LmsScheduler(schedulerConfigFor(name, config));
-    case "dpm++2m":
-    case "dpm++2m-karras":
-      return new DpmSolverMultistepScheduler(schedulerConfigFor(name, config));
-  }
+  const { scheduler } = schedulerRow(name);
+  return new scheduler(schedulerConfigFor(name, config), opts);
 }

@@ -1,5 +1,5 @@
 /**
- * Where stochastic schedulers (Euler a, DDIM with η > 0) get their noise.
+ * Where stochastic schedulers (Euler a, LCM, DDIM with η > 0) get their noise.
  *
  * @module
  */

@@ -69,7 +69,6 @@ export function adamsBashforth(history: Float32Array[]): Float32Array<ArrayBuffe
 /** PNDM (PLMS; `skip_prk_steps` must be true). */
 export class PndmScheduler extends AlphaBarScheduler<PndmConfig> {
   readonly name = "pndm";
-  readonly displayName = "PNDM";
   /** Noise predictions of past steps, oldest first (diffusers' `ets`). */
   #history: Float32Array[] = [];
   /** Model calls so far this run. */

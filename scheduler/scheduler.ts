@@ -18,8 +18,6 @@
 export interface Scheduler {
   /** The command-line name, e.g. "euler-a". */
   readonly name: string;
-  /** The sampler name other SD tools write in PNG parameters, e.g. "Euler a". */
-  readonly displayName: string;
   /**
    * Chooses `n` inference steps (1 … num_train_timesteps) and resets all per-run state
    * (multistep history, PNDM's counter, the step index), so one scheduler can run many images.

@@ -1,6 +1,6 @@
 /**
  * diffusers' step index (`_step_index`, `_init_step_index`, `index_for_timestep`) for schedulers
- * that walk a σ table (Euler, Euler a, LMS, DPM-Solver): the first call locates the timestep in
+ * that walk a table of timesteps (Euler, Euler a, LMS, DPM-Solver, LCM): the first call locates the timestep in
  * the schedule, later calls just advance, so repeated timesteps (possible with Karras σ) work.
  *
  * @module

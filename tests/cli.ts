@@ -60,20 +60,6 @@ export async function sd(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Files in `dir` (non-recursive), sorted, without the weights cache folder. */
-export function listDir(dir: string): string[] {
-  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n !== ".cache").sort();
-}
-
-export async function withTmp(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sd-cli-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 /** The text chunks of a PNG, keyword → text (tEXt as Latin-1, iTXt as UTF-8). */
 export function pngText(png: Uint8Array): Record<string, string> {
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);

@@ -18,7 +18,7 @@ import {
   toLuma,
   toModelInput,
 } from "../src/image.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { fixture } from "./fixtures.ts";
 
 const GOLDEN = fromFileUrl(new URL("./fixtures/odd-size-golden.safetensors", import.meta.url));

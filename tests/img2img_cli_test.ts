@@ -10,10 +10,11 @@ import { assert, assertEquals } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
 import { encodePng } from "../src/png.ts";
 import * as png from "imagescript/png/src/png.mjs";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
-import { listDir, oneErrorLine, pngText, readPngRgb, sd, withTmp } from "./cli.ts";
+import { oneErrorLine, pngText, readPngRgb, sd } from "./cli.ts";
+import { listDir, withTmp } from "./temp.ts";
 import { imageCases } from "./features.ts";
 
 const TINY = ["--weights", fixture("tiny-sd"), "--steps", "2", "--quiet"];

@@ -9,7 +9,7 @@ import { assert, assertEquals } from "../src/std/assert.ts";
 import { getTimesteps, sampleLatents } from "../src/img2img.ts";
 import { binarizeMask, readImage, toModelInput } from "../src/image.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { createScheduler, SD15_SCHEDULER_CONFIG } from "../scheduler/mod.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 import { fixture } from "./fixtures.ts";

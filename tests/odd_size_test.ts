@@ -11,11 +11,12 @@ import { fromFileUrl, join } from "../src/std/path.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { cast } from "../src/ops/elementwise.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { existsSync } from "../src/std/fs.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
-import { readPngRgb, sd, withTmp } from "./cli.ts";
+import { readPngRgb, sd } from "./cli.ts";
+import { withTmp } from "./temp.ts";
 
 const GOLDEN = fromFileUrl(new URL("./fixtures/odd-size-golden.safetensors", import.meta.url));
 const META = GOLDEN.replace(/\.safetensors$/, ".json");

@@ -6,11 +6,13 @@
 
 import { relL2 } from "../src/compare.ts";
 import { TorchGenerator } from "../src/rng.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { fromFileUrl } from "../src/std/path.ts";
 import {
   createScheduler,
+  DIFFUSERS_CLASSES,
+  DISPLAY_NAMES,
   IDENTIFIERS,
   loadSchedulerConfig,
   parseSchedulerConfig,
@@ -35,6 +37,11 @@ const DETERMINISTIC: SchedulerName[] = [
   "dpm++2m-karras",
 ];
 const STEP_COUNTS = [1, 4, 6, 20, 50];
+/**
+ * The schedulers the shared fixture covers; LCM's goldens (made by scripts/lcm_goldens.py) and its
+ * limit of `original_inference_steps` steps are tested in tests/lcm_scheduler_test.ts.
+ */
+const IN_SHARED_FIXTURE = SCHEDULER_NAMES.filter((name) => name !== "lcm");
 
 const meta = JSON.parse(await Deno.readTextFile(fixturePath("schedulers.json"))) as Record<
   string,
@@ -48,6 +55,28 @@ function maxRel(a: readonly number[], b: readonly number[]): number {
   assertEquals(a.length, b.length, "lengths differ");
   return Math.max(0, ...a.map((v, i) => Math.abs(v - b[i]) / (b[i] === 0 ? 1 : Math.abs(b[i]))));
 }
+
+Deno.test("scheduler table: A1111 sampler names, diffusers classes, fixture keys, one class a row", () => {
+  // The names A1111's "PNG info" reads (sd_samplers_kdiffusion.py, sd_samplers_timesteps.py,
+  // sd_samplers_lcm.py); PNDM with skip_prk_steps is its PLMS.
+  assertEquals(DISPLAY_NAMES, {
+    "ddim": "DDIM",
+    "pndm": "PLMS",
+    "euler": "Euler",
+    "euler-a": "Euler a",
+    "lms": "LMS",
+    "dpm++2m": "DPM++ 2M",
+    "dpm++2m-karras": "DPM++ 2M Karras",
+    "lcm": "LCM",
+  });
+  assertEquals(DIFFUSERS_CLASSES["lcm"], "LCMScheduler");
+  for (const name of IN_SHARED_FIXTURE) {
+    assert(file.tensors.has(`sched.${IDENTIFIERS[name]}.n1.timesteps`), `${name}: fixture key`);
+  }
+  for (const name of SCHEDULER_NAMES) {
+    assertEquals(createScheduler(name, SD15_SCHEDULER_CONFIG).name, name);
+  }
+});
 
 Deno.test("scheduler configs: from_config(SD 1.5 PNDM config) gives diffusers' configs", () => {
   for (const name of SCHEDULER_NAMES) {
@@ -66,7 +95,7 @@ Deno.test("scheduler configs: from_config(SD 1.5 PNDM config) gives diffusers' c
 
 Deno.test("scheduler schedules: timesteps, sigmas and init_noise_sigma for 1, 4, 6, 20, 50 steps", async () => {
   const report: string[] = [];
-  for (const name of SCHEDULER_NAMES) {
+  for (const name of IN_SHARED_FIXTURE) {
     const key = IDENTIFIERS[name];
     const scheduler = createScheduler(name, SD15_SCHEDULER_CONFIG);
     let worstSigma = 0, worstInit = 0;
@@ -256,7 +285,7 @@ Deno.test("scheduler errors: bad step counts, unknown names, unsupported options
     () => createScheduler("heun" as SchedulerName, SD15_SCHEDULER_CONFIG),
     'unknown scheduler "heun"',
   );
-  for (const name of SCHEDULER_NAMES) {
+  for (const name of IN_SHARED_FIXTURE) {
     const s = createScheduler(name, SD15_SCHEDULER_CONFIG);
     const x = new Float32Array(4);
     assertThrows(() => s.step(x, 1, x), "call setTimesteps");

@@ -8,7 +8,7 @@ import { assert, assertEquals } from "../src/std/assert.ts";
 import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu } from "./gpu.ts";
 import { singleFileUNetInChannels } from "../src/models/single_file.ts";
-import { writeSafetensors } from "../src/safetensors.ts";
+import { writeSafetensors } from "../src/weights/safetensors_writer.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
