@@ -6,7 +6,7 @@
  */
 
 import { assert, assertEquals } from "../src/std/assert.ts";
-import { dirname, fromFileUrl, join } from "../src/std/path.ts";
+import { dirname, join } from "../src/std/path.ts";
 import { createHash } from "node:crypto";
 import { VERSION } from "../src/cli/version.ts";
 import { BAD_INPUTS, corruptTinyCopy, TINY, TINY_ARGS } from "./bad_inputs.ts";
