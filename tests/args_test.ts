@@ -41,6 +41,7 @@ Deno.test("parseCli: prompts, subcommands, stdin jobs and option checks", () => 
     height: null,
     scheduler: "pndm",
     out: null,
+    lora: [],
     initImage: null,
     mask: null,
     strength: null,

@@ -39,6 +39,10 @@ export const BAD_INPUTS: [string[], string][] = [
   [["a cat", "--mask", "blocker"], "--mask needs an init image"],
   [["a cat", "--strength", "0.5"], "--strength applies to an init image"],
   [["a cat", "--init-image", "blocker", "--strength", "1.5"], "--strength 1.5 is out of range"],
+  [["a cat", "--lora", "no-such.safetensors:0.5"], "--lora no-such.safetensors: no such file"],
+  [["a cat <lora:style:0.5>"], "no --lora-dir was given"],
+  [["a cat <lora:style:0.5>", "--lora-dir", "."], "no style.safetensors in ."],
+  [["a cat <lora:style:strong>"], '"strong" is not a number'],
   [[], "no prompt and no jobs on stdin"],
 ];
 

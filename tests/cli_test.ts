@@ -13,7 +13,7 @@ import { BAD_INPUTS, corruptTinyCopy, TINY, TINY_ARGS } from "./bad_inputs.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu } from "./gpu.ts";
 import { listDir, withTmp } from "./temp.ts";
-import { childEnv, MAIN, oneErrorLine, pngText, REPO, type Result, sd } from "./cli.ts";
+import { childEnv, MAIN, oneErrorLine, pngText, REPO, type Result, sd } from "./sd_command.ts";
 
 function sha256Hex(path: string): string {
   return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");
@@ -474,7 +474,7 @@ Deno.test({
           new URL("../main.ts", import.meta.url).pathname,
           prompt,
           "--weights",
-          new URL("../../shared/fixtures/tiny-sd", import.meta.url).pathname,
+          TINY,
           "--steps",
           "1",
           "--width",

@@ -13,7 +13,7 @@ import * as png from "imagescript/png/src/png.mjs";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
-import { oneErrorLine, pngText, readPngRgb, sd } from "./cli.ts";
+import { oneErrorLine, pngText, readPngRgb, sd } from "./sd_command.ts";
 import { listDir, withTmp } from "./temp.ts";
 import { imageCases } from "./features.ts";
 

@@ -15,7 +15,7 @@ import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { existsSync } from "../src/std/fs.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
-import { readPngRgb, sd } from "./cli.ts";
+import { readPngRgb, sd } from "./sd_command.ts";
 import { withTmp } from "./temp.ts";
 
 const GOLDEN = fromFileUrl(new URL("./fixtures/odd-size-golden.safetensors", import.meta.url));

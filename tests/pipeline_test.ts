@@ -7,11 +7,28 @@
 import { assert } from "../src/std/assert.ts";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
-import * as png from "imagescript/png/src/png.mjs";
+import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
+import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
+
+/**
+ * The model folder `base` with the scheduler config the goldens were made with (it keeps
+ * diffusers' `_use_default_values`: made in memory from SD 1.5's file, whose Euler runs
+ * "linspace"), the other components linked: a folder in `tmp`.
+ */
+async function withSchedulerConfig(base: string, config: unknown, tmp: string): Promise<string> {
+  const model = `${tmp}/model`;
+  await Deno.mkdir(`${model}/scheduler`, { recursive: true });
+  for (const entry of Deno.readDirSync(base)) {
+    if (entry.name !== "scheduler") {
+      await Deno.symlink(`${base}/${entry.name}`, `${model}/${entry.name}`);
+    }
+  }
+  await Deno.writeTextFile(`${model}/scheduler/scheduler_config.json`, JSON.stringify(config));
+  return model;
+}
 
 interface Case {
   key: string;
@@ -31,10 +48,11 @@ for (const precision of ["f32", "f16"] as const) {
     async fn() {
       const gpu = (await testGpu())!;
       if (precision === "f16" && !gpu.hasF16) return;
-      const meta = JSON.parse(await Deno.readTextFile(`${FIX}tiny-sd-golden.json`));
+      const meta = JSON.parse(await Deno.readTextFile(fixture("tiny-sd-golden.json")));
       const cases: Case[] = meta.pipeline_cases;
       const dir = await Deno.makeTempDir();
       try {
+        const model = await withSchedulerConfig(fixture("tiny-sd"), meta.configs.scheduler, dir);
         const jobs = cases.map((c, i) =>
           JSON.stringify({
             prompt: meta.prompt,
@@ -55,7 +73,7 @@ for (const precision of ["f32", "f16"] as const) {
             `${ROOT}main.ts`,
             "-",
             "--weights",
-            `${FIX}tiny-sd`,
+            model,
             "--precision",
             precision,
             "--quiet",
@@ -77,31 +95,16 @@ for (const precision of ["f32", "f16"] as const) {
           `${lines.length} JSON lines for ${cases.length} jobs`,
         );
 
-        const g = await SafeTensorsFile.open(`${FIX}tiny-sd-golden.safetensors`);
+        const g = await SafeTensorsFile.open(fixture("tiny-sd-golden.safetensors"));
         const report: string[] = [];
         const failures: string[] = [];
         for (const [i, c] of cases.entries()) {
           const line = JSON.parse(lines[i]);
-          const decoded = png.decode(await Deno.readFile(line.path)) as {
-            width: number;
-            height: number;
-            buffer: Uint8Array;
-          };
+          const decoded = decodePng(await Deno.readFile(line.path));
           assert(decoded.width === c.width && decoded.height === c.height, `${c.key}: size`);
-          const want = await g.readF32(`${c.key}.image`);
-          // The decoder returns RGBA.
-          let max = 0, sum = 0;
-          for (let p = 0; p < c.width * c.height; p++) {
-            for (let ch = 0; ch < 3; ch++) {
-              const d = Math.abs(decoded.buffer[4 * p + ch] / 255 - want[3 * p + ch]);
-              max = Math.max(max, d);
-              sum += d;
-            }
-          }
-          const mean = sum / want.length;
-          report.push(`${c.key}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`);
-          const ok = precision === "f32" ? max <= 0.02 + 1 / 255 : mean < 0.01;
-          if (!ok) failures.push(report.at(-1)!);
+          const e = imageError(decoded, await g.readF32(`${c.key}.image`));
+          report.push(`${c.key}: max ${e.max.toFixed(4)} mean ${e.mean.toExponential(2)}`);
+          if (!withinImageTolerance(precision, e)) failures.push(report.at(-1)!);
         }
         g.close();
         console.error(`${precision}:\n  ${report.join("\n  ")}`);

@@ -9,9 +9,9 @@ import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu } from "./gpu.ts";
 import { singleFileUNetInChannels } from "../src/models/single_file.ts";
 import { writeSafetensors } from "../src/weights/safetensors_writer.ts";
+import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
 
 async function generate(dir: string, name: string, weights: string[]): Promise<Uint8Array> {
   const out = `${dir}/${name}.png`;
@@ -49,12 +49,12 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
-      const folder = await generate(dir, "folder", ["--weights", `${FIX}tiny-sd`]);
+      const folder = await generate(dir, "folder", ["--weights", fixture("tiny-sd")]);
       const single = await generate(dir, "single", [
         "--weights",
-        `${FIX}tiny-sd-single.fp16.safetensors`,
+        fixture("tiny-sd-single.fp16.safetensors"),
         "--config",
-        `${FIX}tiny-sd`,
+        fixture("tiny-sd"),
       ]);
       assertEquals(single.length, folder.length);
       let differing = 0;
@@ -68,7 +68,7 @@ Deno.test({
 
 Deno.test("singleFileUNetInChannels: conv_in's input channels (4 normal, 9 inpainting)", async () => {
   assertEquals(
-    await singleFileUNetInChannels(`${FIX}tiny-sd-single.fp16.safetensors`),
+    await singleFileUNetInChannels(fixture("tiny-sd-single.fp16.safetensors")),
     4,
   );
   const dir = await Deno.makeTempDir();

@@ -2,8 +2,9 @@
  * Jobs from stdin, one a line, for shell pipelines: a plain line is a prompt that takes the
  * command-line settings; a line starting with `{` is a JSON object whose fields override them:
  * `{"prompt", "negative", "seed", "steps", "guidance", "width", "height", "scheduler", "out",
- * "init_image", "mask", "strength"}` (image paths relative to the working directory: jobs come
- * from stdin, which has no folder of its own).
+ * "lora", "init_image", "mask", "strength"}` (`"lora"`: a list of `"FILE[:SCALE]"` as `--lora`
+ * takes them, replacing `--lora`'s; image paths relative to the working directory: jobs come from
+ * stdin, which has no folder of its own).
  * Each field is checked as its command-line option is. Empty lines are skipped with a note; a bad
  * line becomes an error item carrying its line number, and the batch goes on.
  *
@@ -22,6 +23,7 @@ import {
   parseSteps,
   parseStrength,
 } from "./args.ts";
+import { type LoraUse, parseLoraOption } from "./lora.ts";
 
 /** Every key a batch line may hold. */
 const LINE_KEYS: readonly string[] = [...JOB_FIELDS, ...Object.keys(IMAGE_FIELDS)];
@@ -45,6 +47,18 @@ function text(obj: Record<string, unknown>, key: string): string | undefined {
     throw new Error(`"${key}": ${JSON.stringify(v)} is not a string; write "${key}": "…"`);
   }
   return v;
+}
+
+function loraList(obj: Record<string, unknown>): LoraUse[] | undefined {
+  const v = obj.lora;
+  if (v === undefined) return undefined;
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
+    throw new Error(
+      `"lora": ${JSON.stringify(v)} is not a list of files; write "lora": ["file.safetensors:0.8"]`,
+    );
+  }
+  return list.map((raw) => parseLoraOption(raw, '"lora"'));
 }
 
 /**
@@ -122,6 +136,7 @@ export function parseJobLine(
         ? defaults.scheduler
         : parseScheduler(o.scheduler, '"scheduler"'),
       out: out ?? defaults.out,
+      lora: loraList(o) ?? defaults.lora,
       initImage: path("init_image") ?? defaults.initImage,
       mask: path("mask") ?? defaults.mask,
       strength: o.strength === undefined

@@ -35,6 +35,8 @@ export interface ImageParameters {
   version: string;
   /** Image-to-image / inpainting strength; absent for text-to-image. */
   denoisingStrength?: number;
+  /** A1111's `Lora hashes` value (`name: hash12, …`); "" or absent: no LoRA. */
+  loraHashes?: string;
 }
 
 /** Formats {@linkcode ImageParameters} as the `parameters` text. */
@@ -51,6 +53,8 @@ export function formatParameters(p: ImageParameters): string {
       `Model hash: ${p.modelHash}`,
       `Model: ${p.model}`,
       ...(p.denoisingStrength === undefined ? [] : [`Denoising strength: ${p.denoisingStrength}`]),
+      // Quoted as A1111 quotes values holding ":" or ",".
+      ...(p.loraHashes ? [`Lora hashes: ${JSON.stringify(p.loraHashes)}`] : []),
       `Version: sd ${p.version}`,
     ].join(", "),
   );

@@ -6,7 +6,7 @@
 
 import { scope, type Tensor } from "../gpu/tensor.ts";
 import { addChannelBias } from "../ops/elementwise.ts";
-import { upsampleNearest } from "../ops/layout.ts";
+import { upsampleNearest2x } from "../ops/layout.ts";
 import { Conv2d, GroupNorm, Linear } from "./nn.ts";
 import type { VarBuilder } from "./params.ts";
 
@@ -80,16 +80,18 @@ export class Downsample2D {
   }
 }
 
-/** `Upsample2D`: nearest 2× (or to `size`: diffusers' `output_size`) then a 3×3 conv. */
+/** `Upsample2D`: nearest 2× then a 3×3 conv. */
 export class Upsample2D {
   readonly conv: Conv2d;
   constructor(vs: VarBuilder, channels: number) {
     this.conv = new Conv2d(vs.pp("conv"), channels, channels, 3);
   }
 
-  /** [B, C, H, W] → [B, C, 2H, 2W], or [B, C, ...size]. */
+  /**
+   * [B, C, H, W] → [B, C, 2H, 2W], or to `size` (2H − 1 rows and/or 2W − 1 columns: the skip
+   * connection's size when the latents were not divisible, as diffusers' `upsample_size`).
+   */
   forward(x: Tensor, size?: readonly [number, number]): Tensor {
-    const [h, w] = x.shape.slice(2);
-    return this.conv.forward(upsampleNearest(x, size ?? [2 * h, 2 * w]));
+    return this.conv.forward(upsampleNearest2x(x, size));
   }
 }

@@ -210,10 +210,9 @@ export class UNet {
           }
         });
         if (block.sampler) {
-          // To the next skip connection's size (diffusers' `upsample_size`): at an odd latent
-          // side the way down rounded up, so 2× would be one row or column too many.
-          const [sh, sw] = skips.at(-1)!.shape.slice(2);
-          x = (block.sampler as Upsample2D).forward(x, [sh, sw]);
+          // The next skip connection's size (diffusers' forward_upsample_size).
+          const next = skips.at(-1)!.shape;
+          x = (block.sampler as Upsample2D).forward(x, [next[2], next[3]]);
           probe?.(`${name}.upsamplers.0`, x);
         }
         probe?.(name, x);

@@ -13,7 +13,7 @@ import type { DType } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { channelProjection } from "./linear.ts";
-import { grid1d } from "./elementwise.ts";
+import { grid1d } from "../gpu/grid.ts";
 import { variants } from "./variants.ts";
 
 /** Options of {@linkcode conv2d}. */
@@ -125,6 +125,14 @@ export function prepareConv(w: Tensor): void {
   const uni = winogradUniforms({ C, H: 0, W: 0, O, Cp, Op, P: 0, p0: 0, Pc: 0, Pp: 0 });
   gpu.dispatch(kernel, uni, [w.buffer, u], [Op / 64, Cp], { bytes: w.bytes + bytes });
   transformed.set(w, { u, Cp, Op });
+}
+
+/**
+ * The Winograd transform of `w` made by {@linkcode prepareConv} (`[16, Cp, Op]` in `w`'s dtype),
+ * or undefined; for code that updates a filter in place (LoRA merging updates both).
+ */
+export function winogradFilter(w: Tensor): { u: GPUBuffer; Cp: number; Op: number } | undefined {
+  return transformed.get(w);
 }
 
 /** Frees the Winograd transform of `w` made by {@linkcode prepareConv}, if any. */

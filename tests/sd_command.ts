@@ -1,7 +1,7 @@
 /**
- * Running the `sd` command in tests: the real program as a subprocess (`deno run -A main.ts …`)
- * with its own weights cache, and what its output is checked with (stderr lines, PNG text chunks
- * and pixels).
+ * The `sd` command as tests run it: the real program as a subprocess (`deno run -A main.ts …`)
+ * in a folder of the test's, and what tests read back (stderr's one error line, a PNG's text
+ * chunks).
  *
  * @module
  */
@@ -15,7 +15,7 @@ export const REPO: string = fromFileUrl(new URL("../", import.meta.url));
 /** The program's entry point. */
 export const MAIN: string = join(REPO, "main.ts");
 
-/** What a run of `sd` gave: exit code and both streams. */
+/** What a run of `sd` gave. */
 export interface Result {
   code: number;
   stdout: string;
@@ -85,6 +85,7 @@ export function pngText(png: Uint8Array): Record<string, string> {
   return out;
 }
 
+/** Checks that stderr is one line `sd: …` holding `includes`. */
 export function oneErrorLine(r: Result, includes: string): void {
   const lines = r.stderr.trimEnd().split("\n").filter((l) => !/^error: XDG_RUNTIME_DIR/.test(l));
   assertEquals(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
