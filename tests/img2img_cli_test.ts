@@ -13,7 +13,8 @@ import * as png from "imagescript/png/src/png.mjs";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
-import { oneErrorLine, pngText, readPngRgb, sd } from "./sd_command.ts";
+import { oneErrorLine, pngText, sd } from "./sd_command.ts";
+import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { listDir, withTmp } from "./temp.ts";
 import { imageCases } from "./features.ts";
 
@@ -70,22 +71,14 @@ for (const precision of ["f32", "f16"] as const) {
               "--quiet",
             ]);
             assertEquals(r.code, 0, `${c.key}: ${r.stderr}`);
-            const text = pngText(await Deno.readFile(out)).parameters;
+            const bytes = await Deno.readFile(out);
+            const text = pngText(bytes).parameters;
             assert(text.includes(`Denoising strength: ${c.strength},`), text);
-            const got = await readPngRgb(out);
-            assertEquals([got.width, got.height], [c.width, c.height], c.key);
-            const want = await g.readF32(`${c.key}.image`);
-            let max = 0, sum = 0;
-            want.forEach((v, i) => {
-              const d = Math.abs(got.rgb[i] - v);
-              max = Math.max(max, d);
-              sum += d;
-            });
-            const mean = sum / want.length;
-            report.push(`${c.key}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`);
-            if (!(precision === "f32" ? max < 0.02 + 1 / 255 : mean < 0.01)) {
-              failures.push(report.at(-1)!);
-            }
+            const img = decodePng(bytes);
+            assertEquals([img.width, img.height], [c.width, c.height], c.key);
+            const e = imageError(img, await g.readF32(`${c.key}.image`));
+            report.push(`${c.key}: max ${e.max.toFixed(4)} mean ${e.mean.toExponential(2)}`);
+            if (!withinImageTolerance(precision, e)) failures.push(report.at(-1)!);
           }
         });
       } finally {

@@ -15,7 +15,8 @@ import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { existsSync } from "../src/std/fs.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
-import { readPngRgb, sd } from "./sd_command.ts";
+import { sd } from "./sd_command.ts";
+import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { withTmp } from "./temp.ts";
 
 const GOLDEN = fromFileUrl(new URL("./fixtures/odd-size-golden.safetensors", import.meta.url));
@@ -129,13 +130,11 @@ Deno.test({
             meta.prompt,
           ]);
           assertEquals(r.code, 0, r.stderr);
-          const got = await readPngRgb(out);
-          assertEquals([got.width, got.height], [c.width, c.height]);
-          const want = await g.readF32(`${c.key}.pipe.image`);
-          let max = 0;
-          want.forEach((v, i) => max = Math.max(max, Math.abs(got.rgb[i] - v)));
-          console.log(`${c.key}: image max abs ${max.toFixed(4)}`);
-          assert(max < 0.02 + 1 / 255, `${c.key}: image max abs ${max}`);
+          const img = decodePng(await Deno.readFile(out));
+          assertEquals([img.width, img.height], [c.width, c.height]);
+          const e = imageError(img, await g.readF32(`${c.key}.pipe.image`));
+          console.log(`${c.key}: image max abs ${e.max.toFixed(4)}`);
+          assert(withinImageTolerance("f32", e), `${c.key}: image max abs ${e.max}`);
         }
       });
     } finally {

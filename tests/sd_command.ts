@@ -8,7 +8,6 @@
 
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { fromFileUrl, join } from "../src/std/path.ts";
-import * as png from "imagescript/png/src/png.mjs";
 
 /** The repository root. */
 export const REPO: string = fromFileUrl(new URL("../", import.meta.url));
@@ -91,19 +90,4 @@ export function oneErrorLine(r: Result, includes: string): void {
   assertEquals(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
   assert(lines[0].startsWith("sd: "), `"sd: " prefix: ${lines[0]}`);
   assert(lines[0].includes(includes), `"${includes}" in: ${lines[0]}`);
-}
-
-/** A PNG's pixels as RGB in [0, 1], HWC (what the fixtures' `image` keys hold). */
-export async function readPngRgb(
-  path: string,
-): Promise<{ width: number; height: number; rgb: Float32Array }> {
-  const d = (png as unknown as {
-    decode(b: Uint8Array): { width: number; height: number; buffer: Uint8Array };
-  }).decode(await Deno.readFile(path));
-  const n = d.width * d.height;
-  const rgb = new Float32Array(3 * n);
-  for (let p = 0; p < n; p++) {
-    for (let ch = 0; ch < 3; ch++) rgb[3 * p + ch] = d.buffer[4 * p + ch] / 255;
-  }
-  return { width: d.width, height: d.height, rgb };
 }
