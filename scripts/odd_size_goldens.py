@@ -44,29 +44,39 @@ GUIDANCE = 7.5
 
 
 def stub_pil():
-    """A stand-in for PIL good enough for diffusers' import-time uses (no image is touched)."""
+    """A stand-in for PIL good enough for diffusers' import-time uses (no image is touched).
 
-    class Anything:
-        def __getattr__(self, name):
-            return Anything()
+    Every attribute is a dummy class, so annotations (`PIL.Image.Image | None`, `Union[...]`) and
+    `isinstance` checks work; calling one returns it.
+    """
+    import importlib.machinery
 
-        def __call__(self, *a, **k):
-            return Anything()
+    class Dummy(type):
+        def __getattr__(cls, name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            return Dummy(name, (), {})
+
+        def __call__(cls, *a, **k):
+            return cls
 
     class StubModule(types.ModuleType):
         def __getattr__(self, name):
             if name.startswith("__"):
                 raise AttributeError(name)
-            return Anything()
+            return Dummy(name, (), {})
 
-    pil = StubModule("PIL")
+    def module(name):
+        m = StubModule(name)
+        m.__spec__ = importlib.machinery.ModuleSpec(name, None)
+        m.__path__ = []
+        sys.modules[name] = m
+        return m
+
+    pil = module("PIL")
     pil.__version__ = "10.0.0"
-    pil.__path__ = []
-    sys.modules["PIL"] = pil
     for sub in ["Image", "ImageOps", "ImageDraw", "ImageFont", "PngImagePlugin", "ImageFilter"]:
-        m = StubModule(f"PIL.{sub}")
-        sys.modules[f"PIL.{sub}"] = m
-        setattr(pil, sub, m)
+        setattr(pil, sub, module(f"PIL.{sub}"))
 
 
 def import_diffusers(tgz):
@@ -197,7 +207,8 @@ def main():
         src = src.astype(np.uint8)
         out["resize.src"] = torch.from_numpy(src.astype(np.float32))
         for w, h in [(64, 48), (24, 40), (40, 30)]:
-            img = Image.fromarray(src, "RGB").resize((w, h), Image.LANCZOS)
+            lanczos = getattr(Image, "Resampling", Image).LANCZOS
+            img = Image.fromarray(src, "RGB").resize((w, h), lanczos)
             out[f"resize.lanczos.{w}x{h}"] = torch.from_numpy(np.asarray(img).astype(np.float32))
             resize.append([w, h])
 
