@@ -13,7 +13,11 @@
  * bench keeps beside their Winograd transforms (a normal run frees them).
  *
  * Usage: deno task bench [--size 512] [--steps 20] [--precision f16] [--tokenizer DIR]
- *        [--only LIST] [--json] [--profile] [--weights DIR]
+ *        [--only LIST] [--json] [--profile] [--weights DIR] [--peer FILE]
+ * `--peer FILE` reads the output of `../shared/reference/peer.py` (diffusers on the same GPU, same
+ * job; its last JSON line) and prints the peer beside each column and sd's ratio to it.
+ * `--profile` prints GPU time per kernel for the text encoder, the VAE decoder and a whole job
+ * (the UNet steps dominate), each timed separately.
  * `--weights DIR` benchmarks a diffusers-layout folder instead of the synthetic SD 1.5 (CI
  * smoke-tests the bench on tiny-sd this way: the full SD 1.5 UNet takes ~50 s per call on a
  * software adapter even at 64×64).
@@ -29,6 +33,8 @@ import { StableDiffusion } from "../src/pipeline.ts";
 import { encodePng, toRgb8 } from "../src/png.ts";
 import { resolveTokenizerDir } from "../src/cli/model.ts";
 import { existsSync } from "../src/std/fs.ts";
+import { Tensor } from "../src/gpu/tensor.ts";
+import { type BenchColumns, parsePeer, peerColumns, peerLabel, ratios } from "./bench_peer.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -41,6 +47,7 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
     weights: { type: "string" },
+    peer: { type: "string" },
   },
 });
 
@@ -154,12 +161,47 @@ async function runOnce(
 }
 
 const mean = (a: number[] = []) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+
+/** Prints the profiler's totals per kernel, largest GPU time first. */
+function printProfile(title: string, top = 25): void {
+  const stats = gpu.profiler!.stats();
+  const total = stats.reduce((a, s) => a + s.ms, 0);
+  console.error(`GPU time by kernel (${title}), total ${total.toFixed(1)} ms:`);
+  for (const s of stats.slice(0, top)) {
+    const rate = s.flops
+      ? `${(s.flops / s.ms / 1e9).toFixed(2)} TFLOP/s`
+      : s.bytes
+      ? `${(s.bytes / s.ms / 1e6).toFixed(0)} GB/s`
+      : "";
+    console.error(
+      `  ${s.name.padEnd(52)} ${String(s.calls).padStart(6)} ${s.ms.toFixed(2).padStart(9)} ms ${
+        (100 * s.ms / total).toFixed(1).padStart(5)
+      }%  ${rate}`,
+    );
+  }
+}
+
+/**
+ * Times every dispatch of `fn` alone (each in its own pass: slower, so no other column is
+ * measured while profiling) and prints the totals.
+ */
+async function profiled(title: string, fn: () => Promise<unknown>, top?: number): Promise<void> {
+  await gpu.flush();
+  gpu.profiler!.reset();
+  gpu.profiling = true;
+  await fn();
+  await gpu.flush();
+  printProfile(title, top);
+  gpu.profiling = false;
+}
+
 const only = args.only?.split(",").map(Number);
 const rows: Row[] = [];
 for (const [i, c] of CONFIGS.entries()) {
   if (only && !only.includes(i)) continue;
   setVariants(gpu, c.variants);
   setMatmulVariant(gpu, c.matmul);
+  gpu.profiling = false; // the timed runs are not profiled (a pass per dispatch costs)
   await runOnce(); // warm-up: compiles this configuration's kernels
   gpu.trimPool();
   gpu.resetPeak();
@@ -168,24 +210,24 @@ for (const [i, c] of CONFIGS.entries()) {
   await runOnce(stages);
   const withProgress = await runOnce(undefined, false, true);
   const stepStages: Record<string, number[]> = {};
-  gpu.profiler?.reset();
   await runOnce(stepStages, true);
   if (gpu.profiler) {
-    const stats = gpu.profiler.stats();
-    const total = stats.reduce((a, s) => a + s.ms, 0);
-    console.error(`GPU time by kernel (${c.name}), total ${total.toFixed(0)} ms:`);
-    for (const s of stats.slice(0, 25)) {
-      const rate = s.flops
-        ? `${(s.flops / s.ms / 1e9).toFixed(2)} TFLOP/s`
-        : s.bytes
-        ? `${(s.bytes / s.ms / 1e6).toFixed(0)} GB/s`
-        : "";
-      console.error(
-        `  ${s.name.padEnd(48)} ${String(s.calls).padStart(6)} ${s.ms.toFixed(1).padStart(9)} ms ${
-          (100 * s.ms / total).toFixed(1).padStart(5)
-        }%  ${rate}`,
+    await profiled(`${c.name}: text encoder`, async () => {
+      sd.releaseTextStates();
+      sd.encodeText(params.prompt, "", guidance > 1).release();
+      await gpu.flush();
+    }, 12);
+    await profiled(`${c.name}: VAE decode`, async () => {
+      const [h, w] = [size / 8, size / 8];
+      const z = Tensor.from(
+        gpu,
+        new Float32Array(4 * h * w).fill(0.5),
+        [1, 4, h, w],
+        sd.vae.store.dtype,
       );
-    }
+      await sd.decodeTensor(z, h, w);
+    }, 16);
+    await profiled(`${c.name}: whole job, every step waited for`, () => runOnce(undefined, true));
   }
   rows.push({
     config: c.name,
@@ -208,6 +250,8 @@ const header = `sd bench — ${gpu.description}; Deno ${Deno.version.deno}; ${mo
   `load ${loadMs.toFixed(0)} ms (weights ${(weightBytes / 1e9).toFixed(2)} GB), compile ${
     gpu.compileMs.toFixed(0)
   } ms`;
+const peer = args.peer ? parsePeer(await Deno.readTextFile(args.peer)) : null;
+const lastRow = rows.at(-1);
 if (args.json) {
   console.log(
     JSON.stringify({
@@ -218,21 +262,39 @@ if (args.json) {
       steps,
       precision,
       rows,
+      ...(peer ? { peer, ratios: lastRow ? ratios(lastRow, peer) : null } : {}),
     }),
   );
 } else {
+  const cols: (keyof Row & keyof BenchColumns)[] = [
+    "totalMs",
+    "progressMs",
+    "textMs",
+    "unetStepMs",
+    "recordMs",
+    "vaeMs",
+    "pngMs",
+    "peakGB",
+  ];
+  const digits = (k: keyof BenchColumns) =>
+    k === "peakGB" ? 2 : k.endsWith("Ms") && k !== "totalMs" && k !== "progressMs" ? 1 : 0;
+  const cell = (k: keyof BenchColumns, v: number | undefined) =>
+    v === undefined ? "–" : v.toFixed(digits(k));
   const lines = [
     header,
     "| configuration | end to end (ms) | with a progress line (ms) | text (ms) | UNet step (ms) | CPU record/step (ms) | VAE decode (ms) | PNG (ms) | peak GPU memory (GB) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ...rows.map((r) =>
-      `| ${r.config} | ${r.totalMs.toFixed(0)} | ${r.progressMs.toFixed(0)} | ${
-        r.textMs.toFixed(1)
-      } | ${r.unetStepMs.toFixed(1)} | ` +
-      `${r.recordMs.toFixed(1)} | ${r.vaeMs.toFixed(1)} | ${r.pngMs.toFixed(1)} | ${
-        r.peakGB.toFixed(2)
-      } |`
-    ),
+    ...rows.map((r) => `| ${r.config} | ${cols.map((k) => cell(k, r[k])).join(" | ")} |`),
   ];
+  if (peer && lastRow) {
+    const pc = peerColumns(peer);
+    const rs = ratios(lastRow, peer);
+    lines.push(
+      `| ${peerLabel(peer)} | ${cols.map((k) => cell(k, pc[k])).join(" | ")} |`,
+      `| ratio (${lastRow.config} ÷ diffusers) | ${
+        cols.map((k) => rs[k] === undefined ? "–" : `${rs[k]!.toFixed(2)}×`).join(" | ")
+      } |`,
+    );
+  }
   console.log(lines.join("\n"));
 }

@@ -120,6 +120,8 @@ export class Gpu {
   readonly hasTimestamps: boolean;
   /** Per-dispatch timings, when profiling was asked for and is possible. */
   readonly profiler: Profiler | null;
+  /** Whether dispatches are timed (only with a {@linkcode profiler}; the bench turns it off to time recording). */
+  profiling = true;
 
   #pipelines = new Map<string, Kernel>();
   #pendingErrors: Promise<void>[] = [];
@@ -456,7 +458,7 @@ export class Gpu {
     }
     this.#encoder ??= this.device.createCommandEncoder({ label: "sd" });
     let pass: GPUComputePassEncoder;
-    if (this.profiler) {
+    if (this.profiler && this.profiling) {
       pass = this.#encoder.beginComputePass({
         label: kernel.name,
         timestampWrites: this.profiler.nextWrites(kernel.name, cost),
@@ -468,7 +470,7 @@ export class Gpu {
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup, [off]);
     pass.dispatchWorkgroups(x, y, z);
-    if (this.profiler) {
+    if (this.profiler && this.profiling) {
       pass.end();
       if (this.profiler.full) this.submit();
     }
