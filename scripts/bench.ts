@@ -3,7 +3,8 @@
  * synthetic weights (no download), text-to-image with guidance; for each configuration —
  * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
  * + Winograd → + per-shape attention choice → + 1×1 and strided convolutions as GEMMs, a GEMV
- * kernel for few-row products and split-K for small grids (`auto`, the default) — one warm-up
+ * kernel for few-row products and split-K for small grids → + Winograd F(4×4, 3×3) where channels
+ * are ≤ 640 (`auto`, the default) — one warm-up
  * run, then four timed runs: (1) end to end (text encoder + UNet steps + VAE decode + PNG encode)
  * as scripts run it, waiting on the GPU only every few steps; (2) the same waiting for the text
  * encoder and the VAE to time them — its loop time over the 21 UNet calls is the UNet step; (3) the
@@ -63,6 +64,10 @@ const STEPS: { name: string; variants?: Partial<Variants>; matmul?: Partial<Matm
     name: "+ GEMM 1×1/strided conv, GEMV, split-K (auto)",
     variants: { conv: "auto" },
     matmul: { smallM: "gemv", splitK: "auto" },
+  },
+  {
+    name: "+ Winograd F(4×4,3×3) for ≤ 640 channels (auto)",
+    variants: { winograd: "auto" },
   },
 ];
 const CONFIGS: { name: string; variants: Variants; matmul: Partial<MatmulVariant> }[] = [];

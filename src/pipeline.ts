@@ -272,7 +272,9 @@ export class StableDiffusion {
       await stage(
         "load_text_encoder",
         () =>
-          text.store.load(gpu, sources.text_encoder, { keepHost: opts.offloadTextEncoder ?? false }),
+          text.store.load(gpu, sources.text_encoder, {
+            keepHost: opts.offloadTextEncoder ?? false,
+          }),
       );
       await stage("load_unet", () => unet.store.load(gpu, sources.unet));
       await stage("load_vae", () => vae.store.load(gpu, sources.vae, { skip: vaeSkip(opts) }));
