@@ -216,6 +216,7 @@ for (const [i, c] of CONFIGS.entries()) {
   const withProgress = await runOnce(undefined, false, true);
   const stepStages: Record<string, number[]> = {};
   await runOnce(stepStages, true);
+  const peakGB = (gpu.peakBytes - keptFilterBytes) / 1e9; // before the profiled runs
   if (gpu.profiler) {
     await profiled(`${c.name}: text encoder`, async () => {
       sd.releaseTextStates();
@@ -243,7 +244,7 @@ for (const [i, c] of CONFIGS.entries()) {
     recordMs: mean(stepStages.unet_record_cpu),
     vaeMs: mean(stages.vae_decode),
     pngMs: plain.pngMs,
-    peakGB: (gpu.peakBytes - keptFilterBytes) / 1e9,
+    peakGB,
   });
   console.error(`${c.name}: ${plain.totalMs.toFixed(0)} ms`);
 }
