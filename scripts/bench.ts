@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
     profile: { type: "boolean", default: false },
     weights: { type: "string" },
     peer: { type: "string" },
+    "keep-pool": { type: "boolean", default: false },
   },
 });
 
@@ -101,6 +102,7 @@ async function tokenizerDir(): Promise<string> {
 
 const size = Number(args.size), steps = Number(args.steps), guidance = Number(args.guidance);
 const gpu = await Gpu.create({ profile: args.profile });
+gpu.retainPool = args["keep-pool"]; // probe: buffer creation vs the memory peak
 const precision = (args.precision ?? (gpu.hasF16 ? "f16" : "f32")) as "f16" | "f32";
 const t0 = performance.now();
 const sd = await StableDiffusion.load(
@@ -218,6 +220,37 @@ for (const [i, c] of CONFIGS.entries()) {
   await runOnce(stepStages, true);
   const peakGB = (gpu.peakBytes - keptFilterBytes) / 1e9; // before the profiled runs
   if (gpu.profiler) {
+    // Where the stage times go besides the GPU: recording (CPU), waiting, reading back.
+    for (const stage of ["text encoder", "VAE decode"] as const) {
+      const t0 = performance.now();
+      let out: Tensor;
+      if (stage === "text encoder") {
+        sd.releaseTextStates();
+        out = sd.encodeText(params.prompt, "", guidance > 1);
+      } else {
+        const [h, w] = [size / 8, size / 8];
+        const z = Tensor.from(
+          gpu,
+          new Float32Array(4 * h * w).fill(0.5),
+          [1, 4, h, w],
+          sd.vae.store.dtype,
+        );
+        out = sd.vae.decode(z);
+        z.release();
+      }
+      const t1 = performance.now();
+      gpu.waitIdle();
+      const t2 = performance.now();
+      await out.read();
+      const t3 = performance.now();
+      out.release();
+      console.error(
+        `${c.name}: ${stage}: record ${(t1 - t0).toFixed(1)} ms, then GPU ${
+          (t2 - t1).toFixed(1)
+        } ms, ` +
+          `readback ${(t3 - t2).toFixed(1)} ms`,
+      );
+    }
     await profiled(`${c.name}: text encoder`, async () => {
       sd.releaseTextStates();
       sd.encodeText(params.prompt, "", guidance > 1).release();

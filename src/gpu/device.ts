@@ -351,8 +351,15 @@ export class Gpu {
     buf.destroy();
   }
 
-  /** Destroys every pooled (free) buffer (see {@linkcode destroyBuffer}). */
+  /**
+   * Keep pooled buffers when {@linkcode trimPool} is called: the VAE's large activations are then
+   * made once, not at every image (each creation costs CPU time), at the price of a higher peak.
+   */
+  retainPool = false;
+
+  /** Destroys every pooled (free) buffer (see {@linkcode destroyBuffer}), unless retainPool. */
   trimPool(): void {
+    if (this.retainPool) return;
     for (const list of this.#pool.values()) {
       for (const b of list) this.destroyBuffer(b);
     }
@@ -596,6 +603,7 @@ export class Gpu {
 
   /** Releases the device. */
   destroy(): void {
+    this.retainPool = false;
     this.trimPool();
     this.device.destroy();
   }
