@@ -121,18 +121,9 @@ const keptFilterBytes = [...sd.unet.store.convs, ...sd.vae.store.convs]
   .reduce((n, c) => n + c.weight.t.bytes, 0);
 const weightBytes = gpu.allocatedBytes - keptFilterBytes;
 
-interface Row {
+/** One configuration's columns (see bench_peer.ts for their meaning beside the peer's). */
+interface Row extends BenchColumns {
   config: string;
-  /** The whole job with no per-step hooks (how scripts and pipes run it). */
-  totalMs: number;
-  /** The same with a progress line's `onStep` hook (steps waited for every few). */
-  progressMs: number;
-  textMs: number;
-  unetStepMs: number;
-  recordMs: number;
-  vaeMs: number;
-  pngMs: number;
-  peakGB: number;
 }
 
 const params = {
@@ -202,6 +193,12 @@ async function profiled(title: string, fn: () => Promise<unknown>, top?: number)
   gpu.profiling = false;
 }
 
+/** VAE input for the decoder-only timings: [1, 4, size/8, size/8] of 0.5 in the VAE's dtype. */
+function constantLatents(): Tensor {
+  const h = size / 8, w = size / 8;
+  return Tensor.from(gpu, new Float32Array(4 * h * w).fill(0.5), [1, 4, h, w], sd.vae.store.dtype);
+}
+
 const only = args.only?.split(",").map(Number);
 const rows: Row[] = [];
 for (const [i, c] of CONFIGS.entries()) {
@@ -228,13 +225,7 @@ for (const [i, c] of CONFIGS.entries()) {
         sd.releaseTextStates();
         out = sd.encodeText(params.prompt, "", guidance > 1);
       } else {
-        const [h, w] = [size / 8, size / 8];
-        const z = Tensor.from(
-          gpu,
-          new Float32Array(4 * h * w).fill(0.5),
-          [1, 4, h, w],
-          sd.vae.store.dtype,
-        );
+        const z = constantLatents();
         out = sd.vae.decode(z);
         z.release();
       }
@@ -257,14 +248,7 @@ for (const [i, c] of CONFIGS.entries()) {
       await gpu.flush();
     }, 12);
     await profiled(`${c.name}: VAE decode`, async () => {
-      const [h, w] = [size / 8, size / 8];
-      const z = Tensor.from(
-        gpu,
-        new Float32Array(4 * h * w).fill(0.5),
-        [1, 4, h, w],
-        sd.vae.store.dtype,
-      );
-      await sd.decodeTensor(z, h, w);
+      await sd.decodeTensor(constantLatents(), size / 8, size / 8);
     }, 16);
     await profiled(`${c.name}: whole job, every step waited for`, () => runOnce(undefined, true));
   }

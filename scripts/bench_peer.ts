@@ -20,15 +20,23 @@ export interface Peer {
   peak_allocated_GB?: number;
 }
 
-/** The bench columns the peer has a figure for (the rest print "–"). */
+/** The bench's columns (the peer has figures for some; the rest print "–"). */
 export interface BenchColumns {
+  /** The whole job with no per-step hooks (how scripts and pipes run it). */
   totalMs: number;
+  /** The same with a progress line's `onStep` hook (steps waited for every few). */
   progressMs: number;
+  /** Text encoder (both prompts), until the GPU is done. */
   textMs: number;
+  /** The UNet loop's time over its calls (batch 2 with guidance). */
   unetStepMs: number;
+  /** CPU time recording one UNet step (every step waited for). */
   recordMs: number;
+  /** VAE decode with the image read back. */
   vaeMs: number;
+  /** RGB8 conversion and PNG encoding. */
   pngMs: number;
+  /** Peak GPU memory of the timed runs. */
   peakGB: number;
 }
 

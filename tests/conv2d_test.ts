@@ -128,6 +128,24 @@ async function checkFull(gpu: Gpu, c: Case, dtype: DType, mode: string): Promise
   return e;
 }
 
+/** `samples` random output elements: their flat indices and CPU reference values. */
+function sampleOutputs(
+  c: Case,
+  d: Data,
+  samples: number,
+  seed: number,
+): { at: number[]; want: Float32Array } {
+  const pick = randomData(4 * samples, seed, 1).map((v) => (v + 1) / 2); // uniform [0, 1)
+  const at: number[] = [], want = new Float32Array(samples);
+  for (let s = 0; s < samples; s++) {
+    const n = Math.floor(pick[4 * s] * c.B), o = Math.floor(pick[4 * s + 1] * c.O);
+    const oy = Math.floor(pick[4 * s + 2] * d.OH), ox = Math.floor(pick[4 * s + 3] * d.OW);
+    at.push(((n * c.O + o) * d.OH + oy) * d.OW + ox);
+    want[s] = refAt(c, d, n, o, oy, ox);
+  }
+  return { at, want };
+}
+
 /** Checks `samples` random output elements (SD-sized shapes); returns the relative L2 error. */
 async function checkSampled(
   gpu: Gpu,
@@ -140,14 +158,8 @@ async function checkSampled(
   const t0 = performance.now();
   const got = await runGpu(gpu, c, d, dtype);
   const ms = performance.now() - t0;
-  const pick = randomData(4 * samples, 99, 1).map((v) => (v + 1) / 2); // uniform [0, 1)
-  const g = new Float32Array(samples), want = new Float32Array(samples);
-  for (let s = 0; s < samples; s++) {
-    const n = Math.floor(pick[4 * s] * c.B), o = Math.floor(pick[4 * s + 1] * c.O);
-    const oy = Math.floor(pick[4 * s + 2] * d.OH), ox = Math.floor(pick[4 * s + 3] * d.OW);
-    g[s] = got[((n * c.O + o) * d.OH + oy) * d.OW + ox];
-    want[s] = refAt(c, d, n, o, oy, ox);
-  }
+  const { at, want } = sampleOutputs(c, d, samples, 99);
+  const g = Float32Array.from(at, (i) => got[i]);
   const e = relL2(g, want);
   const gflop = 2 * c.B * c.O * d.OH * d.OW * c.C * c.k * c.k / 1e9;
   console.log(
@@ -481,53 +493,13 @@ Deno.test({
     // 64×64 and the VAE decoder's levels, at reduced sizes where llvmpipe would take minutes.
     // Real checkpoints produce larger activations than the synthetic weights: each layer also
     // runs with its inputs scaled to |x| < 1e2 and < 1e4 (near f16's range once summed).
+    const same3x3 = (name: string, B: number, C: number, H: number, extra: Partial<Case> = {}) =>
+      ({ name, B, C, O: C, H, W: H, k: 3, stride: 1, padding: 1, ...extra }) as Case;
     const layers: Case[] = [
-      {
-        name: "UNet 320->320 B2 64x64",
-        B: 2,
-        C: 320,
-        O: 320,
-        H: 64,
-        W: 64,
-        k: 3,
-        stride: 1,
-        padding: 1,
-      },
-      {
-        name: "UNet 640->640 B2 32x32",
-        B: 2,
-        C: 640,
-        O: 640,
-        H: 32,
-        W: 32,
-        k: 3,
-        stride: 1,
-        padding: 1,
-      },
-      {
-        name: "VAE 512->512 24x24 residual",
-        B: 1,
-        C: 512,
-        O: 512,
-        H: 24,
-        W: 24,
-        k: 3,
-        stride: 1,
-        padding: 1,
-        residual: true,
-      },
-      {
-        name: "VAE 128->128 96x96 silu",
-        B: 1,
-        C: 128,
-        O: 128,
-        H: 96,
-        W: 96,
-        k: 3,
-        stride: 1,
-        padding: 1,
-        silu: true,
-      },
+      same3x3("UNet 320->320 B2 64x64", 2, 320, 64),
+      same3x3("UNet 640->640 B2 32x32", 2, 640, 32),
+      same3x3("VAE 512->512 24x24 residual", 1, 512, 24, { residual: true }),
+      same3x3("VAE 128->128 96x96 silu", 1, 128, 96, { silu: true }),
     ];
     const worst: Record<string, number> = {};
     for (const c of layers) {
@@ -535,15 +507,7 @@ Deno.test({
         const d = makeData(c, "f16", 31);
         d.x = roundTo("f16", d.x.map((v) => v * scale));
         if (d.r) d.r = roundTo("f16", d.r.map((v) => v * scale));
-        const want = new Float32Array(400);
-        const pick = randomData(4 * 400, 77, 1).map((v) => (v + 1) / 2);
-        const at: number[] = [];
-        for (let s = 0; s < 400; s++) {
-          const n = Math.floor(pick[4 * s] * c.B), o = Math.floor(pick[4 * s + 1] * c.O);
-          const oy = Math.floor(pick[4 * s + 2] * d.OH), ox = Math.floor(pick[4 * s + 3] * d.OW);
-          at.push(((n * c.O + o) * d.OH + oy) * d.OW + ox);
-          want[s] = refAt(c, d, n, o, oy, ox);
-        }
+        const { at, want } = sampleOutputs(c, d, 400, 77);
         const line: string[] = [];
         for (const tile of ["f2", "f4"] as const) {
           setVariants(gpu, { conv: "winograd", winograd: tile });
