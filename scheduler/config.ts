@@ -5,6 +5,7 @@
  * @module
  */
 
+import { UserError } from "../src/errors.ts";
 import { join } from "../src/std/path.ts";
 
 /**
@@ -177,7 +178,7 @@ function isKind(value: unknown, kind: FieldKind): boolean {
  */
 export function parseSchedulerConfig(json: unknown, source = "scheduler config"): SchedulerConfig {
   if (typeof json !== "object" || json === null || Array.isArray(json)) {
-    throw new Error(`${source}: expected a JSON object`);
+    throw new UserError(`${source}: expected a JSON object`);
   }
   const config: Record<string, unknown> = { ...json };
   for (const [key, [kind, nullable]] of Object.entries(FIELDS)) {
@@ -187,7 +188,7 @@ export function parseSchedulerConfig(json: unknown, source = "scheduler config")
       value = config[key] = Number(value);
     }
     if (!isKind(value, kind)) {
-      throw new Error(`${source}: "${key}" must be a ${kind}, got ${JSON.stringify(value)}`);
+      throw new UserError(`${source}: "${key}" must be a ${kind}, got ${JSON.stringify(value)}`);
     }
   }
   return config as SchedulerConfig;
@@ -209,13 +210,13 @@ export async function loadSchedulerConfig(path: string): Promise<SchedulerConfig
   try {
     text = await Deno.readTextFile(file);
   } catch (e) {
-    throw new Error(`cannot read scheduler config ${file}: ${(e as Error).message}`);
+    throw new UserError(`cannot read scheduler config ${file}: ${(e as Error).message}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(quoteNonFinite(text));
   } catch (e) {
-    throw new Error(`${file}: invalid JSON: ${(e as Error).message}`);
+    throw new UserError(`${file}: invalid JSON: ${(e as Error).message}`);
   }
   return parseSchedulerConfig(json, file);
 }

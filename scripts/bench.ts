@@ -27,12 +27,17 @@
  */
 
 import { parseArgs } from "node:util";
-import { Gpu } from "../src/gpu/device.ts";
+import { type DType, Gpu } from "../src/gpu/device.ts";
 import { type MatmulVariant, setMatmulVariant } from "../src/ops/linear.ts";
 import { NAIVE, OPTIMIZED, setVariants, type Variants } from "../src/ops/variants.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
 import { encodePng, toRgb8 } from "../src/png.ts";
-import { resolveTokenizerDir } from "../src/cli/model.ts";
+import {
+  defaultPrecision,
+  type ResolvedModel,
+  resolveModel,
+  SYNTH_MODEL,
+} from "../src/weights/source.ts";
 import { existsSync } from "../src/std/fs.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { type BenchColumns, parsePeer, peerColumns, peerLabel, ratios } from "./bench_peer.ts";
@@ -85,16 +90,17 @@ if (Object.entries(OPTIMIZED).some(([k, v]) => last[k as keyof Variants] !== v))
   throw new Error("bench: the last configuration must be the default (OPTIMIZED) variants");
 }
 
-/** CLIP's vocab/merges: --tokenizer, the fixtures' copy, else the locked SD 1.5 files (fetched once). */
-async function tokenizerDir(): Promise<string> {
-  if (args.tokenizer) return args.tokenizer;
+/**
+ * `--weights DIR`, else synthetic weights with CLIP's vocab/merges from --tokenizer, the fixtures'
+ * copy, else the locked SD 1.5 files (fetched once).
+ */
+async function benchModel(): Promise<ResolvedModel> {
   const fixtures = "../shared/fixtures/clip-tokenizer";
-  if (existsSync(`${fixtures}/vocab.json`)) return fixtures;
-  return await resolveTokenizerDir({
-    model: "synth",
-    weights: null,
+  return await resolveModel({
+    model: args.weights ? null : SYNTH_MODEL,
+    weights: args.weights ?? null,
     config: null,
-    tokenizer: null,
+    tokenizer: args.tokenizer ?? (existsSync(`${fixtures}/vocab.json`) ? fixtures : null),
     lock: null,
     precision: null,
   });
@@ -103,13 +109,11 @@ async function tokenizerDir(): Promise<string> {
 const size = Number(args.size), steps = Number(args.steps), guidance = Number(args.guidance);
 const gpu = await Gpu.create({ profile: args.profile });
 gpu.retainPool = args["keep-pool"]; // probe: buffer creation vs the memory peak
-const precision = (args.precision ?? (gpu.hasF16 ? "f16" : "f32")) as "f16" | "f32";
+const precision = (args.precision as DType | undefined) ?? defaultPrecision(gpu);
 const t0 = performance.now();
 const sd = await StableDiffusion.load(
   gpu,
-  args.weights
-    ? { kind: "dir", dir: args.weights }
-    : { kind: "synth", tokenizerDir: await tokenizerDir() },
+  (await benchModel()).source,
   { precision, keepDirectConvWeights: true },
 );
 const modelName = args.weights ? `${args.weights}` : "SD 1.5 architecture (synthetic weights)";

@@ -18,8 +18,9 @@ import { absDiff, relL2 } from "../src/compare.ts";
 import { Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { cast } from "../src/ops/elementwise.ts";
-import { type ModelSource, StableDiffusion } from "../src/pipeline.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { StableDiffusion } from "../src/pipeline.ts";
+import type { ModelSource } from "../src/weights/source.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 
 const { values: args } = parseArgs({

@@ -20,7 +20,7 @@ import { loadConfigs, type ModelConfigs, sd15Configs } from "../src/models/confi
 import type { ParamStore } from "../src/models/params.ts";
 import { UNet } from "../src/models/unet.ts";
 import { Vae } from "../src/models/vae.ts";
-import { type TensorToWrite, writeSafetensors } from "../src/safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "../src/weights/safetensors_writer.ts";
 import { SD15_SCHEDULER_CONFIG } from "../scheduler/mod.ts";
 import { join } from "../src/std/path.ts";
 import { synthTensor, synthTensorF16 } from "../src/weights/synth.ts";

@@ -25,3 +25,34 @@ export class UserError extends Error {
     this.kind = options.kind ?? "failed";
   }
 }
+
+/** A bad command line, option or batch line (exit 2): `<what>; <what to do>`. */
+export class UsageError extends UserError {
+  /** @param message one line: what is wrong; what to do */
+  constructor(message: string, options: ErrorOptions = {}) {
+    super(message, { ...options, kind: "usage" });
+    this.name = "UsageError";
+  }
+}
+
+/** The first line of an error's message (messages of nested causes can span lines). */
+export function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split("\n")[0].trim();
+}
+
+/** Deno's file-system errors (`NotFound`, `PermissionDenied`, …): each names the path. */
+export function isFileSystemError(e: unknown): e is Error {
+  return Object.values(Deno.errors).some((C) => e instanceof C);
+}
+
+/**
+ * `e` as a {@linkcode UserError} naming `path` when it is a file-system error (a folder that is
+ * not writable, a file that vanished); any other error unchanged.
+ *
+ * @param doing what was done to the file, e.g. `cannot write`
+ */
+export function fileError(e: unknown, doing: string, path: string): unknown {
+  if (!isFileSystemError(e)) return e;
+  return new UserError(`${doing} ${path}: ${firstLine(e)}`, { cause: e });
+}

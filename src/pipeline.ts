@@ -13,6 +13,7 @@
  * @module
  */
 
+import { UserError } from "./errors.ts";
 import type { DType, Gpu } from "./gpu/device.ts";
 import { Tensor } from "./gpu/tensor.ts";
 import { cast, cfgCombine } from "./ops/elementwise.ts";
@@ -24,7 +25,7 @@ import { UNet } from "./models/unet.ts";
 import { Vae } from "./models/vae.ts";
 import { variants } from "./ops/variants.ts";
 import { TorchGenerator } from "./rng.ts";
-import { SafeTensorsFile } from "./safetensors.ts";
+import { SafeTensorsFile } from "./weights/safetensors.ts";
 import { LatentBasis } from "./latents.ts";
 import {
   createScheduler,
@@ -34,9 +35,16 @@ import {
   SD15_SCHEDULER_CONFIG,
 } from "../scheduler/mod.ts";
 import { ClipTokenizer, MAX_LENGTH } from "./tokenizer.ts";
-import { existsSync } from "./std/fs.ts";
 import { join } from "./std/path.ts";
 import { loadSingleFile } from "./models/single_file.ts";
+import {
+  type Component,
+  componentFile,
+  configDirOf,
+  defaultPrecision,
+  type ModelSource,
+  tokenizerDirOf,
+} from "./weights/source.ts";
 
 /**
  * Steps queued between waits when no hook needs each step: a wait idles the GPU for one submit
@@ -53,12 +61,6 @@ const PROGRESS_EVERY = 3;
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
-
-/** Where the weights come from. */
-export type ModelSource =
-  | { kind: "dir"; dir: string }
-  | { kind: "single"; file: string; configDir?: string; tokenizerDir: string }
-  | { kind: "synth"; tokenizerDir: string };
 
 /** Options of {@linkcode StableDiffusion.load}. */
 export interface LoadOptions {
@@ -135,18 +137,8 @@ export interface Generated {
 }
 
 /** A user-facing error (one line, no stack). */
-export class PipelineError extends Error {
+export class PipelineError extends UserError {
   override name = "PipelineError";
-}
-
-function pickFile(dir: string, base: string, precision: DType): string {
-  const f16 = join(dir, `${base}.fp16.safetensors`);
-  const f32 = join(dir, `${base}.safetensors`);
-  const order = precision === "f16" ? [f16, f32] : [f32, f16];
-  for (const f of order) if (existsSync(f)) return f;
-  throw new PipelineError(
-    `no weights in ${dir}: expected ${base}.fp16.safetensors or ${base}.safetensors (run \`sd fetch\`, or pass --model synth)`,
-  );
 }
 
 /** Checks a finite result; a NaN/Inf means a broken model or an f16 overflow. */
@@ -170,14 +162,14 @@ async function openSources(
   const files: SafeTensorsFile[] = [];
   try {
     if (source.kind === "dir") {
-      const open = async (sub: string, base: string, prefix = "") => {
-        const f = await SafeTensorsFile.open(pickFile(join(source.dir, sub), base, precision));
+      const open = async (component: Component, prefix = "") => {
+        const f = await SafeTensorsFile.open(componentFile(source.dir, component, precision));
         files.push(f);
         return new SafetensorsSource(f, prefix);
       };
-      sources.text_encoder = await open("text_encoder", "model", "text_model.");
-      sources.unet = await open("unet", "diffusion_pytorch_model");
-      sources.vae = await open("vae", "diffusion_pytorch_model");
+      sources.text_encoder = await open("text_encoder", "text_model.");
+      sources.unet = await open("unet");
+      sources.vae = await open("vae");
     } else if (source.kind === "single") {
       const single = await loadSingleFile(source.file, configs);
       files.push(single.file);
@@ -237,7 +229,7 @@ export class StableDiffusion {
     source: ModelSource,
     opts: LoadOptions = {},
   ): Promise<StableDiffusion> {
-    const precision: DType = opts.precision ?? (gpu.hasF16 ? "f16" : "f32");
+    const precision: DType = opts.precision ?? defaultPrecision(gpu);
     if (precision === "f16" && !gpu.hasF16) {
       throw new PipelineError(
         "--precision f16 needs the shader-f16 feature, which this adapter lacks: use --precision f32",
@@ -250,18 +242,12 @@ export class StableDiffusion {
       return r;
     };
     // Configs from the model folder (or --config DIR for a single file), else SD 1.5's.
-    const configDir = source.kind === "dir"
-      ? source.dir
-      : source.kind === "single"
-      ? source.configDir
-      : undefined;
+    const configDir = configDirOf(source);
     const configs = configDir ? await loadConfigs(configDir) : sd15Configs();
     const schedulerConfig = configDir
       ? await loadSchedulerConfig(join(configDir, "scheduler", "scheduler_config.json"))
       : { ...SD15_SCHEDULER_CONFIG };
-    const tokenizer = await ClipTokenizer.fromFolder(
-      source.kind === "dir" ? join(source.dir, "tokenizer") : source.tokenizerDir,
-    );
+    const tokenizer = await ClipTokenizer.fromFolder(tokenizerDirOf(source));
     const text = new ClipTextModel(configs.text_encoder, precision);
     const unet = new UNet(configs.unet, precision);
     // With the encoder (image-to-image) the whole VAE runs in f32: in f16 the encoder's mean

@@ -12,6 +12,7 @@
  * @module
  */
 
+import { UserError } from "./errors.ts";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { join } from "./std/path.ts";
 
@@ -31,7 +32,7 @@ const EOS_TOKEN = "<|endoftext|>";
 const MAX_MERGES = 49152 - 256 - 2;
 
 /** A tokenizer folder that cannot be loaded; the message names the file and what is wrong. */
-export class TokenizerError extends Error {
+export class TokenizerError extends UserError {
   override name = "TokenizerError";
 }
 

@@ -7,7 +7,7 @@
 
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { fromFileUrl } from "../src/std/path.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { SD15_UNET, SD15_VAE } from "../src/models/config.ts";
 import {
   type CheckpointComponent,

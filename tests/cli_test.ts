@@ -1,28 +1,21 @@
 /**
  * The `sd` command as users run it: the real program as a subprocess (`deno run -A main.ts …`)
- * in a temporary directory, on the tiny fixture model at 64×64 and 2 steps; plus the CLI's pure
- * parts (option parsing, batch lines, names, the never-overwrite writer, parameters text, profile
- * report) tested directly.
+ * in a temporary directory, on the tiny fixture model at 64×64 and 2 steps. The CLI's parts are
+ * tested in the files named after them (`args_test.ts`, `batch_test.ts`, `output_test.ts`,
+ * `parameters_test.ts`, `profile_report_test.ts`); `errors_test.ts` runs the bad inputs in-process.
  */
 
-import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
+import { assert, assertEquals } from "../src/std/assert.ts";
 import { dirname, fromFileUrl, join } from "../src/std/path.ts";
-import { parseArgs } from "../src/std/args.ts";
 import { createHash } from "node:crypto";
-import { parseCli } from "../src/cli/args.ts";
-import { parseJobLine, readLines } from "../src/cli/batch.ts";
-import { candidate, resolveOut, SafeWriter, slugify } from "../src/cli/output.ts";
-import { formatParameters } from "../src/cli/parameters.ts";
-import { buildProfile, formatProfileTable, StageLog } from "../src/cli/profile_report.ts";
-import { formatDuration, formatRate } from "../src/cli/progress.ts";
 import { VERSION } from "../src/cli/version.ts";
+import { BAD_INPUTS, corruptTinyCopy, TINY, TINY_ARGS } from "./bad_inputs.ts";
+import { fixture } from "./fixtures.ts";
 import { hasGpu } from "./gpu.ts";
+import { listDir, withTmp } from "./temp.ts";
 
 const REPO = fromFileUrl(new URL("../", import.meta.url));
 const MAIN = join(REPO, "main.ts");
-const FIXTURES = fromFileUrl(new URL("../../shared/fixtures/", import.meta.url));
-const TINY = join(FIXTURES, "tiny-sd");
-const TINY_ARGS = ["--weights", TINY, "--width", "64", "--height", "64", "--steps", "2"];
 
 interface Result {
   code: number;
@@ -65,20 +58,6 @@ async function sd(
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Files in `dir` (non-recursive), sorted, without the weights cache folder. */
-function listDir(dir: string): string[] {
-  return [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => n !== ".cache").sort();
-}
-
-async function withTmp(fn: (dir: string) => Promise<void> | void): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "sd-cli-" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 /** The text chunks of a PNG, keyword → text (tEXt as Latin-1, iTXt as UTF-8). */
 function pngText(png: Uint8Array): Record<string, string> {
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
@@ -114,263 +93,6 @@ function oneErrorLine(r: Result, includes: string): void {
   assert(lines[0].startsWith("sd: "), `"sd: " prefix: ${lines[0]}`);
   assert(lines[0].includes(includes), `"${includes}" in: ${lines[0]}`);
 }
-
-// ---------------------------------------------------------------------------------------------
-// Pure parts
-
-Deno.test("parseArgs wrapper: strings stay strings, -- and negative values, optional values", () => {
-  const spec = { string: ["seed"], boolean: ["quiet"], optionalValue: ["profile"] };
-  assertEquals(parseArgs(["42"], spec).positionals, ["42"]);
-  assertEquals(parseArgs(["--seed", "-1"], spec).values.seed, "-1");
-  assertEquals(parseArgs(["--profile", "a cat"], spec), {
-    values: { profile: true },
-    positionals: ["a cat"],
-    afterDashDash: 1,
-  });
-  assertEquals(parseArgs(["--profile=json"], spec).values.profile, "json");
-  assertEquals(parseArgs(["a", "--", "--quiet", "b"], spec), {
-    values: {},
-    positionals: ["a", "--quiet", "b"],
-    afterDashDash: 1,
-  });
-  assertThrows(() => parseArgs(["--nope"], spec), "unknown option --nope");
-  assertThrows(() => parseArgs(["--seed"], spec), "--seed needs a value");
-  assertThrows(() => parseArgs(["--quiet=1"], spec), "--quiet takes no value");
-});
-
-Deno.test("parseCli: prompts, subcommands, stdin jobs and option checks", () => {
-  const tty = { stdinIsTerminal: true };
-  const pipe = { stdinIsTerminal: false };
-  const a = parseCli(["42"], tty);
-  assertEquals([a.command, a.prompt], ["generate", "42"]);
-  assertEquals(a.job, {
-    negative: "",
-    seed: null,
-    steps: 20,
-    guidance: 7.5,
-    width: 512,
-    height: 512,
-    scheduler: "pndm",
-    out: null,
-  });
-  assertEquals(parseCli(["a", "red", "fox"], tty).prompt, "a red fox");
-  assertEquals(parseCli([""], tty).prompt, "");
-  assertEquals(parseCli(["--", "tokens"], tty).command, "generate");
-  assertEquals(parseCli(["--", "tokens"], tty).prompt, "tokens");
-  const t = parseCli(["tokens", "a cat"], tty);
-  assertEquals([t.command, t.prompt], ["tokens", "a cat"]);
-  assertEquals(parseCli(["fetch", "--model", "sd14"], tty).model, "sd14");
-  assertEquals(parseCli(["-"], tty).prompt, null);
-  assertEquals(parseCli([], pipe).prompt, null);
-  assertThrows(() => parseCli([], tty), "no prompt");
-  assertThrows(() => parseCli(["-", "a cat"], tty), "takes no prompt");
-  assertEquals(parseCli(["x", "--profile"], tty).profile, { format: "table" });
-  assertEquals(parseCli(["x", "--profile=json:p.json"], tty).profile, {
-    format: "json",
-    file: "p.json",
-  });
-  const b = parseCli(["x", "--seed", "7", "--batch", "3", "--attention", "naive", "-q"], tty);
-  assertEquals([b.job.seed, b.batch, b.variants, b.quiet], [7, 3, { attention: "naive" }, true]);
-  for (
-    const [args, msg] of [
-      [["x", "--stepz", "3"], "did you mean --steps?"],
-      [["x", "--steps", "0"], "--steps 0 is out of range"],
-      [["x", "--steps", "2.5"], "--steps 2.5 is out of range"],
-      [["x", "--steps", "many"], "is not a number"],
-      [["x", "--guidance", "-1"], "--guidance -1 is negative"],
-      [["x", "--width", "100"], "--width 100 is not a multiple of 8"],
-      [["x", "--height", "4096"], "--height 4096 is out of range"],
-      [["x", "--width", "56"], "--width 56 is out of range"],
-      [["x", "--seed", "-1"], "--seed -1 is not a valid seed"],
-      [["x", "--scheduler", "plms"], 'unknown scheduler "plms"'],
-      [["x", "--precision", "f8"], '--precision "f8" is not known'],
-      [["x", "--model", "synth", "--weights", "w"], "exclude each other"],
-      [["x", "--config", "c"], "--config applies to a single-file checkpoint"],
-      [["x", "--profile=xml"], "--profile=xml is not known"],
-      [["fetch", "a cat"], "takes no prompt"],
-    ] as [string[], string][]
-  ) {
-    assertThrows(() => parseCli(args, tty), msg);
-  }
-});
-
-Deno.test("batch lines: plain prompts, JSON overrides, skips and errors with line numbers", () => {
-  const defaults = parseCli(["x", "--steps", "4", "--seed", "9"], { stdinIsTerminal: true }).job;
-  assertEquals(parseJobLine("  a red fox \r", 1, defaults), {
-    kind: "job",
-    job: { ...defaults, prompt: "a red fox", line: 1 },
-  });
-  assertEquals(
-    parseJobLine('{"prompt": "a cat", "seed": 3, "scheduler": "ddim", "out": "cats"}', 2, defaults),
-    {
-      kind: "job",
-      job: { ...defaults, prompt: "a cat", seed: 3, scheduler: "ddim", out: "cats", line: 2 },
-    },
-  );
-  assertEquals(parseJobLine('{"prompt": ""}', 3, defaults).kind, "job");
-  assertEquals(parseJobLine("   ", 4, defaults).kind, "skip");
-  assertEquals(parseJobLine("[1, 2]", 4, defaults), {
-    kind: "job",
-    job: { ...defaults, prompt: "[1, 2]", line: 4 },
-  });
-  for (
-    const [line, msg] of [
-      ['{"prompt": broken', "line 5: not valid JSON"],
-      ['{"seed": 1}', 'line 5: the object has no "prompt"'],
-      ['{"prompt": "x", "stepz": 2}', 'line 5: unknown field "stepz"'],
-      ['{"prompt": "x", "steps": 0}', 'line 5: "steps": 0 is out of range'],
-      ['{"prompt": "x", "width": 100}', 'line 5: "width": 100 is not a multiple of 8'],
-      ['{"prompt": "x", "guidance": -2}', 'line 5: "guidance": -2 is negative'],
-      ['{"prompt": "x", "scheduler": "x"}', 'line 5: unknown scheduler "x"'],
-      ['{"prompt": 42}', 'line 5: "prompt": 42 is not a string'],
-    ]
-  ) {
-    const item = parseJobLine(line, 5, defaults);
-    assert(item.kind === "error", `${line} is an error`);
-    assert(item.message.includes(msg), `"${msg}" in "${item.message}"`);
-  }
-});
-
-Deno.test("readLines: LF and CRLF, a last line without newline, split UTF-8", async () => {
-  const bytes = new TextEncoder().encode('a cat\r\n{"prompt": "猫"}\n\nlast');
-  const stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      for (let i = 0; i < bytes.length; i += 3) c.enqueue(bytes.subarray(i, i + 3));
-      c.close();
-    },
-  });
-  const lines: string[] = [];
-  for await (const l of readLines(stream)) lines.push(l);
-  assertEquals(lines, ["a cat", '{"prompt": "猫"}', "", "last"]);
-});
-
-Deno.test("slugify and never-overwrite names", () => {
-  assertEquals(slugify("A Café at Night, oil on canvas!"), "a-cafe-at-night-oil-on-canvas");
-  assertEquals(slugify(""), "image");
-  assertEquals(slugify("!!!"), "image");
-  assertEquals(slugify("42"), "42");
-  const long = slugify("a photograph of an astronaut riding a horse on the moon, trending");
-  assert(long.length <= 40 && !long.endsWith("-"), long);
-  assertEquals(long, "a-photograph-of-an-astronaut-riding-a");
-  assertEquals(candidate("out/a-cat-1.png", 0), "out/a-cat-1.png");
-  assertEquals(candidate("out/a-cat-1.png", 2), "out/a-cat-1-2.png");
-});
-
-Deno.test("SafeWriter: atomic, never overwrites, concurrent writers get distinct names", async () => {
-  await withTmp(async (dir) => {
-    const w = new SafeWriter();
-    const path = join(dir, "a-cat-1.png");
-    assertEquals(await w.writeNew(path, new Uint8Array([1])), path);
-    assertEquals(await w.writeNew(path, new Uint8Array([2])), join(dir, "a-cat-1-1.png"));
-    const many = await Promise.all(
-      [3, 4, 5, 6].map((b) => new SafeWriter().writeNew(path, new Uint8Array([b]))),
-    );
-    assertEquals(new Set(many).size, 4);
-    assertEquals(listDir(dir), [
-      "a-cat-1-1.png",
-      "a-cat-1-2.png",
-      "a-cat-1-3.png",
-      "a-cat-1-4.png",
-      "a-cat-1-5.png",
-      "a-cat-1.png",
-    ]);
-    assertEquals([...Deno.readFileSync(path)], [1], "the first file is untouched");
-    const contents = listDir(dir).map((n) => Deno.readFileSync(join(dir, n))[0]).sort();
-    assertEquals(contents, [1, 2, 3, 4, 5, 6]);
-  });
-});
-
-Deno.test("resolveOut: directories, .png files, and unwritable places", async () => {
-  await withTmp((dir) => {
-    assertEquals(resolveOut(join(dir, "new", "sub")), {
-      kind: "dir",
-      path: join(dir, "new", "sub"),
-    });
-    assert(Deno.statSync(join(dir, "new", "sub")).isDirectory);
-    assertEquals(resolveOut(join(dir, "x.png")), { kind: "file", path: join(dir, "x.png") });
-    Deno.writeTextFileSync(join(dir, "blocker"), "");
-    assertThrows(() => resolveOut(join(dir, "blocker", "imgs")), "cannot create the directory");
-    assertThrows(() => resolveOut(join(dir, "blocker")), "is an existing file but not a .png");
-    assertThrows(() => resolveOut(join(dir, "x.jpg")), "sd writes PNG only");
-  });
-});
-
-Deno.test("formatParameters: the text other SD tools read", () => {
-  const p = {
-    prompt: "a cat",
-    negative: "",
-    steps: 20,
-    sampler: "DDIM",
-    guidance: 7.5,
-    seed: 42,
-    width: 512,
-    height: 768,
-    modelHash: "c83908253f",
-    model: "sd15",
-    version: "0.1.0",
-  };
-  assertEquals(
-    formatParameters(p),
-    "a cat\nSteps: 20, Sampler: DDIM, CFG scale: 7.5, Seed: 42, Size: 512x768, " +
-      "Model hash: c83908253f, Model: sd15, Version: sd 0.1.0",
-  );
-  assert(
-    formatParameters({ ...p, negative: "blurry" }).startsWith(
-      "a cat\nNegative prompt: blurry\nSteps: 20",
-    ),
-  );
-});
-
-Deno.test("profile report: shares, achieved rates, stage stats; a note without timestamps", () => {
-  const stages = new StageLog();
-  for (const ms of [100, 110, 90]) stages.add("unet_step", ms);
-  stages.add("vae_decode", 50);
-  const base = {
-    device: "test adapter",
-    precision: "f16",
-    images: 1,
-    stages,
-    generateMs: 400,
-    compileMs: 12,
-    pipelines: 2,
-    loadMs: 100,
-    peakBytes: 3 * 2 ** 30,
-  };
-  const r = buildProfile({
-    ...base,
-    timestamps: true,
-    kernels: [
-      { name: "matmul_tiled_f16", calls: 10, ms: 300, flops: 3e12, bytes: 0 },
-      { name: "groupnorm_fused_f16", calls: 5, ms: 100, flops: 0, bytes: 2e10 },
-    ],
-  });
-  assertEquals(r.kernels.map((k) => [k.sharePct, k.tflops, k.gbps]), [[75, 10, null], [
-    25,
-    null,
-    200,
-  ]]);
-  assertEquals(r.stages[0], {
-    name: "unet_step",
-    calls: 3,
-    totalMs: 300,
-    meanMs: 100,
-    minMs: 90,
-    maxMs: 110,
-    ms: [100, 110, 90],
-  });
-  const table = formatProfileTable(r);
-  for (
-    const s of ["matmul_tiled_f16", "75.0%", "10.00 TFLOP/s", "200.0 GB/s", "unet_step", "3.00 GiB"]
-  ) {
-    assert(table.includes(s), `${s} in\n${table}`);
-  }
-  const none = formatProfileTable(buildProfile({ ...base, timestamps: false, kernels: [] }));
-  assert(none.includes("no timestamp-query"), none);
-  assert(none.includes("vae_decode"), none);
-  assertEquals(formatDuration(65), "1m05s");
-  assertEquals(formatRate(0.5), "2.00 s/it");
-  assertEquals(formatRate(4), "4.00 it/s");
-});
 
 // ---------------------------------------------------------------------------------------------
 // The command, without a GPU
@@ -417,20 +139,7 @@ Deno.test("sd --help lists every option with its default; --version", async () =
 Deno.test("sd: each bad input is one line on stderr, exit code 2, no file", async () => {
   await withTmp(async (dir) => {
     Deno.writeTextFileSync(join(dir, "blocker"), "");
-    const cases: [string[], string][] = [
-      [["a cat", "--stepz", "2"], "unknown option --stepz"],
-      [["a cat", "--steps", "0"], "--steps 0 is out of range"],
-      [["a cat", "--guidance", "-1"], "--guidance -1 is negative"],
-      [["a cat", "--width", "100"], "--width 100 is not a multiple of 8"],
-      [["a cat", "--height", "2056"], "--height 2056 is out of range"],
-      [["a cat", "--scheduler", "plms"], 'unknown scheduler "plms"'],
-      [["a cat", "--model", "sd9"], 'unknown model "sd9"'],
-      [["a cat", "--out", "blocker/images"], "cannot create the directory"],
-      [["a cat", "--weights", "no-such-folder"], "--weights no-such-folder: no such file"],
-      [["a cat", "--weights", "blocker"], "neither a folder nor a .safetensors file"],
-      [[], "no prompt and no jobs on stdin"],
-    ];
-    for (const [args, msg] of cases) {
+    for (const [args, msg] of BAD_INPUTS) {
       const r = await sd(dir, args);
       assertEquals(r.code, 2, `${args.join(" ")}: exit code (stderr: ${r.stderr})`);
       oneErrorLine(r, msg);
@@ -441,7 +150,7 @@ Deno.test("sd: each bad input is one line on stderr, exit code 2, no file", asyn
 });
 
 Deno.test("sd tokens prints the 77 ids as JSON (from --tokenizer or the weights' tokenizer)", async () => {
-  const golden = JSON.parse(Deno.readTextFileSync(join(FIXTURES, "tokens.json"))) as {
+  const golden = JSON.parse(Deno.readTextFileSync(fixture("tokens.json"))) as {
     prompt: string;
     ids: number[];
   }[];
@@ -449,7 +158,7 @@ Deno.test("sd tokens prints the 77 ids as JSON (from --tokenizer or the weights'
   await withTmp(async (dir) => {
     for (
       const args of [
-        ["tokens", prompt, "--tokenizer", join(FIXTURES, "clip-tokenizer")],
+        ["tokens", prompt, "--tokenizer", fixture("clip-tokenizer")],
         ["tokens", prompt, "--weights", TINY],
       ]
     ) {
@@ -594,24 +303,7 @@ Deno.test({
   ignore: !hasGpu,
   fn: async () => {
     await withTmp(async (dir) => {
-      const model = join(dir, "model");
-      for (const e of Deno.readDirSync(TINY)) {
-        if (!e.isDirectory) continue;
-        Deno.mkdirSync(join(model, e.name), { recursive: true });
-        for (const f of Deno.readDirSync(join(TINY, e.name))) {
-          Deno.copyFileSync(join(TINY, e.name, f.name), join(model, e.name, f.name));
-        }
-      }
-      for (
-        const f of [
-          "diffusion_pytorch_model.safetensors",
-          "diffusion_pytorch_model.fp16.safetensors",
-        ]
-      ) {
-        const p = join(model, "unet", f);
-        const bytes = Deno.readFileSync(p);
-        Deno.writeFileSync(p, bytes.subarray(0, bytes.length >> 1)); // truncated
-      }
+      const model = corruptTinyCopy(join(dir, "model"));
       const work = join(dir, "work");
       Deno.mkdirSync(work);
       const r = await sd(work, ["a cat", ...TINY_ARGS.slice(2), "--weights", model]);

@@ -9,13 +9,8 @@
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import { fromFileUrl, join } from "../src/std/path.ts";
 import { isVerified, missingFiles, stampPath } from "../src/weights/cache.ts";
-import {
-  fetchModel,
-  type FetchModelOptions,
-  type FetchProgress,
-  verifyFile,
-  WeightsError,
-} from "../src/weights/fetch.ts";
+import { type FetchProgress, WeightsError } from "../src/weights/download.ts";
+import { fetchModel, type FetchModelOptions, verifyFile } from "../src/weights/fetch.ts";
 import {
   loadLock,
   type LockedFile,

@@ -6,8 +6,9 @@
 import { assert } from "../src/std/assert.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { type Probe } from "../src/models/nn.ts";
-import { type ModelSource, StableDiffusion } from "../src/pipeline.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { StableDiffusion } from "../src/pipeline.ts";
+import type { ModelSource } from "../src/weights/source.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
 import { cast } from "../src/ops/elementwise.ts";
 

@@ -5,7 +5,7 @@
  */
 
 import { assert } from "../src/std/assert.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu, testGpu } from "./gpu.ts";

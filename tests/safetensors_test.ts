@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import { fromFileUrl, join } from "../src/std/path.ts";
-import { SafetensorsError, SafeTensorsFile, writeSafetensors } from "../src/safetensors.ts";
+import { SafetensorsError, SafeTensorsFile } from "../src/weights/safetensors.ts";
+import { writeSafetensors } from "../src/weights/safetensors_writer.ts";
 
 const FIXTURES = fromFileUrl(new URL("../../shared/fixtures/", import.meta.url));
 const TINY = join(FIXTURES, "tiny-sd");

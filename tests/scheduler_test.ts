@@ -6,7 +6,7 @@
 
 import { relL2 } from "../src/compare.ts";
 import { TorchGenerator } from "../src/rng.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { fromFileUrl } from "../src/std/path.ts";
 import {

@@ -4,7 +4,7 @@
  */
 
 import { assert, assertEquals } from "../src/std/assert.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;

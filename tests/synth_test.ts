@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { fromFileUrl, join } from "../src/std/path.ts";
-import { SafeTensorsFile } from "../src/safetensors.ts";
+import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { fnv1a32, synthTensor, synthTensorF16, synthUniform } from "../src/weights/synth.ts";
 
 const TINY = fromFileUrl(new URL("../../shared/fixtures/tiny-sd/", import.meta.url));

@@ -9,8 +9,9 @@ import { ArgsError, parseArgs } from "../std/args.ts";
 import type { DType } from "../gpu/device.ts";
 import type { Variants } from "../ops/variants.ts";
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from "../../scheduler/mod.ts";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 import { VERSION } from "./version.ts";
+import { type ModelOptions, SYNTH_MODEL } from "../weights/source.ts";
 
 /** Defaults of the per-image settings. */
 export const DEFAULTS = {
@@ -68,7 +69,7 @@ export interface ProfileRequest {
 export type Command = "generate" | "tokens" | "fetch" | "help" | "version";
 
 /** Everything the command line says. */
-export interface CliOptions {
+export interface CliOptions extends ModelOptions {
   /** What to do. */
   command: Command;
   /**
@@ -79,18 +80,6 @@ export interface CliOptions {
   job: Omit<JobSettings, "prompt">;
   /** Images per job, seeds seed, seed+1, …. */
   batch: number;
-  /** `--model`; null when not given (the lock's default, sd15). */
-  model: string | null;
-  /** `--weights`: a diffusers folder or a single `.safetensors` file. */
-  weights: string | null;
-  /** `--config`: configs (and tokenizer) for a single-file checkpoint. */
-  config: string | null;
-  /** `--tokenizer`: a folder with `vocab.json` and `merges.txt`. */
-  tokenizer: string | null;
-  /** `--lock`: the weights lock to fetch by. */
-  lock: string | null;
-  /** `--precision`; null picks f16 where the adapter has shader-f16. */
-  precision: DType | null;
   /** Kernel variants chosen on the command line. */
   variants: Partial<Variants>;
   /** `--profile`, or null. */
@@ -374,7 +363,7 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
     });
   } catch (e) {
     if (e instanceof ArgsError) {
-      const hint = e.kind === "unknown" ? suggest(e.option) : "";
+      const hint = e.reason === "unknown" ? suggest(e.option) : "";
       throw new UsageError(`${e.message}; ${hint}run sd --help for the options`);
     }
     throw e;
@@ -425,7 +414,9 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
       "--model and --weights exclude each other; --weights names the model files itself",
     );
   }
-  if (config !== null && model !== "synth" && !(weights?.toLowerCase().endsWith(".safetensors"))) {
+  if (
+    config !== null && model !== SYNTH_MODEL && !(weights?.toLowerCase().endsWith(".safetensors"))
+  ) {
     throw new UsageError(
       "--config applies to a single-file checkpoint (--weights FILE.safetensors) or --model synth; a diffusers folder has its own configs",
     );

@@ -2,12 +2,14 @@
  * How the command reports failures: one line on stderr, `sd: <what>; <what to do>`, and an exit
  * code — 2 for bad options or usage, 1 for a failed generation, 130 after Ctrl-C.
  *
- * Errors the program expects (bad input, missing or corrupt weights, no GPU adapter, network)
- * print their message only. Anything else is a bug: its message, a request to report it, and the
- * stack only with `SD_DEBUG=1`.
+ * Errors the program expects are {@linkcode UserError}s (bad input, missing or corrupt weights,
+ * no GPU adapter, network): they print their message only. Anything else is a bug: its message, a
+ * request to report it, and the stack only with `SD_DEBUG=1`.
  *
  * @module
  */
+
+import { firstLine, UserError } from "../errors.ts";
 
 /** Exit code: every image was written. */
 export const EXIT_OK = 0;
@@ -18,50 +20,6 @@ export const EXIT_USAGE = 2;
 /** Exit code: interrupted with Ctrl-C (128 + SIGINT). */
 export const EXIT_INTERRUPTED = 130;
 
-/** Bad options or usage; the message is `<what>; <what to do>` without the `sd: ` prefix. */
-export class UsageError extends Error {
-  /** @param message one line: what is wrong; what to do */
-  constructor(message: string) {
-    super(message);
-    this.name = "UsageError";
-  }
-}
-
-/**
- * A failure with a message written for users (e.g. weights that do not fit the model), ending the
- * run with exit code 1; the original error is its `cause`.
- */
-export class RunError extends Error {
-  /** @param message one line @param options the original error as `cause` */
-  constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.name = "RunError";
-  }
-}
-
-/**
- * Names of the error classes whose message is written for users (one line, naming the file or
- * option); these print without a stack. Matched by `name` so this file imports nothing above it.
- */
-const USER_FACING = new Set([
-  "UsageError",
-  "RunError",
-  "ArgsError",
-  "GpuError",
-  "PipelineError",
-  "SafetensorsError",
-  "TokenizerError",
-  "LockError",
-  "WeightsError",
-  "UnknownCheckpointKeyError",
-  // Deno's file-system errors name the path: "No such file or directory (os error 2): open 'x'".
-  "NotFound",
-  "PermissionDenied",
-  "AlreadyExists",
-  "IsADirectory",
-  "NotADirectory",
-]);
-
 /** Whether `SD_DEBUG=1` asks for stack traces. */
 export function debugEnabled(): boolean {
   try {
@@ -71,20 +29,13 @@ export function debugEnabled(): boolean {
   }
 }
 
-/** The first line of an error's message (messages of nested causes can span lines). */
-export function firstLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split("\n")[0].trim();
-}
-
 /**
  * The stderr text for `e` (without trailing newline): `sd: <message>` for an expected error;
  * for an unexpected one also a request to report it, and with `SD_DEBUG=1` the stack.
- * `expected` forces the plain form (e.g. for errors raised while reading the user's weights).
  */
-export function describeError(e: unknown, prefix = "sd: ", expected = false): string {
+export function describeError(e: unknown, prefix = "sd: "): string {
   const err = e instanceof Error ? e : new Error(String(e));
-  const known = expected || USER_FACING.has(err.name);
+  const known = err instanceof UserError;
   let text = `${prefix}${firstLine(err)}`;
   if (!known) {
     text += " (unexpected: please report it with the command you ran" +
@@ -98,7 +49,5 @@ export function describeError(e: unknown, prefix = "sd: ", expected = false): st
 
 /** The exit code for an error that ended the run. */
 export function exitCodeOf(e: unknown): number {
-  return e instanceof Error && (e.name === "UsageError" || e.name === "ArgsError")
-    ? EXIT_USAGE
-    : EXIT_FAILED;
+  return e instanceof UserError && e.kind === "usage" ? EXIT_USAGE : EXIT_FAILED;
 }

@@ -8,7 +8,7 @@
  */
 
 import { basename, dirname, extname, join } from "../std/path.ts";
-import { UsageError } from "./errors.ts";
+import { fileError, UsageError } from "../errors.ts";
 
 /** Longest slug taken from a prompt, in characters. */
 export const MAX_SLUG = 40;
@@ -136,6 +136,8 @@ export class SafeWriter {
         const name = candidate(path, k);
         if (await this.#claim(tmp, name)) return name;
       }
+    } catch (e) {
+      throw fileError(e, "cannot write", path);
     } finally {
       await Deno.remove(tmp).catch(() => {}); // gone already, or not ours to report
       this.#temporaries.delete(tmp);

@@ -1,9 +1,12 @@
 /**
- * Progress on stderr: one line rewritten in place — `[2/4] step 7/20  1.9 it/s  ETA 7s` — only
- * when stderr is a terminal and `--quiet` is off. Pipes and log files get no progress at all.
+ * Progress on stderr: one line rewritten in place — `[2/4] step 7/20  1.9 it/s  ETA 7s`, or a
+ * download's `sd15 2/6 unet/…  812.0/1639.5 MiB 49%  95.1 MiB/s` — only when stderr is a terminal
+ * and `--quiet` is off. Pipes and log files get no progress at all.
  *
  * @module
  */
+
+import type { FetchProgress } from "../weights/download.ts";
 
 /** A sink for progress text (stderr by default; a test passes its own). */
 export type Write = (text: string) => void;
@@ -15,13 +18,56 @@ export const writeStderr: Write = (text) => {
   Deno.stderr.writeSync(encoder.encode(text));
 };
 
-/** Whether stderr is a terminal (false when that cannot be told). */
-export function stderrIsTerminal(): boolean {
+/** Whether `f` (stdin, stderr) is a terminal (false when that cannot be told). */
+export function isTerminal(f: { isTerminal(): boolean }): boolean {
   try {
-    return Deno.stderr.isTerminal();
+    return f.isTerminal();
   } catch {
     return false;
   }
+}
+
+/** Whether stderr is a terminal (false when that cannot be told). */
+export function stderrIsTerminal(): boolean {
+  return isTerminal(Deno.stderr);
+}
+
+function mib(n: number): string {
+  return (n / (1 << 20)).toFixed(1);
+}
+
+/**
+ * A download meter for `fetchModel`'s `onProgress`, on stderr (`write`) only when stderr is a
+ * terminal: one line per file rewritten in place, and a line when another process holds the
+ * model folder.
+ */
+export function fetchMeter(
+  enabled = stderrIsTerminal(),
+  write: Write = writeStderr,
+): (p: FetchProgress) => void {
+  if (!enabled) return () => {};
+  let started = 0;
+  let from = 0;
+  return (p) => {
+    if (p.kind === "waiting") {
+      write(`${p.model}: waiting for another sd process fetching into ${p.dir}\n`);
+      return;
+    }
+    if (p.kind === "start") {
+      started = performance.now();
+      from = p.resumeFrom ?? 0;
+    }
+    const pct = p.bytesTotal ? Math.floor((100 * p.bytesDone) / p.bytesTotal) : 100;
+    const secs = (performance.now() - started) / 1000;
+    const rate = p.kind === "hashing" || p.kind === "start" || secs <= 0
+      ? ""
+      : `  ${mib((p.bytesDone - from) / secs)} MiB/s`;
+    const what = p.kind === "hashing" ? "checking" : `${p.index}/${p.count}`;
+    write(
+      `\r\x1b[2K${p.model} ${what} ${p.path}  ${mib(p.bytesDone)}/${mib(p.bytesTotal)} MiB ` +
+        `${pct}%${rate}${p.kind === "done" ? "\n" : ""}`,
+    );
+  };
 }
 
 /** Seconds as `7s`, `1m05s` or `1h02m`. */

@@ -16,22 +16,19 @@ import { type GenerateParams, StableDiffusion } from "../pipeline.ts";
 import { encodePng, toRgb8 } from "../png.ts";
 import { randomSeed } from "../rng.ts";
 import { ClipTokenizer, truncationWarning } from "../tokenizer.ts";
-import { fetchModel } from "../weights/fetch.ts";
-import { loadLock, LockError, variantFilter } from "../weights/lock.ts";
+import {
+  checkModelOptions,
+  defaultPrecision,
+  fetchLockedModel,
+  resolveModel,
+  resolveTokenizerDir,
+} from "../weights/source.ts";
+import { fileError, UsageError } from "../errors.ts";
+import type { FetchProgress } from "../weights/download.ts";
 import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
 import { type CliOptions, HELP, parseCli } from "./args.ts";
 import { type Job, parseJobLine, readLines } from "./batch.ts";
-import {
-  describeError,
-  EXIT_FAILED,
-  EXIT_INTERRUPTED,
-  EXIT_OK,
-  exitCodeOf,
-  firstLine,
-  RunError,
-  UsageError,
-} from "./errors.ts";
-import { checkModelOptions, resolveModel, resolveTokenizerDir, SYNTH_MODEL } from "./model.ts";
+import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
 import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
 import { formatParameters } from "./parameters.ts";
 import {
@@ -41,7 +38,7 @@ import {
   type ProfileReport,
   StageLog,
 } from "./profile_report.ts";
-import { Progress, stderrIsTerminal, writeStderr } from "./progress.ts";
+import { fetchMeter, isTerminal, Progress, stderrIsTerminal, writeStderr } from "./progress.ts";
 import { VERSION } from "./version.ts";
 
 const encoder = new TextEncoder();
@@ -59,14 +56,6 @@ function writeStdout(text: string): void {
   }
 }
 
-function isTerminal(f: { isTerminal(): boolean }): boolean {
-  try {
-    return f.isTerminal();
-  } catch {
-    return false;
-  }
-}
-
 /** What every subcommand shares: output streams, the progress line, the atomic writer. */
 interface Session {
   opts: CliOptions;
@@ -78,7 +67,8 @@ interface Session {
 
 /**
  * Runs `sd` with `args` (without the program name) and returns the exit code: 0 when everything
- * asked for was done, 1 when a generation (or a batch line) failed, 2 for bad options.
+ * asked for was done, 1 when a generation (or a batch line) failed, 2 for bad options. The error
+ * that ended the run is one line on stderr: the one mapping from errors to exit codes.
  *
  * @example
  * ```ts
@@ -86,13 +76,25 @@ interface Session {
  * ```
  */
 export async function main(args: readonly string[]): Promise<number> {
-  let opts: CliOptions;
   try {
-    opts = parseCli(args, { stdinIsTerminal: isTerminal(Deno.stdin) });
+    return await run(args);
   } catch (e) {
     writeStderr(describeError(e) + "\n");
     return exitCodeOf(e);
   }
+}
+
+/**
+ * {@linkcode main} without the error report: returns 0, or 1 when a batch line failed, and throws
+ * the error that ends the run (a `UserError` for every expected failure).
+ *
+ * @param stdinIsTerminal whether stdin is a terminal (then there are no jobs to read from it)
+ */
+export async function run(
+  args: readonly string[],
+  stdinIsTerminal: boolean = isTerminal(Deno.stdin),
+): Promise<number> {
+  const opts = parseCli(args, { stdinIsTerminal });
   if (opts.command === "help") {
     writeStdout(HELP);
     return EXIT_OK;
@@ -140,11 +142,8 @@ export async function main(args: readonly string[]): Promise<number> {
     if (opts.command === "tokens") return await runTokens(session);
     if (opts.command === "fetch") return await runFetch(session);
     return await runGenerate(session);
-  } catch (e) {
-    progress.clear();
-    writeStderr(describeError(e) + "\n");
-    return exitCodeOf(e);
   } finally {
+    progress.clear();
     if (listening) Deno.removeSignalListener("SIGINT", onInterrupt);
     globalThis.removeEventListener("unhandledrejection", onUnhandled);
   }
@@ -162,47 +161,15 @@ async function runTokens(s: Session): Promise<number> {
 
 /** `sd fetch [--model NAME]`: downloads and verifies; prints the model's folder on stdout. */
 async function runFetch(s: Session): Promise<number> {
-  const { opts } = s;
-  if (opts.model === SYNTH_MODEL) {
-    throw new UsageError("--model synth has no files to fetch; run with --model synth directly");
-  }
-  let lock;
-  try {
-    lock = await loadLock(opts.lock ?? undefined);
-  } catch (e) {
-    if (e instanceof LockError && opts.lock !== null) throw new UsageError(e.message);
-    throw e;
-  }
-  const name = opts.model ?? lock.default;
-  if (!(name in lock.models)) {
-    throw new UsageError(
-      `unknown model "${name}"; use one of ${Object.keys(lock.models).join(", ")}`,
-    );
-  }
-  const dir = await fetchModel({
-    lock,
-    model: name,
-    files: variantFilter(opts.precision === "f32" ? "f32" : "f16"),
-    ...quietFetch(s),
-  });
+  const { name, dir } = await fetchLockedModel(s.opts, quietFetch(s));
   s.note(`sd: ${name} is cached and verified in ${dir}`);
   writeStdout(dir + "\n");
   return EXIT_OK;
 }
 
-function quietFetch(s: Session): { onProgress?: () => void } {
-  return s.opts.quiet ? { onProgress: () => {} } : {};
-}
-
-/**
- * Errors while loading weights are about the user's files (wrong keys or shapes, bad configs):
- * plain `Error`s become {@linkcode RunError}s, printed without the "please report" note.
- */
-function asLoadError(e: unknown): unknown {
-  if (e instanceof Error && e.constructor === Error) {
-    return new RunError(`cannot load the model: ${firstLine(e)}`, { cause: e });
-  }
-  return e;
+/** Download progress: a meter on stderr when it is a terminal and `--quiet` is off. */
+function quietFetch(s: Session): { onProgress: (p: FetchProgress) => void } {
+  return { onProgress: s.opts.quiet ? () => {} : fetchMeter() };
 }
 
 /** A model loaded for generation, with what its PNGs record. */
@@ -225,7 +192,7 @@ async function runGenerate(s: Session): Promise<number> {
   progress.status("starting the GPU…");
   const gpu = await Gpu.create({ profile: opts.profile !== null });
   if (Object.keys(opts.variants).length) setVariants(gpu, opts.variants);
-  const precision = opts.precision ?? (gpu.hasF16 ? "f16" : "f32");
+  const precision = opts.precision ?? defaultPrecision(gpu);
   const stages = new StageLog();
   const onStage = opts.profile ? (name: string, ms: number) => stages.add(name, ms) : undefined;
 
@@ -242,12 +209,7 @@ async function runGenerate(s: Session): Promise<number> {
       hash.catch(() => {}); // awaited below, after load reports a broken file first
       progress.status("loading weights…");
       const t0 = performance.now();
-      let sd: StableDiffusion;
-      try {
-        sd = await StableDiffusion.load(gpu, m.source, { precision, onStage });
-      } catch (e) {
-        throw asLoadError(e);
-      }
+      const sd = await StableDiffusion.load(gpu, m.source, { precision, onStage });
       state.loadMs = performance.now() - t0;
       progress.clear();
       return { sd, hash: await hash, name: m.name };
@@ -388,7 +350,9 @@ async function reportProfile(s: Session, report: ProfileReport): Promise<void> {
   if (req.format === "table") {
     writeStderr(formatProfileTable(report) + "\n");
   } else if (req.file) {
-    await Deno.writeTextFile(req.file, formatProfileJson(report) + "\n");
+    await Deno.writeTextFile(req.file, formatProfileJson(report) + "\n").catch((e) => {
+      throw fileError(e, "cannot write the profile to", req.file!);
+    });
     writeStderr(`sd: profile written to ${req.file}\n`);
   } else {
     writeStderr(formatProfileJson(report) + "\n");

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import { Profiler } from "./profiler.ts";
 
 /** Element type of a tensor on the GPU. */
@@ -19,7 +20,7 @@ export function bytesOf(dtype: DType): number {
 }
 
 /** One-line, user-facing GPU error (printed without a stack trace by the CLI). */
-export class GpuError extends Error {
+export class GpuError extends UserError {
   override name = "GpuError";
 }
 

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import { join } from "../std/path.ts";
 
 /** `UNet2DConditionModel` fields used by {@linkcode UNet}. */
@@ -144,12 +145,12 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as Error).message.split("\n")[0]}`);
+    throw new UserError(`cannot read ${path}: ${(e as Error).message.split("\n")[0]}`);
   }
   try {
     return JSON.parse(text);
   } catch {
-    throw new Error(`${path} is not valid JSON`);
+    throw new UserError(`${path} is not valid JSON`);
   }
 }
 
@@ -163,11 +164,11 @@ function validateUNet(c: UNetConfig, raw: Record<string, unknown>, path: string)
   ];
   for (const [k, v, ok] of unsupported) {
     if (v !== undefined && v !== ok) {
-      throw new Error(`${path}: ${k} = ${JSON.stringify(v)} is not supported (SD 1.x only)`);
+      throw new UserError(`${path}: ${k} = ${JSON.stringify(v)} is not supported (SD 1.x only)`);
     }
   }
   if (c.block_out_channels.length !== c.down_block_types.length) {
-    throw new Error(`${path}: block_out_channels and down_block_types differ in length`);
+    throw new UserError(`${path}: block_out_channels and down_block_types differ in length`);
   }
 }
 

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import type { DType, Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { releaseConv } from "../ops/conv2d.ts";
@@ -140,7 +141,7 @@ export class ParamStore {
     if (problems.length) {
       const shown = problems.slice(0, 8).join("; ");
       const more = problems.length > 8 ? ` (and ${problems.length - 8} more)` : "";
-      throw new Error(
+      throw new UserError(
         `${source.label} does not match the ${this.component} config: ${shown}${more}`,
       );
     }
@@ -153,7 +154,7 @@ export class ParamStore {
       opts.onTensor?.(p);
     }
     const missed = wanted.filter((p) => !p.loaded);
-    if (missed.length) throw new Error(`${source.label}: ${missed[0].key} was not read`);
+    if (missed.length) throw new UserError(`${source.label}: ${missed[0].key} was not read`);
   }
 
   /**

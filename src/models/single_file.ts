@@ -5,7 +5,7 @@
  * @module
  */
 
-import { SafeTensorsFile } from "../safetensors.ts";
+import { SafeTensorsFile } from "../weights/safetensors.ts";
 import { mapCheckpointKeys, transformedShape } from "../weights/checkpoint_keys.ts";
 import type { ModelConfigs } from "./config.ts";
 import type { WeightSource } from "./params.ts";

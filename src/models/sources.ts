@@ -6,7 +6,7 @@
  */
 
 import type { DType } from "../gpu/device.ts";
-import { SafeTensorsFile } from "../safetensors.ts";
+import { SafeTensorsFile } from "../weights/safetensors.ts";
 import { synthTensor, synthTensorF16 } from "../weights/synth.ts";
 import type { WeightSource } from "./params.ts";
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import type { DType, Gpu } from "../gpu/device.ts";
 import { scope, Tensor } from "../gpu/tensor.ts";
 import { unary } from "../ops/elementwise.ts";
@@ -88,7 +89,7 @@ export class UNet {
       out = ch[i];
       const last = i === ch.length - 1;
       const hasAttn = type === "CrossAttnDownBlock2D";
-      if (!hasAttn && type !== "DownBlock2D") throw new Error(`unsupported down block ${type}`);
+      if (!hasAttn && type !== "DownBlock2D") throw new UserError(`unsupported down block ${type}`);
       const block: Block = { resnets: [], attentions: [], sampler: null };
       for (let j = 0; j < c.layers_per_block; j++) {
         const rin = j === 0 ? inC : out;
@@ -117,7 +118,7 @@ export class UNet {
       const inC = rev[Math.min(i + 1, ch.length - 1)];
       const last = i === ch.length - 1;
       const hasAttn = type === "CrossAttnUpBlock2D";
-      if (!hasAttn && type !== "UpBlock2D") throw new Error(`unsupported up block ${type}`);
+      if (!hasAttn && type !== "UpBlock2D") throw new UserError(`unsupported up block ${type}`);
       const block: Block = { resnets: [], attentions: [], sampler: null };
       for (let j = 0; j < c.layers_per_block + 1; j++) {
         const skip = j === c.layers_per_block ? inC : outC;

@@ -13,6 +13,7 @@
  * @module
  */
 
+import { UsageError } from "../errors.ts";
 import { parseArgs as nodeParseArgs } from "node:util";
 
 /** What options a command takes. Every option not listed is an error. */
@@ -44,16 +45,16 @@ export interface ParsedArgs {
 export type ArgsErrorKind = "unknown" | "missing-value" | "unexpected-value";
 
 /** A rejected argument list; `message` is short and lower-case, ready to prefix with the program. */
-export class ArgsError extends Error {
+export class ArgsError extends UsageError {
   /** What went wrong. */
-  readonly kind: ArgsErrorKind;
+  readonly reason: ArgsErrorKind;
   /** The option as written (`--foo`, `-x`). */
   readonly option: string;
   /** @param kind what went wrong @param option the option as written @param message one line */
   constructor(kind: ArgsErrorKind, option: string, message: string) {
     super(message);
     this.name = "ArgsError";
-    this.kind = kind;
+    this.reason = kind;
     this.option = option;
   }
 }

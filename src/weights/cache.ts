@@ -12,6 +12,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import { join } from "../std/path.ts";
 import { fileUrl, type LockedFile, type LockedModel } from "./lock.ts";
 
@@ -60,7 +61,7 @@ export function cacheRoot(env: EnvGetter = denoEnv): string {
   }
   const home = env("HOME") ?? env("USERPROFILE");
   if (home) return join(home, ".cache", "sd");
-  throw new Error("no cache directory: set SD_CACHE (or XDG_CACHE_HOME or HOME)");
+  throw new UserError("no cache directory: set SD_CACHE (or XDG_CACHE_HOME or HOME)");
 }
 
 /** The folder of model `name` at `model`'s revision: `<root>/<name>-<revision[0:8]>`. */

@@ -32,6 +32,8 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
+
 /** The component a checkpoint tensor belongs to. */
 export type CheckpointComponent = "unet" | "vae" | "text_encoder";
 
@@ -84,7 +86,7 @@ export interface CheckpointKeyConfig {
 }
 
 /** Keys that neither the table nor the ignore list knows; the message lists them. */
-export class UnknownCheckpointKeyError extends Error {
+export class UnknownCheckpointKeyError extends UserError {
   /** All unknown keys. */
   readonly keys: string[];
   /** @param keys the unknown keys @param source the checkpoint, for the message */
@@ -266,7 +268,7 @@ function indexSets(config: CheckpointKeyConfig): Record<Range, Index[]> {
   const n = u.block_out_channels.length;
   const L = u.layers_per_block;
   const check = (ok: boolean, what: string) => {
-    if (!ok) throw new Error(`checkpoint key mapping: unsupported config: ${what}`);
+    if (!ok) throw new UserError(`checkpoint key mapping: unsupported config: ${what}`);
   };
   check(Number.isInteger(L) && L >= 1, `unet layers_per_block ${L}`);
   check(n >= 1, "unet block_out_channels is empty");
@@ -451,7 +453,7 @@ export function mapCheckpointKeys(
     const id = `${t.component}/${t.name}`;
     const prev = taken.get(id);
     if (prev !== undefined) {
-      throw new Error(`${source ?? "checkpoint"}: "${prev}" and "${key}" both map to ${id}`);
+      throw new UserError(`${source ?? "checkpoint"}: "${prev}" and "${key}" both map to ${id}`);
     }
     taken.set(id, key);
     out.set(key, t);

@@ -16,6 +16,7 @@
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import { fromFileUrl } from "../std/path.ts";
 
 /** One pinned file of a model. */
@@ -59,7 +60,7 @@ export interface WeightsLock {
 }
 
 /** A lock that cannot be read or is malformed; the message names the source and the field. */
-export class LockError extends Error {
+export class LockError extends UserError {
   /** @param message one line: `<source>: <field>: <what is wrong>` */
   constructor(message: string) {
     super(message);

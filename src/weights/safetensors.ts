@@ -1,5 +1,5 @@
 /**
- * Reading and writing safetensors files (https://github.com/huggingface/safetensors#format):
+ * Reading safetensors files (https://github.com/huggingface/safetensors#format):
  * an 8-byte little-endian header length `N`, `N` bytes of JSON mapping each tensor name to
  * `{dtype, shape, data_offsets: [begin, end]}` (offsets relative to the end of the header) plus an
  * optional `__metadata__` string map, then the raw little-endian tensor data.
@@ -7,7 +7,7 @@
  * {@linkcode SafeTensorsFile.open} reads and validates only the header; each tensor is then read
  * on its own (seek + read), so files larger than 2 GiB (the SD 1.5 f32 UNet is 3.4 GB) never sit
  * in memory as one `ArrayBuffer`. {@linkcode SafeTensorsFile.stream} reads many tensors on a
- * worker thread (`safetensors_worker.ts`) for model loading.
+ * worker thread (`safetensors_worker.ts`) for model loading. Writing: `safetensors_writer.ts`.
  *
  * @example
  * ```ts
@@ -19,22 +19,16 @@
  * @module
  */
 
-import { numel } from "./shape.ts";
-
-/**
- * Element types this reader understands. F64 is beyond SD weights: the reference fixtures store
- * scheduler timesteps and sigmas in it.
- */
-export type SafeDType = "F32" | "F16" | "BF16" | "F64" | "I64";
-
-/** Bytes per element of each {@linkcode SafeDType}. */
-export const SAFE_DTYPE_BYTES: Readonly<Record<SafeDType, number>> = {
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  F64: 8,
-  I64: 8,
-};
+import { UserError } from "../errors.ts";
+import { numel } from "../shape.ts";
+import {
+  convertTensor,
+  isSafeDType,
+  SAFE_DTYPE_BYTES,
+  type SafeDType,
+  toF32,
+} from "./safetensors_dtype.ts";
+import type { StreamItem, StreamReply, StreamRequest } from "./safetensors_worker.ts";
 
 /** One tensor's entry in a safetensors header. */
 export interface TensorInfo {
@@ -51,16 +45,12 @@ export interface TensorInfo {
 }
 
 /** A malformed or unreadable safetensors file; the message names the file and the problem. */
-export class SafetensorsError extends Error {
+export class SafetensorsError extends UserError {
   override name = "SafetensorsError";
 }
 
 /** The reference implementation's cap on the JSON header (100 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
-
-function isSafeDType(s: unknown): s is SafeDType {
-  return typeof s === "string" && Object.hasOwn(SAFE_DTYPE_BYTES, s);
-}
 
 function isCount(x: unknown): x is number {
   return typeof x === "number" && Number.isSafeInteger(x) && x >= 0;
@@ -86,12 +76,6 @@ async function readExact(
     }
     got += n;
   }
-}
-
-/** Writes all of `buf`, looping over short writes. */
-async function writeAll(file: Deno.FsFile, buf: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < buf.length) done += await file.write(buf.subarray(done));
 }
 
 /** An open safetensors file whose header has been read and validated. */
@@ -376,192 +360,5 @@ export class SafeTensorsFile {
       throw new SafetensorsError(`${this.path}: tensor "${name}" is I64, not floating point`);
     }
     return info;
-  }
-}
-
-/**
- * Raw little-endian tensor bytes of dtype `src` as f32 or f16: F16 to f16 and F32 to f32 without
- * conversion (a view when aligned), anything else rounded to nearest (ties to even).
- */
-export function convertTensor(
-  raw: Uint8Array,
-  src: SafeDType,
-  to: "f32" | "f16",
-): Float32Array | Float16Array {
-  if (to === "f32") return toF32(raw, src);
-  if (src === "F16") {
-    if (raw.byteOffset % 2 !== 0) raw = raw.slice();
-    return new Float16Array(raw.buffer, raw.byteOffset, raw.length / 2);
-  }
-  if (src === "F64") {
-    if (raw.byteOffset % 8 !== 0) raw = raw.slice();
-    return new Float16Array(new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8));
-  }
-  return new Float16Array(toF32(raw, src));
-}
-
-/** One tensor for the worker of {@linkcode SafeTensorsFile.stream} (absolute byte range). */
-export interface StreamItem {
-  name: string;
-  begin: number;
-  end: number;
-  dtype: SafeDType;
-}
-
-/** What {@linkcode SafeTensorsFile.stream} asks of its worker (then one "credit" a group). */
-export interface StreamRequest {
-  path: string;
-  /** In file order. */
-  items: StreamItem[];
-  to: "f32" | "f16";
-  groupBytes: number;
-  window: number;
-}
-
-/** The worker's messages: a group of converted tensors (buffers transferred), the end, a failure. */
-export type StreamReply =
-  | {
-    type: "group";
-    tensors: {
-      name: string;
-      f16: boolean;
-      buffer: ArrayBuffer;
-      byteOffset: number;
-      length: number;
-    }[];
-  }
-  | { type: "done" }
-  | { type: "error"; message: string };
-
-/** Converts little-endian F32/F16/BF16/F64 bytes to f32 (copying first if misaligned). */
-function toF32(raw: Uint8Array, dtype: SafeDType): Float32Array {
-  if (raw.byteOffset % 8 !== 0) raw = raw.slice();
-  switch (dtype) {
-    case "F32":
-      return new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
-    case "F16":
-      return new Float32Array(new Float16Array(raw.buffer, raw.byteOffset, raw.length / 2));
-    case "BF16": {
-      const src = new Uint16Array(raw.buffer, raw.byteOffset, raw.length / 2);
-      const bits = new Uint32Array(src.length);
-      for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
-      return new Float32Array(bits.buffer);
-    }
-    case "F64":
-      return new Float32Array(new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8));
-    default:
-      throw new Error(`toF32: ${dtype} is not a float dtype`);
-  }
-}
-
-/** f32 → bf16 bits, round to nearest even (NaN kept quiet). */
-function toBF16(src: Float32Array): Uint16Array {
-  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const x = bits[i];
-    if ((x & 0x7fffffff) > 0x7f800000) {
-      out[i] = (x >>> 16) | 0x40;
-    } else {
-      out[i] = ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
-    }
-  }
-  return out;
-}
-
-/** One tensor to write with {@linkcode writeSafetensors}. */
-export interface TensorToWrite {
-  /** Checkpoint key. */
-  name: string;
-  /** Element type in the file. */
-  dtype: SafeDType;
-  /** Shape, outermost first. */
-  shape: number[];
-  /**
-   * The values: raw little-endian bytes in `dtype`, or a typed array. A Float32Array may be
-   * written as F32, F16 or BF16 (rounded to nearest even), a Float16Array as F16 or F32, a
-   * Float64Array as F64, a BigInt64Array as I64.
-   */
-  data: Uint8Array | Float32Array | Float16Array | Float64Array | BigInt64Array;
-}
-
-/** Which dtypes each typed array may be written as (a Uint8Array is raw bytes of any dtype). */
-function canWrite(data: TensorToWrite["data"], dtype: SafeDType): boolean {
-  if (data instanceof Uint8Array) return true;
-  if (data instanceof Float32Array) return dtype === "F32" || dtype === "F16" || dtype === "BF16";
-  if (data instanceof Float16Array) return dtype === "F16" || dtype === "F32";
-  if (data instanceof Float64Array) return dtype === "F64";
-  return dtype === "I64";
-}
-
-/** `t.data` as bytes of `t.dtype`, converting where {@linkcode TensorToWrite} allows it. */
-function encode(t: TensorToWrite): Uint8Array {
-  const { data, dtype } = t;
-  const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
-  if (data instanceof Uint8Array) return data;
-  if (data instanceof Float32Array) {
-    if (dtype === "F16") return bytesOf(new Float16Array(data));
-    if (dtype === "BF16") return bytesOf(toBF16(data));
-  } else if (data instanceof Float16Array) {
-    if (dtype === "F32") return bytesOf(new Float32Array(data));
-  }
-  return bytesOf(data);
-}
-
-/**
- * Writes `tensors` (in the given order, contiguously) and optional `metadata` to `path`. The JSON
- * header is padded with spaces to a multiple of 8 bytes, as the reference writer does. Tensors are
- * written one at a time, so the output may exceed 2 GiB.
- */
-export async function writeSafetensors(
-  path: string,
-  tensors: readonly TensorToWrite[],
-  metadata?: Record<string, string>,
-): Promise<void> {
-  const header: Record<string, unknown> = {};
-  if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = metadata;
-  let offset = 0;
-  for (const t of tensors) {
-    if (!isSafeDType(t.dtype)) {
-      throw new SafetensorsError(`${path}: tensor "${t.name}" has unknown dtype "${t.dtype}"`);
-    }
-    if (t.name === "__metadata__" || Object.hasOwn(header, t.name)) {
-      throw new SafetensorsError(`${path}: duplicate or reserved tensor name "${t.name}"`);
-    }
-    const bytes = numel(t.shape) * SAFE_DTYPE_BYTES[t.dtype];
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
-    offset += bytes;
-  }
-  let json = JSON.stringify(header);
-  const jsonLen = new TextEncoder().encode(json).length;
-  json += " ".repeat((8 - (jsonLen % 8)) % 8);
-  const headerBytes = new TextEncoder().encode(json);
-  const prefix = new Uint8Array(8);
-  new DataView(prefix.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-
-  // Check everything first so a bad tensor does not leave a half-written file.
-  for (const t of tensors) {
-    if (!canWrite(t.data, t.dtype)) {
-      throw new SafetensorsError(
-        `${path}: cannot write a ${t.data.constructor.name} as ${t.dtype} (tensor "${t.name}")`,
-      );
-    }
-    const want = numel(t.shape) * SAFE_DTYPE_BYTES[t.dtype];
-    const got = t.data instanceof Uint8Array
-      ? t.data.length
-      : t.data.length * SAFE_DTYPE_BYTES[t.dtype];
-    if (got !== want) {
-      throw new SafetensorsError(
-        `${path}: tensor "${t.name}" has ${got} data bytes but shape [${t.shape}] × ${t.dtype} needs ${want}`,
-      );
-    }
-  }
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    await writeAll(file, prefix);
-    await writeAll(file, headerBytes);
-    for (const t of tensors) await writeAll(file, encode(t));
-  } finally {
-    file.close();
   }
 }

@@ -3,17 +3,45 @@
  * tensors in file order in groups of about `groupBytes` (a group never spans a gap of more than
  * 1 MiB of unrequested data), converts each to the wanted dtype and posts the group with its
  * buffers transferred. It stays at most `window` groups ahead: each consumed group sends a
- * "credit" back.
+ * "credit" back. The messages of this protocol are the types below.
  *
  * @module
  */
 
-import {
-  convertTensor,
-  type StreamItem,
-  type StreamReply,
-  type StreamRequest,
-} from "./safetensors.ts";
+import { convertTensor, type SafeDType } from "./safetensors_dtype.ts";
+
+/** One tensor for the worker of {@linkcode SafeTensorsFile.stream} (absolute byte range). */
+export interface StreamItem {
+  name: string;
+  begin: number;
+  end: number;
+  dtype: SafeDType;
+}
+
+/** What {@linkcode SafeTensorsFile.stream} asks of its worker (then one "credit" a group). */
+export interface StreamRequest {
+  path: string;
+  /** In file order. */
+  items: StreamItem[];
+  to: "f32" | "f16";
+  groupBytes: number;
+  window: number;
+}
+
+/** The worker's messages: a group of converted tensors (buffers transferred), the end, a failure. */
+export type StreamReply =
+  | {
+    type: "group";
+    tensors: {
+      name: string;
+      f16: boolean;
+      buffer: ArrayBuffer;
+      byteOffset: number;
+      length: number;
+    }[];
+  }
+  | { type: "done" }
+  | { type: "error"; message: string };
 
 /** The worker's global scope (the window-typed `self` lacks these members). */
 const scope = self as unknown as {

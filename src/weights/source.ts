@@ -1,40 +1,50 @@
 /**
- * Which model files a run uses: `--weights DIR` (a diffusers folder), `--weights FILE.safetensors`
- * (a single-file checkpoint, configs from `--config DIR` or SD 1.5's), `--model synth` (no files),
- * or a locked model (`--model sd15`, the default) fetched into the cache first. Also where the
- * tokenizer comes from when the weights carry none, and the "Model hash" other SD tools record
- * (the first 10 hex digits of the UNet file's sha256).
+ * Which model files a run uses, decided once for the pipeline, the CLI and the bench: a diffusers
+ * folder (`--weights DIR`), a single-file checkpoint (`--weights FILE.safetensors`, configs from
+ * `--config DIR` or SD 1.5's), no files (`--model synth`), or a locked model (`--model sd15`, the
+ * lock's default) fetched into the cache first. Also which file of a folder each precision loads,
+ * the default precision, where the tokenizer comes from when the weights carry none, and the
+ * "Model hash" other SD tools record (the first 10 hex digits of the UNet file's sha256).
+ *
+ * Every failure is a {@linkcode UserError}: a bad option is a {@linkcode UsageError} naming it.
  *
  * @module
  */
 
 import type { DType } from "../gpu/device.ts";
-import type { ModelSource } from "../pipeline.ts";
+import { fileError, firstLine, UsageError, UserError } from "../errors.ts";
 import { basename, extname, join, resolve } from "../std/path.ts";
 import { existsSync } from "../std/fs.ts";
-import { isVerified, stampPath } from "../weights/cache.ts";
-import { sha256FileInWorker } from "../weights/sha256.ts";
-import { fetchModel, type FetchProgress, WeightsError } from "../weights/fetch.ts";
-import {
-  type FileFilter,
-  loadLock,
-  LockError,
-  variantFilter,
-  type WeightsLock,
-} from "../weights/lock.ts";
-import { firstLine, RunError, UsageError } from "./errors.ts";
+import { isVerified, stampPath } from "./cache.ts";
+import { sha256FileInWorker } from "./sha256.ts";
+import { type FetchProgress, WeightsError } from "./download.ts";
+import { fetchModel } from "./fetch.ts";
+import { type FileFilter, loadLock, LockError, variantFilter, type WeightsLock } from "./lock.ts";
+
+/** Where the weights come from (what `StableDiffusion.load` loads). */
+export type ModelSource =
+  | { kind: "dir"; dir: string }
+  | { kind: "single"; file: string; configDir?: string; tokenizerDir: string }
+  | { kind: "synth"; tokenizerDir: string };
 
 /** The name of the synthetic model (`--model synth`). */
 export const SYNTH_MODEL = "synth";
 
 /** The options that choose a model (a subset of the command line). */
 export interface ModelOptions {
+  /** `--model`; null when not given (the lock's default, sd15). */
   model: string | null;
+  /** `--weights`: a diffusers folder or a single `.safetensors` file. */
   weights: string | null;
+  /** `--config`: configs (and tokenizer) for a single-file checkpoint. */
   config: string | null;
+  /** `--tokenizer`: a folder with `vocab.json` and `merges.txt`. */
   tokenizer: string | null;
+  /** `--lock`: the weights lock to fetch by. */
   lock: string | null;
-  /** `--precision`; null when not given (the f16 files are fetched then). */
+  /**
+   * `--precision`; null picks f16 where the adapter has shader-f16 (and fetches the f16 files).
+   */
   precision: DType | null;
 }
 
@@ -51,23 +61,96 @@ export interface ResolvedModel {
   hash(precision: DType): Promise<string>;
 }
 
-/** Hooks of {@linkcode resolveModel}. */
+/** Hooks of {@linkcode resolveModel} and the other functions that may fetch. */
 export interface ResolveHooks {
-  /** Download progress (default: fetch's own stderr meter, only on a terminal). */
+  /** Download progress (default: none). */
   onProgress?: (p: FetchProgress) => void;
 }
 
-async function loadLockFor(opts: ModelOptions): Promise<WeightsLock> {
-  try {
-    return await loadLock(opts.lock ?? undefined);
-  } catch (e) {
-    // A --lock that cannot be read is a bad option; a broken bundled lock is not.
-    if (e instanceof LockError && opts.lock !== null) throw new UsageError(e.message);
-    throw e;
-  }
+/** The precision when none is asked for: f16 where the adapter has shader-f16, else f32. */
+export function defaultPrecision(gpu: { hasF16: boolean }): DType {
+  return gpu.hasF16 ? "f16" : "f32";
 }
 
-function checkModelName(lock: WeightsLock, name: string): void {
+/** A diffusers folder's weights file of each component, without its `.fp16`/`.safetensors`. */
+const COMPONENT_FILES = {
+  text_encoder: "model",
+  unet: "diffusion_pytorch_model",
+  vae: "diffusion_pytorch_model",
+} as const;
+
+/** A component of a diffusers folder that holds weights. */
+export type Component = keyof typeof COMPONENT_FILES;
+
+/**
+ * The weights file of `component` in the diffusers folder `dir` for `precision`: the f16 file
+ * first for f16, the f32 file first for f32, whichever exists; null when neither does.
+ */
+export function findComponentFile(
+  dir: string,
+  component: Component,
+  precision: DType,
+): string | null {
+  const base = join(dir, component, COMPONENT_FILES[component]);
+  const f16 = `${base}.fp16.safetensors`;
+  const f32 = `${base}.safetensors`;
+  for (const f of precision === "f16" ? [f16, f32] : [f32, f16]) if (existsSync(f)) return f;
+  return null;
+}
+
+/**
+ * {@linkcode findComponentFile}, failing with a message that names both candidates.
+ *
+ * @throws {UserError} when the folder has neither file
+ */
+export function componentFile(dir: string, component: Component, precision: DType): string {
+  const f = findComponentFile(dir, component, precision);
+  if (f !== null) return f;
+  const base = COMPONENT_FILES[component];
+  throw new UserError(
+    `no weights in ${
+      join(dir, component)
+    }: expected ${base}.fp16.safetensors or ${base}.safetensors (run \`sd fetch\`, or pass --model synth)`,
+  );
+}
+
+/** The lock's files a run in `precision` needs (`--precision f32` fetches the f32 files). */
+export function fetchSelection(precision: DType | null): FileFilter {
+  return variantFilter(precision === "f32" ? "f32" : "f16");
+}
+
+/** The folder with the configs of `source` (none: SD 1.5's built-in configs). */
+export function configDirOf(source: ModelSource): string | undefined {
+  return source.kind === "dir"
+    ? source.dir
+    : source.kind === "single"
+    ? source.configDir
+    : undefined;
+}
+
+/** The CLIP tokenizer folder of `source`. */
+export function tokenizerDirOf(source: ModelSource): string {
+  return source.kind === "dir" ? join(source.dir, "tokenizer") : source.tokenizerDir;
+}
+
+/**
+ * The lock (`--lock FILE`, `$SD_LOCK` or the bundled one) and the locked model the options name
+ * (`--model`, else the lock's default).
+ *
+ * @throws {UsageError} for a `--lock` that cannot be read or a model the lock lacks
+ */
+export async function lockedModelOf(
+  opts: ModelOptions,
+): Promise<{ lock: WeightsLock; name: string }> {
+  let lock: WeightsLock;
+  try {
+    lock = await loadLock(opts.lock ?? undefined);
+  } catch (e) {
+    // A --lock that cannot be read is a bad option; a broken bundled lock is not.
+    if (e instanceof LockError && opts.lock !== null) throw new UsageError(e.message, { cause: e });
+    throw e;
+  }
+  const name = opts.model !== null && opts.model !== SYNTH_MODEL ? opts.model : lock.default;
   if (!(name in lock.models)) {
     throw new UsageError(
       `unknown model "${name}"; use one of ${
@@ -75,12 +158,37 @@ function checkModelName(lock: WeightsLock, name: string): void {
       } (or --weights PATH for local files)`,
     );
   }
+  return { lock, name };
 }
 
 /**
- * A file's sha256, from its cache stamp (`F.verified`, see `weights/cache.ts`) when the file is
- * still the one stamped — so a fetched model passed as `--weights DIR` is not hashed again —
- * else by reading it (in a worker: the weights load meanwhile).
+ * Fetches the locked model the options name (the files their precision needs) into the cache;
+ * returns the lock, the model's name and its folder.
+ *
+ * @throws {UsageError} for `--model synth` (no files), a bad `--lock` or an unknown model
+ * @throws {WeightsError} when the download or its verification fails
+ */
+export async function fetchLockedModel(
+  opts: ModelOptions,
+  hooks: ResolveHooks = {},
+): Promise<{ lock: WeightsLock; name: string; dir: string }> {
+  if (opts.model === SYNTH_MODEL) {
+    throw new UsageError("--model synth has no files to fetch; run with --model synth directly");
+  }
+  const { lock, name } = await lockedModelOf(opts);
+  const dir = await fetchModel({
+    lock,
+    model: name,
+    files: fetchSelection(opts.precision),
+    ...hooks,
+  });
+  return { lock, name, dir };
+}
+
+/**
+ * A file's sha256, from its cache stamp (`F.verified`, see `cache.ts`) when the file is still the
+ * one stamped — so a fetched model passed as `--weights DIR` is not hashed again — else by reading
+ * it (in a worker: the weights load meanwhile).
  */
 async function fileSha256(path: string): Promise<string> {
   try {
@@ -95,18 +203,11 @@ async function fileSha256(path: string): Promise<string> {
   } catch {
     // no stamp: hash the content
   }
-  return await sha256FileInWorker(path);
-}
-
-/**
- * The UNet file the pipeline loads from a diffusers folder (the same choice as its `pickFile`):
- * the f16 file first for f16, the f32 file first for f32, whichever exists.
- */
-export function unetFile(dir: string, precision: DType): string | null {
-  const f16 = join(dir, "unet", "diffusion_pytorch_model.fp16.safetensors");
-  const f32 = join(dir, "unet", "diffusion_pytorch_model.safetensors");
-  for (const f of precision === "f16" ? [f16, f32] : [f32, f16]) if (existsSync(f)) return f;
-  return null;
+  try {
+    return await sha256FileInWorker(path);
+  } catch (e) {
+    throw fileError(e, "cannot read", path);
+  }
 }
 
 const TOKENIZER_FILES: FileFilter = (f) => f.path.startsWith("tokenizer/");
@@ -130,7 +231,7 @@ function hasTokenizer(dir: string): boolean {
  * (fetching only the tokenizer files when missing).
  *
  * @throws {UsageError} when a given folder has no tokenizer
- * @throws {WeightsError} offline with nothing cached (the message says what to download)
+ * @throws {UserError} offline with nothing cached (the message says what to download)
  */
 export async function resolveTokenizerDir(
   opts: ModelOptions,
@@ -154,15 +255,13 @@ export async function resolveTokenizerDir(
       `--config ${opts.config} has no tokenizer/vocab.json; add the tokenizer there or pass --tokenizer DIR`,
     );
   }
-  const lock = await loadLockFor(opts);
-  const name = opts.model !== null && opts.model !== SYNTH_MODEL ? opts.model : lock.default;
-  checkModelName(lock, name);
+  const { lock, name } = await lockedModelOf(opts);
   let dir: string;
   try {
     dir = await fetchModel({ lock, model: name, files: TOKENIZER_FILES, ...hooks });
   } catch (e) {
     if (e instanceof WeightsError && e.code === "offline") {
-      throw new RunError(
+      throw new UserError(
         `no CLIP tokenizer here: pass --tokenizer DIR (a folder with vocab.json and merges.txt) or --config DIR with tokenizer/, or let sd fetch it: ${e.message}`,
         { cause: e },
       );
@@ -208,14 +307,13 @@ export async function checkModelOptions(
     return "single";
   }
   if (opts.model === SYNTH_MODEL) return "synth";
-  const lock = await loadLockFor(opts);
-  checkModelName(lock, opts.model ?? lock.default);
+  await lockedModelOf(opts);
   return "locked";
 }
 
 /**
- * Resolves the command line's model choice, fetching a locked model's files into the cache when
- * they are missing (nothing is downloaded for `--weights` or `--model synth`).
+ * Resolves the options' model choice, fetching a locked model's files into the cache when they
+ * are missing (nothing is downloaded for `--weights` or `--model synth`).
  *
  * @throws {UsageError} for a `--weights` path that does not exist or an unknown `--model`
  */
@@ -231,7 +329,7 @@ export async function resolveModel(
         source: { kind: "dir", dir: path },
         name: basename(resolve(path)),
         hash: async (precision) => {
-          const f = unetFile(path, precision);
+          const f = findComponentFile(path, "unet", precision);
           return f ? (await fileSha256(f)).slice(0, 10) : "unknown";
         },
       };
@@ -257,21 +355,13 @@ export async function resolveModel(
       hash: () => Promise.resolve(SYNTH_MODEL),
     };
   }
-  const lock = await loadLockFor(opts);
-  const name = opts.model ?? lock.default;
-  checkModelName(lock, name);
-  const dir = await fetchModel({
-    lock,
-    model: name,
-    files: variantFilter(opts.precision === "f32" ? "f32" : "f16"),
-    ...hooks,
-  });
+  const { lock, name, dir } = await fetchLockedModel(opts, hooks);
   const files = lock.models[name].files;
   return {
     source: { kind: "dir", dir },
     name,
     hash: (precision) => {
-      const f = unetFile(dir, precision);
+      const f = findComponentFile(dir, "unet", precision);
       const entry = f && files.find((x) => join(dir, ...x.path.split("/")) === f);
       return Promise.resolve(entry ? entry.sha256.slice(0, 10) : "unknown");
     },

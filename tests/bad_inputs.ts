@@ -1,0 +1,62 @@
+/**
+ * The bad inputs of the `sd` command that its tests try, shared by the end-to-end runs
+ * (`cli_test.ts`: one line on stderr, exit code 2) and the in-process check that each is a
+ * `UserError` (`errors_test.ts`). Each runs in a folder holding an empty file `blocker`.
+ *
+ * @module
+ */
+
+import { join } from "../src/std/path.ts";
+import { fixture } from "./fixtures.ts";
+
+/** The tiny fixture model (a diffusers folder). */
+export const TINY: string = fixture("tiny-sd");
+
+/** Options for a quick run on {@linkcode TINY}: 64×64, 2 steps. */
+export const TINY_ARGS: string[] = [
+  "--weights",
+  TINY,
+  "--width",
+  "64",
+  "--height",
+  "64",
+  "--steps",
+  "2",
+];
+
+/** Arguments and a part of the one-line message each must give; all are usage errors (exit 2). */
+export const BAD_INPUTS: [string[], string][] = [
+  [["a cat", "--stepz", "2"], "unknown option --stepz"],
+  [["a cat", "--steps", "0"], "--steps 0 is out of range"],
+  [["a cat", "--guidance", "-1"], "--guidance -1 is negative"],
+  [["a cat", "--width", "100"], "--width 100 is not a multiple of 8"],
+  [["a cat", "--height", "2056"], "--height 2056 is out of range"],
+  [["a cat", "--scheduler", "plms"], 'unknown scheduler "plms"'],
+  [["a cat", "--model", "sd9"], 'unknown model "sd9"'],
+  [["a cat", "--out", "blocker/images"], "cannot create the directory"],
+  [["a cat", "--weights", "no-such-folder"], "--weights no-such-folder: no such file"],
+  [["a cat", "--weights", "blocker"], "neither a folder nor a .safetensors file"],
+  [[], "no prompt and no jobs on stdin"],
+];
+
+/** A copy of {@linkcode TINY}'s component folders at `model` with both UNet files truncated. */
+export function corruptTinyCopy(model: string): string {
+  for (const e of Deno.readDirSync(TINY)) {
+    if (!e.isDirectory) continue;
+    Deno.mkdirSync(join(model, e.name), { recursive: true });
+    for (const f of Deno.readDirSync(join(TINY, e.name))) {
+      Deno.copyFileSync(join(TINY, e.name, f.name), join(model, e.name, f.name));
+    }
+  }
+  for (
+    const f of [
+      "diffusion_pytorch_model.safetensors",
+      "diffusion_pytorch_model.fp16.safetensors",
+    ]
+  ) {
+    const p = join(model, "unet", f);
+    const bytes = Deno.readFileSync(p);
+    Deno.writeFileSync(p, bytes.subarray(0, bytes.length >> 1)); // truncated
+  }
+  return model;
+}
