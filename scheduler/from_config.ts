@@ -2,7 +2,8 @@
  * The config each scheduler runs with when swapped in as diffusers users do,
  * `X.from_config(pipe.scheduler.config)`: X's own `__init__` defaults, overridden by every field
  * the model's file sets (fields the file lacks — SD 1.5's has no `timestep_spacing` — keep X's
- * default: "linspace" for Euler/LMS/DPM-Solver, "leading" for DDIM/PNDM/LCM), plus the option
+ * default: "linspace" for Euler/LMS/DPM-Solver, "leading" for DDIM/PNDM/LCM; fields it sets are
+ * kept, as diffusers keeps them), plus the option
  * that makes the named variant ("dpm++2m-karras": `use_karras_sigmas=True`). Defaults and
  * overrides are columns of the scheduler table (`table.ts`).
  *
@@ -10,26 +11,19 @@
  */
 
 import type { SchedulerConfig } from "./config.ts";
-import { PNDM_DEFAULTS } from "./pndm.ts";
 import { type SchedulerConfigs, type SchedulerName, schedulerRow } from "./table.ts";
 
 /**
  * Whether `key` of `source` holds a value diffusers took from the source class's defaults rather
- * than from a file — such values are not passed on by `X.from_config` (diffusers records them in
- * `_use_default_values`). `save_pretrained` drops that list but writes every value, so a saved
- * PNDM config (tiny-sd's) lists `timestep_spacing: "leading"` although SD 1.5's file never set
- * it; the reference pipeline then gives Euler/LMS/DPM-Solver "linspace". We follow the list when
- * present, and otherwise treat the three fields SD 1.5's file lacks as defaults when they equal
- * PNDM's defaults.
+ * than from a file: such values are not passed on by `X.from_config` (diffusers lists them in
+ * `_use_default_values`, which `save_pretrained` drops). A field written in the model's file is
+ * explicit, as diffusers reads it: a folder saved by a recent diffusers (tiny-sd's) sets
+ * `timestep_spacing: "leading"`, and its Euler then runs "leading", while SD 1.5's file lacks the
+ * field and its Euler runs "linspace".
  */
 function usedDefault(source: SchedulerConfig, key: string): boolean {
   const listed = (source as Record<string, unknown>)["_use_default_values"];
-  if (Array.isArray(listed)) return listed.includes(key);
-  if (!["timestep_spacing", "prediction_type", "trained_betas"].includes(key)) return false;
-  const cls = (source as Record<string, unknown>)["_class_name"];
-  if (cls !== undefined && cls !== "PNDMScheduler") return false;
-  return (source as Record<string, unknown>)[key] ===
-    (PNDM_DEFAULTS as unknown as Record<string, unknown>)[key];
+  return Array.isArray(listed) && listed.includes(key);
 }
 
 /**

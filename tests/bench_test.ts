@@ -2,9 +2,9 @@
 
 import { assert } from "../src/std/assert.ts";
 import { hasGpu } from "./gpu.ts";
+import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
 
 Deno.test({
   name: "bench: all eight configurations run on tiny-sd and report times and memory",
@@ -16,7 +16,7 @@ Deno.test({
         "-A",
         `${ROOT}scripts/bench.ts`,
         "--weights",
-        `${FIX}tiny-sd`,
+        fixture("tiny-sd"),
         "--size",
         "64",
         "--steps",

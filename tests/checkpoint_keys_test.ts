@@ -6,7 +6,6 @@
  */
 
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { fromFileUrl } from "../src/std/path.ts";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { SD15_UNET, SD15_VAE } from "../src/models/config.ts";
 import {
@@ -18,14 +17,12 @@ import {
   transformedShape,
   UnknownCheckpointKeyError,
 } from "../src/weights/checkpoint_keys.ts";
-
-const FIX = new URL("../../shared/fixtures/", import.meta.url);
-const fix = (p: string) => fromFileUrl(new URL(p, FIX));
+import { fixture } from "./fixtures.ts";
 
 async function tinyConfig(): Promise<CheckpointKeyConfig> {
   return {
-    unet: JSON.parse(await Deno.readTextFile(fix("tiny-sd/unet/config.json"))),
-    vae: JSON.parse(await Deno.readTextFile(fix("tiny-sd/vae/config.json"))),
+    unet: JSON.parse(await Deno.readTextFile(fixture("tiny-sd/unet/config.json"))),
+    vae: JSON.parse(await Deno.readTextFile(fixture("tiny-sd/vae/config.json"))),
   };
 }
 
@@ -49,12 +46,12 @@ function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 Deno.test("tiny single file maps onto exactly the diffusers keys, shapes and bytes", async () => {
   const config = await tinyConfig();
-  const single = await SafeTensorsFile.open(fix("tiny-sd-single.fp16.safetensors"));
+  const single = await SafeTensorsFile.open(fixture("tiny-sd-single.fp16.safetensors"));
   const parts = Object.fromEntries(
     await Promise.all(
       Object.entries(COMPONENT_FILES).map(async (
         [c, p],
-      ) => [c, await SafeTensorsFile.open(fix(p))]),
+      ) => [c, await SafeTensorsFile.open(fixture(p))]),
     ),
   ) as Record<CheckpointComponent, SafeTensorsFile>;
   try {

@@ -545,7 +545,7 @@ Deno.test({
           new URL("../main.ts", import.meta.url).pathname,
           prompt,
           "--weights",
-          new URL("../../shared/fixtures/tiny-sd", import.meta.url).pathname,
+          TINY,
           "--steps",
           "1",
           "--width",

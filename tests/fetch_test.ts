@@ -1,5 +1,5 @@
 /**
- * Fetching against local HTTP servers on 127.0.0.1 that serve `../shared/fixtures/tiny-sd/` under
+ * Fetching against local HTTP servers on 127.0.0.1 that serve the `tiny-sd` fixture under
  * a test lock with the files' real sizes and sha256: clean fetch, interrupted and resumed fetch,
  * a server without Range, a corrupted byte, a 404, a redirect to another port, a second run with no
  * network, concurrent fetches (in-process and a second process), the offline message; and the CLIP
@@ -7,7 +7,7 @@
  */
 
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
-import { fromFileUrl, join } from "../src/std/path.ts";
+import { join } from "../src/std/path.ts";
 import { isVerified, missingFiles, stampPath } from "../src/weights/cache.ts";
 import { type FetchProgress, WeightsError } from "../src/weights/download.ts";
 import { fetchModel, type FetchModelOptions, verifyFile } from "../src/weights/fetch.ts";
@@ -18,9 +18,9 @@ import {
   variantFilter,
   type WeightsLock,
 } from "../src/weights/lock.ts";
+import { fixture } from "./fixtures.ts";
 
-const FIXTURES = fromFileUrl(new URL("../../shared/fixtures/", import.meta.url));
-const TINY = join(FIXTURES, "tiny-sd");
+const TINY = fixture("tiny-sd");
 const TEST_TIMEOUT_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
@@ -498,11 +498,11 @@ Deno.test("the CLIP tokenizer fixtures are byte-identical to the SD 1.5 lock ent
   const sd15 = lockedModel(await loadLock(), "sd15");
   for (const name of ["vocab.json", "merges.txt"]) {
     const f = sd15.files.find((f) => f.path === `tokenizer/${name}`)!;
-    const r = await verifyFile(join(FIXTURES, "clip-tokenizer", name), f.bytes, f.sha256);
+    const r = await verifyFile(fixture(`clip-tokenizer/${name}`), f.bytes, f.sha256);
     assertEquals(r, { ok: true, bytes: f.bytes, sha256: f.sha256 }, name);
   }
   const wrong = await verifyFile(
-    join(FIXTURES, "clip-tokenizer", "vocab.json"),
+    fixture("clip-tokenizer/vocab.json"),
     1059962,
     "0".repeat(64),
   );

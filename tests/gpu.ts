@@ -1,6 +1,10 @@
 /**
  * Test helpers for GPU suites: one shared device, and the CI rule — with CI=true a missing
- * adapter fails the test instead of skipping it.
+ * adapter fails the test instead of skipping it. The shared device is destroyed when its test
+ * module unloads (each test file runs in its own worker of one process). Without that, every
+ * file's device with its buffer pool and pipelines stayed alive until the process exited and the
+ * runtime freed them all at once; the one abort seen after the summary (glibc `corrupted size vs.
+ * prev_size in fastbins`) happened in that teardown.
  *
  * @module
  */
@@ -14,7 +18,9 @@ let shared: Promise<Gpu | null> | null = null;
 export function testGpu(): Promise<Gpu | null> {
   shared ??= (async () => {
     try {
-      return await Gpu.create({ profile: false });
+      const gpu = await Gpu.create({ profile: false });
+      globalThis.addEventListener("unload", () => gpu.destroy());
+      return gpu;
     } catch (e) {
       if (Deno.env.get("CI") === "true") throw e;
       console.error(`skipping GPU tests: ${(e as Error).message}`);

@@ -11,12 +11,12 @@ import type { ModelSource } from "../src/weights/source.ts";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
 import { cast } from "../src/ops/elementwise.ts";
+import { fixture } from "./fixtures.ts";
 
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
-const TINY: ModelSource = { kind: "dir", dir: `${FIX}tiny-sd` };
+const TINY: ModelSource = { kind: "dir", dir: fixture("tiny-sd") };
 
 async function golden(): Promise<SafeTensorsFile> {
-  return await SafeTensorsFile.open(`${FIX}tiny-sd-golden.safetensors`);
+  return await SafeTensorsFile.open(fixture("tiny-sd-golden.safetensors"));
 }
 
 /** Collects probes as pinned f32 copies, then compares them after the call. */
@@ -59,7 +59,7 @@ for (const precision of ["f32", "f16"] as const) {
 
       // Text encoder: tokens must match, then last_hidden_state.
       const ids = await g.readI64("tokens.uncond_cond");
-      const gj = JSON.parse(await Deno.readTextFile(`${FIX}tiny-sd-golden.json`));
+      const gj = JSON.parse(await Deno.readTextFile(fixture("tiny-sd-golden.json")));
       const mine = [gj.negative_prompt, gj.prompt].flatMap((p: string) =>
         sd.tokenizer.encode(p).ids
       );

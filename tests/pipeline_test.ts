@@ -9,9 +9,26 @@ import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
 import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu, testGpu } from "./gpu.ts";
+import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
+
+/**
+ * The model folder `base` with the scheduler config the goldens were made with (it keeps
+ * diffusers' `_use_default_values`: made in memory from SD 1.5's file, whose Euler runs
+ * "linspace"), the other components linked: a folder in `tmp`.
+ */
+async function withSchedulerConfig(base: string, config: unknown, tmp: string): Promise<string> {
+  const model = `${tmp}/model`;
+  await Deno.mkdir(`${model}/scheduler`, { recursive: true });
+  for (const entry of Deno.readDirSync(base)) {
+    if (entry.name !== "scheduler") {
+      await Deno.symlink(`${base}/${entry.name}`, `${model}/${entry.name}`);
+    }
+  }
+  await Deno.writeTextFile(`${model}/scheduler/scheduler_config.json`, JSON.stringify(config));
+  return model;
+}
 
 interface Case {
   key: string;
@@ -31,10 +48,11 @@ for (const precision of ["f32", "f16"] as const) {
     async fn() {
       const gpu = (await testGpu())!;
       if (precision === "f16" && !gpu.hasF16) return;
-      const meta = JSON.parse(await Deno.readTextFile(`${FIX}tiny-sd-golden.json`));
+      const meta = JSON.parse(await Deno.readTextFile(fixture("tiny-sd-golden.json")));
       const cases: Case[] = meta.pipeline_cases;
       const dir = await Deno.makeTempDir();
       try {
+        const model = await withSchedulerConfig(fixture("tiny-sd"), meta.configs.scheduler, dir);
         const jobs = cases.map((c, i) =>
           JSON.stringify({
             prompt: meta.prompt,
@@ -55,7 +73,7 @@ for (const precision of ["f32", "f16"] as const) {
             `${ROOT}main.ts`,
             "-",
             "--weights",
-            `${FIX}tiny-sd`,
+            model,
             "--precision",
             precision,
             "--quiet",
@@ -77,7 +95,7 @@ for (const precision of ["f32", "f16"] as const) {
           `${lines.length} JSON lines for ${cases.length} jobs`,
         );
 
-        const g = await SafeTensorsFile.open(`${FIX}tiny-sd-golden.safetensors`);
+        const g = await SafeTensorsFile.open(fixture("tiny-sd-golden.safetensors"));
         const report: string[] = [];
         const failures: string[] = [];
         for (const [i, c] of cases.entries()) {

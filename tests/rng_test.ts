@@ -1,7 +1,8 @@
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { randomSeed, TorchGenerator } from "../src/rng.ts";
+import { fixture } from "./fixtures.ts";
 
-const FIXTURE = new URL("../../shared/fixtures/randn.safetensors", import.meta.url);
+const FIXTURE = fixture("randn.safetensors");
 
 interface Draw {
   seed: number;

@@ -1,10 +1,10 @@
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
-import { fromFileUrl, join } from "../src/std/path.ts";
+import { join } from "../src/std/path.ts";
 import { SafetensorsError, SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { writeSafetensors } from "../src/weights/safetensors_writer.ts";
+import { fixture } from "./fixtures.ts";
 
-const FIXTURES = fromFileUrl(new URL("../../shared/fixtures/", import.meta.url));
-const TINY = join(FIXTURES, "tiny-sd");
+const TINY = fixture("tiny-sd");
 
 /** Index of the first element whose bits differ, or -1 (lengths must match). */
 function firstBitDiff(a: ArrayBufferView, b: ArrayBufferView): number {
@@ -71,7 +71,7 @@ Deno.test("safetensors: every tiny-sd file loads; the fp16 files are the f32 one
 
 Deno.test("safetensors: other fixture files open (F64, I64, single-file F16)", async () => {
   for (const name of ["tiny-sd-single.fp16.safetensors", "schedulers.safetensors"]) {
-    const f = await SafeTensorsFile.open(join(FIXTURES, name));
+    const f = await SafeTensorsFile.open(fixture(name));
     let floats = 0;
     for (const t of f.tensors.values()) {
       if (t.dtype === "I64") continue;
@@ -83,7 +83,7 @@ Deno.test("safetensors: other fixture files open (F64, I64, single-file F16)", a
     assert(floats > 0, `${name}: no float tensors`);
     f.close();
   }
-  const s = await SafeTensorsFile.open(join(FIXTURES, "schedulers.safetensors"));
+  const s = await SafeTensorsFile.open(fixture("schedulers.safetensors"));
   const ts = [...s.tensors.values()].find((t) => t.dtype === "F64" && t.name.endsWith("timesteps"));
   assert(ts, "schedulers.safetensors: no F64 timesteps");
   const v = await s.readF64(ts.name);

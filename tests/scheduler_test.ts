@@ -1,5 +1,5 @@
 /**
- * Schedulers against diffusers (../shared/fixtures/schedulers.{safetensors,json}): configs as
+ * Schedulers against diffusers (fixtures schedulers.{safetensors,json}): configs as
  * `X.from_config(pndm.config)` builds them, timesteps/σ/init_noise_sigma for 1, 4, 6, 20, 50
  * steps, and the 20-step loop of `sched.loop_rule` for every deterministic scheduler.
  */
@@ -8,7 +8,6 @@ import { relL2 } from "../src/compare.ts";
 import { TorchGenerator } from "../src/rng.ts";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { fromFileUrl } from "../src/std/path.ts";
 import {
   createScheduler,
   DIFFUSERS_CLASSES,
@@ -24,9 +23,7 @@ import {
 } from "../scheduler/mod.ts";
 import { lmsCoefficients } from "../scheduler/lms.ts";
 import { ancestralSigmas } from "../scheduler/euler_ancestral.ts";
-
-const FIXTURES = new URL("../../shared/fixtures/", import.meta.url);
-const fixturePath = (name: string) => fromFileUrl(new URL(name, FIXTURES));
+import { fixture } from "./fixtures.ts";
 
 const DETERMINISTIC: SchedulerName[] = [
   "ddim",
@@ -43,11 +40,11 @@ const STEP_COUNTS = [1, 4, 6, 20, 50];
  */
 const IN_SHARED_FIXTURE = SCHEDULER_NAMES.filter((name) => name !== "lcm");
 
-const meta = JSON.parse(await Deno.readTextFile(fixturePath("schedulers.json"))) as Record<
+const meta = JSON.parse(await Deno.readTextFile(fixture("schedulers.json"))) as Record<
   string,
   unknown
 >;
-const file = await SafeTensorsFile.open(fixturePath("schedulers.safetensors"));
+const file = await SafeTensorsFile.open(fixture("schedulers.safetensors"));
 const f64 = async (key: string) => Array.from(await file.readF64(key));
 
 /** Largest elementwise relative error (absolute where the reference is 0). */
@@ -327,14 +324,14 @@ Deno.test("scheduler errors: bad step counts, unknown names, unsupported options
 });
 
 Deno.test("scheduler config files: tiny-sd's loads; bare -Infinity parses; bad types are errors", async () => {
-  const tiny = await loadSchedulerConfig(fixturePath("tiny-sd"));
+  const tiny = await loadSchedulerConfig(fixture("tiny-sd"));
   assertEquals(tiny._class_name, "PNDMScheduler");
   assertEquals(tiny.steps_offset, 1);
-  // The saved file lists timestep_spacing "leading" = PNDM's default, which SD 1.5's file never
-  // set: the reference pipeline (tiny-sd-golden.json lists it in _use_default_values) gives
-  // Euler "linspace".
-  assertEquals(schedulerConfigFor("euler", tiny).timestep_spacing, "linspace");
-  const gold = JSON.parse(await Deno.readTextFile(fixturePath("tiny-sd-golden.json")));
+  // The saved file sets timestep_spacing "leading": diffusers, loading the folder, passes it on
+  // (the features goldens' Euler runs "leading"); the config tiny-sd-golden was made with lists it
+  // in _use_default_values (made in memory from SD 1.5's file), so there Euler runs "linspace".
+  assertEquals(schedulerConfigFor("euler", tiny).timestep_spacing, "leading");
+  const gold = JSON.parse(await Deno.readTextFile(fixture("tiny-sd-golden.json")));
   assertEquals(
     schedulerConfigFor("euler", gold.configs.scheduler).timestep_spacing,
     "linspace",

@@ -7,9 +7,9 @@
 import { assert, assertEquals } from "../src/std/assert.ts";
 import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu } from "./gpu.ts";
+import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
 
 async function generate(dir: string, name: string, weights: string[]): Promise<Uint8Array> {
   const out = `${dir}/${name}.png`;
@@ -47,12 +47,12 @@ Deno.test({
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
-      const folder = await generate(dir, "folder", ["--weights", `${FIX}tiny-sd`]);
+      const folder = await generate(dir, "folder", ["--weights", fixture("tiny-sd")]);
       const single = await generate(dir, "single", [
         "--weights",
-        `${FIX}tiny-sd-single.fp16.safetensors`,
+        fixture("tiny-sd-single.fp16.safetensors"),
         "--config",
-        `${FIX}tiny-sd`,
+        fixture("tiny-sd"),
       ]);
       assertEquals(single.length, folder.length);
       let differing = 0;

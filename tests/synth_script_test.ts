@@ -1,13 +1,13 @@
 /**
  * scripts/synth.ts writes a model folder equal to the reference's: with tiny-sd's configs, every
- * tensor of every file (f32 and f16) matches ../shared/fixtures/tiny-sd byte for byte.
+ * tensor of every file (f32 and f16) matches the tiny-sd fixture byte for byte.
  */
 
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
+import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const FIX = new URL("../../shared/fixtures/", import.meta.url).pathname;
 
 Deno.test("scripts/synth.ts: tiny-sd configs reproduce the fixture folder byte for byte", async () => {
   const out = await Deno.makeTempDir();
@@ -22,9 +22,9 @@ Deno.test("scripts/synth.ts: tiny-sd configs reproduce the fixture folder byte f
         "--precision",
         "both",
         "--configs",
-        `${FIX}tiny-sd`,
+        fixture("tiny-sd"),
         "--tokenizer",
-        `${FIX}clip-tokenizer`,
+        fixture("clip-tokenizer"),
       ],
       stderr: "piped",
     }).output();
@@ -39,7 +39,7 @@ Deno.test("scripts/synth.ts: tiny-sd configs reproduce the fixture folder byte f
     ) {
       for (const suffix of [".safetensors", ".fp16.safetensors"]) {
         const mine = await SafeTensorsFile.open(`${out}/${f}${suffix}`);
-        const ref = await SafeTensorsFile.open(`${FIX}tiny-sd/${f}${suffix}`);
+        const ref = await SafeTensorsFile.open(fixture(`tiny-sd/${f}${suffix}`));
         assertEquals([...mine.tensors.keys()].sort(), [...ref.tensors.keys()].sort(), f);
         for (const [name, info] of ref.tensors) {
           assertEquals(mine.tensors.get(name)!.shape, info.shape, name);

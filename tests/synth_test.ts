@@ -1,9 +1,10 @@
 import { assert, assertEquals } from "../src/std/assert.ts";
-import { fromFileUrl, join } from "../src/std/path.ts";
+import { join } from "../src/std/path.ts";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { fnv1a32, synthTensor, synthTensorF16, synthUniform } from "../src/weights/synth.ts";
+import { fixture } from "./fixtures.ts";
 
-const TINY = fromFileUrl(new URL("../../shared/fixtures/tiny-sd/", import.meta.url));
+const TINY = fixture("tiny-sd");
 
 Deno.test("synth: SYNTH.md test vectors", () => {
   // The spec's table: fnv1a32(name) and u[0..3].

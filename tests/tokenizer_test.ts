@@ -8,14 +8,14 @@ import {
   MAX_LENGTH,
   truncationWarning,
 } from "../src/tokenizer.ts";
+import { fixture } from "./fixtures.ts";
 
-const FIXTURES = new URL("../../shared/fixtures/", import.meta.url);
-const TOKENIZER_DIR = new URL("clip-tokenizer/", FIXTURES).pathname;
+const TOKENIZER_DIR = fixture("clip-tokenizer");
 
 const tokenizer = await ClipTokenizer.fromFolder(TOKENIZER_DIR);
 
 Deno.test("tokenizer: every prompt of tokens.json gives exactly its 77 ids", async () => {
-  const cases = JSON.parse(await Deno.readTextFile(new URL("tokens.json", FIXTURES))) as {
+  const cases = JSON.parse(await Deno.readTextFile(fixture("tokens.json"))) as {
     prompt: string;
     ids: number[];
   }[];
@@ -33,7 +33,7 @@ Deno.test("tokenizer: every prompt of tokens.json gives exactly its 77 ids", asy
 
 Deno.test("tokenizer: the in-memory JSON equals what transformers builds (but padding)", async () => {
   const reference = JSON.parse(
-    await Deno.readTextFile(new URL("clip-tokenizer/tokenizer.reference.json", FIXTURES)),
+    await Deno.readTextFile(fixture("clip-tokenizer/tokenizer.reference.json")),
   );
   assertEquals(await clipTokenizerJson(TOKENIZER_DIR), { ...reference, padding: null });
 });
@@ -52,7 +52,7 @@ Deno.test("tokenizer: a prompt over 77 tokens keeps BOS…EOS and reports the dr
 });
 
 Deno.test("tokenizer: the fixture's long prompt drops exactly the words past 75", async () => {
-  const cases = JSON.parse(await Deno.readTextFile(new URL("tokens.json", FIXTURES))) as {
+  const cases = JSON.parse(await Deno.readTextFile(fixture("tokens.json"))) as {
     prompt: string;
   }[];
   const long = cases.find(({ prompt }) => prompt.split(/\s+/).length > MAX_LENGTH);

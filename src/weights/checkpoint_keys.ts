@@ -475,3 +475,34 @@ export function transformedShape(
   }
   return [...shape];
 }
+
+/**
+ * The inverse of {@linkcode mapCheckpointKey}: the original key under which a single-file
+ * checkpoint holds the diffusers tensor `name` of `component` (the first row of the table that
+ * produces it, i.e. `cond_stage_model.transformer.text_model.*` for the text encoder), with the
+ * transform loading applies; `undefined` when no row produces it. Used to write single-file
+ * fixtures from diffusers folders.
+ */
+export function originalCheckpointKey(
+  component: CheckpointComponent,
+  name: string,
+  config: CheckpointKeyConfig,
+): { key: string; transform?: CheckpointTransform } | undefined {
+  for (const [from, e] of expand(config)) {
+    if (e.component !== component || !name.startsWith(`${e.to}.`)) continue;
+    const suffix = name.slice(e.to.length + 1);
+    const m = /^(?:(.*)\.)?(weight|bias)$/.exec(suffix);
+    const renamed = m
+      ? Object.entries(e.inner.renames ?? {}).filter(([, to]) => to === (m[1] ?? ""))
+        .map(([sub]) => (sub === "" ? m[2] : `${sub}.${m[2]}`))
+      : [];
+    const candidates = [suffix, ...renamed];
+    for (const c of candidates) {
+      const t = lookup(`${from}.${c}`, config);
+      if (t && t.component === component && t.name === name) {
+        return { key: `${from}.${c}`, ...(t.transform ? { transform: t.transform } : {}) };
+      }
+    }
+  }
+  return undefined;
+}
