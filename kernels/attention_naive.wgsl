@@ -88,6 +88,8 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
 const TILE = 64u;   // output tile edge
 const KC = 16u;     // reduction elements per staged chunk
 
+#include "attention_heads.wgsl"
+
 // Staged chunks, k-major: a[kk·16 + r/4][r%4] holds A[row r, k kk]; b likewise for the columns.
 var<workgroup> ta: array<vec4<f32>, 256>;
 var<workgroup> tb: array<vec4<f32>, 256>;
@@ -100,11 +102,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   let r0 = wg.y * TILE;          // first query row within the chunk
   let bhl = wg.z;
   let bh = p.bh0 + bhl;
-  let b = bh / p.heads;
-  let h = bh % p.heads;
   let ld = p.heads * p.d;
-  let qbase = b * p.nq * ld + h * p.d;
-  let kbase = b * p.nk * ld + h * p.d;
+  let qbase = head_base(bh, p.nq);
+  let kbase = head_base(bh, p.nk);
   let srow = bhl * p.rows;       // first row of this batch·head in S
 #if SCORES
   let kdim = p.d;                // reduction over channels

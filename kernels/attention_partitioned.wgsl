@@ -75,62 +75,11 @@ const NEG = -3.0e38;     // stands for −∞
 #endif
 @group(0) @binding(4) var<storage, read_write> ml: array<f32>;  // m [BH, NP, Nq], then l
 
-const TC = ${TC}u;       // invocations along a row
-const WG = 16u * ${TC}u; // invocations
-const RM = ${RM}u;       // Q rows per invocation
-const RN = 4u;           // keys per invocation per sub-tile
-const BR = 16u * ${RM}u; // Q rows per workgroup
-const BC = 4u * ${TC}u;  // keys per sub-tile
+#include "attention_tile.wgsl"
+#include "attention_heads.wgsl"
+
 const NSUB = ${NSUB}u;   // sub-tiles per partition
 const PW = ${NSUB}u * 4u * ${TC}u; // keys per partition
-const CG = ${CG}u;       // vec4 column groups of O per invocation
-const GW = ${TC}u * ${CG}u; // vec4 column groups per workgroup
-const KC4 = ${KC4}u;     // vec4s of d per staged Q/K chunk
-const KS = ${KC4}u + 1u; // padded vec4 row stride of the staged chunks
-const VC = ${VC}u;       // keys per staged V slab
-const PT = ${PT}u;       // vec4 offset of P (transposed: [key][row / 4]) when RM = 4
-const NQL = ${NQL}u;     // staging loads per invocation: Q chunk, K chunk, V slab (vec4s)
-const NKL = ${NKL}u;
-const NVL = ${NVL}u;
-
-var<workgroup> sm: array<vec4<f32>, ${SMV}>;
-var<workgroup> red: array<f32, ${RED}>;
-#if !PVEC
-var<workgroup> ps: array<f32, ${PSZ}>;  // P transposed, [key][row], when RM < 4
-#endif
-
-// Four consecutive head channels c … c+3 of token `row` of q (which = 0), k (1) or v (2), zero
-// outside the matrix.
-fn load4(which: u32, base: u32, row: u32, rows: u32, c: u32, ld: u32) -> vec4<f32> {
-  var r = vec4<f32>(0.0);
-  if (row >= rows) { return r; }
-  let at = base + row * ld + c;
-#if VEC
-  if (c < p.d) {
-    if (which == 0u) {
-      r = vec4<f32>(q[at >> 2u]);
-    } else if (which == 1u) {
-      r = vec4<f32>(k[at >> 2u]);
-    } else {
-      r = vec4<f32>(v[at >> 2u]);
-    }
-  }
-#else
-  #unroll
-  for (var e = 0u; e < 4u; e++) {
-    if (c + e < p.d) {
-      if (which == 0u) {
-        r[e] = f32(q[at + e]);
-      } else if (which == 1u) {
-        r[e] = f32(k[at + e]);
-      } else {
-        r[e] = f32(v[at + e]);
-      }
-    }
-  }
-#endif
-  return r;
-}
 
 @compute @workgroup_size(${WGS})
 fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -141,11 +90,9 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
   let part = wg.y;                       // partition
   let bhl = wg.z;                        // batch·head within this dispatch
   let bh = p.bh0 + bhl;
-  let b = bh / p.heads;
-  let h = bh % p.heads;
   let ld = p.heads * p.d;
-  let qbase = b * p.nq * ld + h * p.d;
-  let kbase = b * p.nk * ld + h * p.d;
+  let qbase = head_base(bh, p.nq);
+  let kbase = head_base(bh, p.nk);
   let jp = part * PW;                    // first key of the partition
   let stat = (bhl * p.np + part) * p.rows - p.qi0;  // m and l of row i at stat + i
   let ksm = BR * KS;                     // vec4 offset of the staged K chunk
@@ -181,24 +128,7 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
       let j0 = jp + sub * BC;
       for (var kc = 0u; kc < p.d; kc += 4u * KC4) {
         workgroupBarrier();
-        #unroll
-        for (var u = 0u; u < NQL; u++) {
-          let e = lid + u * WG;
-          if (e < BR * KC4) {
-            let r = e / KC4;
-            let c4 = e % KC4;
-            sm[r * KS + c4] = load4(0u, qbase, i0 + r, p.nq, kc + 4u * c4, ld);
-          }
-        }
-        #unroll
-        for (var u = 0u; u < NKL; u++) {
-          let e = lid + u * WG;
-          if (e < BC * KC4) {
-            let r = e / KC4;
-            let c4 = e % KC4;
-            sm[ksm + r * KS + c4] = load4(1u, kbase, j0 + r, p.nk, kc + 4u * c4, ld);
-          }
-        }
+        stage_qk(lid, qbase, kbase, i0, j0, kc, ld);
         workgroupBarrier();
         #unroll
         for (var c4 = 0u; c4 < KC4; c4++) {
@@ -280,25 +210,11 @@ fn main(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wg: ve
       let j0 = jp + sub * BC;
       for (var v0 = 0u; v0 < BC; v0 += VC) {
         if (v0 > 0u) { workgroupBarrier(); }
-        #unroll
-        for (var u = 0u; u < NVL; u++) {
-          let e = lid + u * WG;
-          if (e < VC * GW) {
-            let r = e / GW;
-            let g4 = e % GW;
-            sm[e] = load4(2u, kbase, j0 + v0 + r, jend, 4u * g4, ld);
-          }
-        }
+        stage_v(lid, kbase, j0 + v0, jend, ld);
         workgroupBarrier();
         #unroll
         for (var jj = 0u; jj < VC; jj++) {
-#if PVEC
-          let p4 = sm[PT + (v0 + jj) * 16u + ty];
-#else
-          var p4: vec4<f32>;
-          #unroll
-          for (var x = 0u; x < RM; x++) { p4[x] = ps[(v0 + jj) * BR + ty * RM + x]; }
-#endif
+          let p4 = p_col(v0 + jj, ty);
           #unroll
           for (var g = 0u; g < CG; g++) {
             let v4 = sm[jj * GW + tx + TC * g];

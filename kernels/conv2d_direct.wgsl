@@ -21,7 +21,7 @@
 // loops over function-scope arrays: that took the kernel from 1.7 to 15–20 TFLOP/s on an H200.
 //
 // Epilogue: y = act(acc + bias[o]) + residual[b, o, n] — bias and residual optional (fusion
-// specializations BIAS, RESIDUAL), act = identity or SiLU (SILU); the same order as matmul.wgsl.
+// specializations BIAS, RESIDUAL), act = identity or SiLU (SILU); the same order as linear.wgsl.
 //
 // Precision: T (f32 | f16) is the storage type of x, w, bias, residual and y. Values are widened to
 // f32 when loaded into workgroup memory; products and sums are f32; one rounding to T on store.
@@ -68,15 +68,7 @@ const B_STRIDE = BN / 4u;      // Bs row length in vec4
 var<workgroup> As: array<vec4<f32>, BK * A_STRIDE>;  // As[kk][m], m = output channel in tile
 var<workgroup> Bs: array<vec4<f32>, BK * B_STRIDE>;  // Bs[kk][n], n = pixel in tile
 
-// c + a ⊗ b for a 4 × 4 register block kept as 4 row vectors (c[r] = output channel r).
-fn rank1(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-  return mat4x4<f32>(
-    fma(vec4<f32>(a.x), b, c[0]),
-    fma(vec4<f32>(a.y), b, c[1]),
-    fma(vec4<f32>(a.z), b, c[2]),
-    fma(vec4<f32>(a.w), b, c[3]),
-  );
-}
+#include "rank1.wgsl"  // c[r] = output channel r
 
 // W[o, k] widened to f32, 0 outside the matrix.
 fn load_w(o: u32, k: u32) -> f32 {
@@ -140,20 +132,7 @@ fn store_b(v: vec4<f32>, kk: u32, nb: u32) {
   Bs[(kk + 3u * S) * B_STRIDE + col][lane] = v.w;
 }
 
-// Epilogue of one output element (skipped outside the output): bias, activation, residual.
-fn store_one(acc: f32, bo: f32, yi: u32, ok: bool) {
-  if (!ok) {
-    return;
-  }
-  var v = acc + bo;
-#if SILU
-  v = v / (1.0 + exp(-v));
-#endif
-#if RESIDUAL
-  v += f32(res[yi]);
-#endif
-  y[yi] = ${T}(v);
-}
+#include "conv2d_epilogue.wgsl"
 
 // Epilogue of output channel o, pixels n … n + 3 of image b.
 fn store_row(acc: vec4<f32>, o: u32, n: u32, b: u32) {

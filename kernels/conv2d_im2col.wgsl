@@ -1,6 +1,6 @@
 // im2col for convolutions run as a GEMM (src/ops/conv2d.ts, the `auto` conv route for strided and
 // other non-Winograd, non-1×1 convolutions): the columns the direct kernel gathers on the fly,
-// stored once so that the tiled matmul (kernels/matmul.wgsl, 2–3× the direct kernel's rate at the
+// stored once so that the tiled matmul (kernels/linear.wgsl, 2–3× the direct kernel's rate at the
 // UNet's stride-2 downsamplers) can multiply them:
 //
 //   col[b, k, n] = x[b, c, oy·stride − pad_top + ky, ox·stride − pad_left + kx]  (0 outside)
@@ -9,8 +9,7 @@
 // Then y[b] = W · col[b] ([O, K]·[K, N]) is NCHW directly.
 //
 // Work decomposition: one invocation per col element, 256 a workgroup, consecutive invocations
-// along n (coalesced stores; loads strided by `stride`). Grid x·y covers B·K·N (y when more than
-// 65535 workgroups). Memory-bound: B·K·N stores (the caller caps the buffer's size).
+// along n (coalesced stores; loads strided by `stride`), on the 1-D grid of common/grid1d.wgsl. Memory-bound: B·K·N stores (the caller caps the buffer's size).
 // Precision: a copy in T; no arithmetic.
 //
 // Specializations (pipeline-cache key / profiler label): conv2d_im2col_<T>_<KS>x<KS>
@@ -36,12 +35,14 @@ struct Params {
 
 const KS = ${KS}u;
 
+#include "grid1d.wgsl"
+
 @compute @workgroup_size(256)
 fn main(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.total) { return; }
   let n = i % p.N;
   let bk = i / p.N;

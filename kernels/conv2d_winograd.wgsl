@@ -91,13 +91,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(1) var<storage, read> x: array<${T}>;         // [B, C, H, W]
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [16, Cp, Pp]
 
-// x[row + ix] widened to f32, 0 left or right of the image.
-fn load_x(row: u32, ix: i32) -> f32 {
-  if (ix >= 0 && ix < i32(p.W)) {
-    return f32(x[row + u32(ix)]);
-  }
-  return 0.0;
-}
+#include "winograd_load_x.wgsl"
+#include "winograd_tile_origin.wgsl"
 
 // Row iy, columns x0 … x0 + 3 of the channel plane at base, 0 outside the image.
 fn load_row(base: u32, iy: i32, x0: i32) -> vec4<f32> {
@@ -130,12 +125,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var d2 = vec4<f32>(0.0);
   var d3 = vec4<f32>(0.0);
   if (c < p.C && pl < p.Pc && pg < p.P) {
-    let tw = (p.W + 1u) / 2u;
-    let th = (p.H + 1u) / 2u;
-    let b = pg / (tw * th);
-    let rem = pg % (tw * th);
-    let y0 = i32(rem / tw) * 2 - 1;
-    let x0 = i32(rem % tw) * 2 - 1;
+    let t = tile_origin(pg, 2u);
+    let b = t.x;
+    let y0 = i32(t.y) - 1;
+    let x0 = i32(t.z) - 1;
     let base = (b * p.C + c) * p.H * p.W;
     d0 = load_row(base, y0, x0);
     d1 = load_row(base, y0 + 1, x0);
@@ -166,15 +159,7 @@ const BV = BN / 4u;  // vec4 per row of Bs
 var<workgroup> As: array<vec4<f32>, BK * AV>;  // As[kk][o]
 var<workgroup> Bs: array<vec4<f32>, BK * BV>;  // Bs[kk][p]
 
-// c + a ⊗ b for a 4 × 4 register block kept as 4 row vectors (c[r] = row r).
-fn rank1(c: mat4x4<f32>, a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
-  return mat4x4<f32>(
-    fma(vec4<f32>(a.x), b, c[0]),
-    fma(vec4<f32>(a.y), b, c[1]),
-    fma(vec4<f32>(a.z), b, c[2]),
-    fma(vec4<f32>(a.w), b, c[3]),
-  );
-}
+#include "rank1.wgsl"
 
 // Stores the 4 × 4 block c: rows o … o + 3, tile columns as the vec4 at index col of M[ξ][o].
 fn store_block(c: mat4x4<f32>, row: u32, col: u32, ppv: u32) {
@@ -266,20 +251,8 @@ fn load_m(idx: u32, step: u32) -> vec4<f32> {
   return vec4<f32>(m[idx], m[idx + step], m[idx + 2u * step], m[idx + 3u * step]);
 }
 
-// Epilogue of one output pixel (inside the image when ok).
-fn store_y(val: f32, bo: f32, idx: u32, ok: bool) {
-  if (!ok) {
-    return;
-  }
-  var v = val + bo;
-#if SILU
-  v = v / (1.0 + exp(-v));
-#endif
-#if RESIDUAL
-  v += f32(res[idx]);
-#endif
-  y[idx] = ${T}(v);
-}
+#include "conv2d_epilogue.wgsl"
+#include "winograd_tile_origin.wgsl"
 
 // Written out without loops over function-scope arrays, so that m and Y stay in registers.
 @compute @workgroup_size(64)
@@ -304,18 +277,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #else
   let bo = 0.0;
 #endif
-  let tw = (p.W + 1u) / 2u;
-  let th = (p.H + 1u) / 2u;
-  let b = pg / (tw * th);
-  let rem = pg % (tw * th);
-  let oy = (rem / tw) * 2u;
-  let ox = (rem % tw) * 2u;
+  let t = tile_origin(pg, 2u);
+  let b = t.x;
+  let oy = t.y;
+  let ox = t.z;
   let i0 = ((b * p.O + o) * p.H + oy) * p.W + ox;
   let right = ox + 1u < p.W;
   let below = oy + 1u < p.H;
-  store_y(a0.x + a0.y + a0.z, bo, i0, true);
-  store_y(a0.y - a0.z - a0.w, bo, i0 + 1u, right);
-  store_y(a1.x + a1.y + a1.z, bo, i0 + p.W, below);
-  store_y(a1.y - a1.z - a1.w, bo, i0 + p.W + 1u, right && below);
+  store_one(a0.x + a0.y + a0.z, bo, i0, true);
+  store_one(a0.y - a0.z - a0.w, bo, i0 + 1u, right);
+  store_one(a1.x + a1.y + a1.z, bo, i0 + p.W, below);
+  store_one(a1.y - a1.z - a1.w, bo, i0 + p.W + 1u, right && below);
 }
 #endif

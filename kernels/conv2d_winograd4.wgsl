@@ -102,13 +102,8 @@ struct Row6 {
   b: vec2<f32>,
 }
 
-// x[row + ix] widened to f32, 0 left or right of the image.
-fn load_x(row: u32, ix: i32) -> f32 {
-  if (ix >= 0 && ix < i32(p.W)) {
-    return f32(x[row + u32(ix)]);
-  }
-  return 0.0;
-}
+#include "winograd_load_x.wgsl"
+#include "winograd_tile_origin.wgsl"
 
 // Row iy, columns x0 … x0 + 5 of the channel plane at base, 0 outside the image.
 fn load_row(base: u32, iy: i32, x0: i32) -> Row6 {
@@ -162,12 +157,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var d4 = zero;
   var d5 = zero;
   if (c < p.C && pl < p.Pc && pg < p.P) {
-    let tw = (p.W + 3u) / 4u;
-    let th = (p.H + 3u) / 4u;
-    let b = pg / (tw * th);
-    let rem = pg % (tw * th);
-    let y0 = i32(rem / tw) * 4 - 1;
-    let x0 = i32(rem % tw) * 4 - 1;
+    let t = tile_origin(pg, 4u);
+    let b = t.x;
+    let y0 = i32(t.y) - 1;
+    let x0 = i32(t.z) - 1;
     let base = (b * p.C + c) * p.H * p.W;
     d0 = load_row(base, y0, x0);
     d1 = load_row(base, y0 + 1, x0);
@@ -213,27 +206,15 @@ fn at_row(idx: u32, step: u32) -> vec4<f32> {
   return vec4<f32>(m0 + s12 + s34, d12 + 2.0 * d34, s12 + 4.0 * s34, d12 + 8.0 * d34 + m5);
 }
 
-// Epilogue of one output pixel (inside the image when ok).
-fn store_y(val: f32, bo: f32, idx: u32, ok: bool) {
-  if (!ok) {
-    return;
-  }
-  var v = val + bo;
-#if SILU
-  v = v / (1.0 + exp(-v));
-#endif
-#if RESIDUAL
-  v += f32(res[idx]);
-#endif
-  y[idx] = ${T}(v);
-}
+#include "conv2d_epilogue.wgsl"
+#include "winograd_tile_origin.wgsl"
 
 // Output row r of the tile (a vec4 of columns), stored with the epilogue.
 fn store_row(val: vec4<f32>, bo: f32, idx: u32, ok: bool, ox: u32) {
-  store_y(val.x, bo, idx, ok);
-  store_y(val.y, bo, idx + 1u, ok && ox + 1u < p.W);
-  store_y(val.z, bo, idx + 2u, ok && ox + 2u < p.W);
-  store_y(val.w, bo, idx + 3u, ok && ox + 3u < p.W);
+  store_one(val.x, bo, idx, ok);
+  store_one(val.y, bo, idx + 1u, ok && ox + 1u < p.W);
+  store_one(val.z, bo, idx + 2u, ok && ox + 2u < p.W);
+  store_one(val.w, bo, idx + 3u, ok && ox + 3u < p.W);
 }
 
 @compute @workgroup_size(64)
@@ -262,12 +243,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #else
   let bo = 0.0;
 #endif
-  let tw = (p.W + 3u) / 4u;
-  let th = (p.H + 3u) / 4u;
-  let b = pg / (tw * th);
-  let rem = pg % (tw * th);
-  let oy = (rem / tw) * 4u;
-  let ox = (rem % tw) * 4u;
+  let t = tile_origin(pg, 4u);
+  let b = t.x;
+  let oy = t.y;
+  let ox = t.z;
   let i0 = ((b * p.O + o) * p.H + oy) * p.W + ox;
   store_row(a0 + s12 + s34, bo, i0, true, ox);
   store_row(d12 + 2.0 * d34, bo, i0 + p.W, oy + 1u < p.H, ox);

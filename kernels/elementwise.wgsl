@@ -1,7 +1,7 @@
 // Elementwise kernels over flat tensors.
 //
 // Work decomposition: one invocation per element (or per 4-vector where noted), 256 invocations a
-// workgroup, 2-D grid so more than 65535×256 elements fit (index = gid.x + gid.y × 65535 × 256).
+// workgroup, on the 1-D grid of common/grid1d.wgsl (more than 65535 workgroups wrap into y).
 // Specializations (pipeline-cache key / profiler label): elementwise_<OP>_<T>.
 //   T  : storage type of every tensor (f32 | f16).
 //   OP : add (a + b, b broadcast: b index = (i / p.bdiv) % p.bn — equal shapes: bdiv 1, bn n;
@@ -26,6 +26,8 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> y: array<${TO}>;
 #endif
 
+#include "grid1d.wgsl"
+
 fn erf_approx(x: f32) -> f32 {
   // Abramowitz–Stegun 7.1.26 is too coarse (2.5e-5 abs); use the tanh-free rational
   // approximation of W. J. Cody via erfc for |x| > 0.5 and a series below: max abs error 1.2e-7.
@@ -38,8 +40,8 @@ fn erf_approx(x: f32) -> f32 {
 }
 
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 65535u * 256u;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let x = f32(a[i]);
 #if OP_ADD

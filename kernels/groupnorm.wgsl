@@ -26,8 +26,8 @@
 //   NAIVE_STATS / NAIVE_NORMALIZE / NAIVE_AFFINE   groupnorm_naive_{stats,normalize,affine}_…
 //       The unfused baseline: one workgroup per group loops over it twice (mean, then Σ(x−mean)²)
 //       and writes (mean, rstd); an elementwise pass writes x̂ = (x−mean)·rstd; another writes
-//       x̂·γ + β (the SiLU is then the elementwise kernel's). 1-D passes: unit index
-//       gid.x + gid.y·(num_workgroups.x·WG).
+//       x̂·γ + β (the SiLU is then the elementwise kernel's). The two elementwise passes
+//       (NAIVE_ELEMENTWISE) run one invocation per unit on the 1-D grid of common/grid1d.wgsl.
 //
 // Precision: storage in T (f32 | f16); every load is widened to f32; sums, mean, M2, rstd and the
 // affine/SiLU arithmetic are f32, rounded to T only on the final store. Two-pass / Chan combining
@@ -49,17 +49,12 @@ const WG: u32 = 256u;
 const VEC: u32 = ${VEC}u;    // elements per unit
 const CHUNK: u32 = 4u * WG;  // units per chunk
 
-#if VEC4
-alias VT = vec4<${T}>;
-alias VF = vec4<f32>;
-fn hsum(v: VF) -> f32 { return dot(v, VF(1.0)); }
-#else
-alias VT = ${T};
-alias VF = f32;
-fn hsum(v: VF) -> f32 { return v; }
-#endif
+#include "vec_units.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+#include "grid1d.wgsl"
+
 
 #if FUSED_SINGLE
 @group(0) @binding(1) var<storage, read> x: array<VT>;
@@ -89,20 +84,8 @@ fn hsum(v: VF) -> f32 { return v; }
 @group(0) @binding(4) var<storage, read_write> y: array<VT>;
 #endif
 
-var<workgroup> red: array<f32, WG>;
-
-// Sum of `v` over the workgroup (tree in workgroup memory); every invocation gets the result.
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+#include "wg_sum.wgsl"
+#include "mean_rstd.wgsl"
 
 // An invocation's 4 units of a chunk starting at `base`: units lid + k·WG that are < count, zero
 // elsewhere (zeros add nothing to sums; deviations are masked by `valid`).
@@ -258,41 +241,24 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let gi = wid.x;
-  let base = gi * p.nu;
-  var s = 0.0;
-  for (var u = lid; u < p.nu; u += WG) { s += hsum(VF(x[base + u])); }
-  let mean = wg_sum(s, lid) * p.inv_n;
-  var q = 0.0;
-  for (var u = lid; u < p.nu; u += WG) {
-    let d = VF(x[base + u]) - VF(mean);
-    q += hsum(d * d);
-  }
-  let rstd = inverseSqrt(wg_sum(q, lid) * p.inv_n + p.eps);
-  if (lid == 0u) { stats[gi] = vec2<f32>(mean, rstd); }
+  let st = mean_rstd(gi * p.nu, p.nu, lid, p.inv_n, p.eps);
+  if (lid == 0u) { stats[gi] = st; }
 }
 #endif
 
-#if NAIVE_NORMALIZE
+#if NAIVE_ELEMENTWISE
 @compute @workgroup_size(WG)
 fn main(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let i = gid.x + gid.y * nwg.x * WG;
+  let i = grid1d_index(gid, nwg, WG);
   if (i >= p.total) { return; }
+#if NAIVE_NORMALIZE
   let st = stats[i / p.nu];
   y[i] = VT((VF(x[i]) - VF(st.x)) * st.y);
-}
-#endif
-
-#if NAIVE_AFFINE
-@compute @workgroup_size(WG)
-fn main(
-  @builtin(global_invocation_id) gid: vec3<u32>,
-  @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= p.total) { return; }
+#else
   y[i] = VT(affine(VF(x[i]), (i / p.su) % (p.groups * p.cpg)));
+#endif
 }
 #endif

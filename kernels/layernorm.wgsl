@@ -1,8 +1,8 @@
 // LayerNorm (torch.nn.LayerNorm over the last dim): x [R, C] row-major, γ/β [C].
 //
-// Work decomposition: one workgroup of WG invocations per row (row = wid.x + wid.y·65535, so more
-// than 65535 rows fit a 2-D grid). The row is read in units of VEC elements (VEC = 4 when
-// C % 4 == 0, so rows start 16-byte aligned).
+// Work decomposition: one workgroup of WG invocations per row, on the 1-D grid of
+// common/grid1d.wgsl with one row a workgroup (more than 65535 rows wrap into y). The row is read
+// in units of VEC elements (VEC = 4 when C % 4 == 0, so rows start 16-byte aligned).
 //   layernorm_<T>_v<VEC>_w<WG>       rows of up to 4·WG units, WG ∈ {64, 128, 256} the smallest
 //       that fits (a tile choice, not a shape: SD's C = 320 → 64, 768 → 64, 1280 → 128): each
 //       invocation holds its 4 units (lid + k·WG, coalesced) in registers as a Quad, so x is
@@ -24,60 +24,26 @@ struct Params {
 
 const WG: u32 = ${WG}u;
 
-#if VEC4
-alias VT = vec4<${T}>;
-alias VF = vec4<f32>;
-fn hsum(v: VF) -> f32 { return dot(v, VF(1.0)); }
-#else
-alias VT = ${T};
-alias VF = f32;
-fn hsum(v: VF) -> f32 { return v; }
-#endif
+#include "vec_units.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+#include "grid1d.wgsl"
+
 @group(0) @binding(1) var<storage, read> x: array<VT>;
 @group(0) @binding(2) var<storage, read> gamma: array<VT>;
 @group(0) @binding(3) var<storage, read> beta: array<VT>;
 @group(0) @binding(4) var<storage, read_write> y: array<VT>;
 
-var<workgroup> red: array<f32, WG>;
-
-// Sum of `v` over the workgroup (tree in workgroup memory); every invocation gets the result.
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) { red[lid] += red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
+#include "wg_sum.wgsl"
+#include "mean_rstd.wgsl"
 
 // x̂·γ + β for unit u of a row.
 fn affine(v: VF, mean: f32, rstd: f32, u: u32) -> VT {
   return VT((v - VF(mean)) * rstd * VF(gamma[u]) + VF(beta[u]));
 }
 
-#if LOOP
-@compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * 65535u;
-  if (row >= p.rows) { return; }  // uniform across the workgroup
-  let base = row * p.units;
-  var s = 0.0;
-  for (var u = lid; u < p.units; u += WG) { s += hsum(VF(x[base + u])); }
-  let mean = wg_sum(s, lid) * p.inv_c;
-  var q = 0.0;
-  for (var u = lid; u < p.units; u += WG) {
-    let d = VF(x[base + u]) - VF(mean);
-    q += hsum(d * d);
-  }
-  let rstd = inverseSqrt(wg_sum(q, lid) * p.inv_c + p.eps);
-  for (var u = lid; u < p.units; u += WG) { y[base + u] = affine(VF(x[base + u]), mean, rstd, u); }
-}
-#else
+#if !LOOP
 // An invocation's 4 units of the row at `base`: units lid + k·WG below p.units, zero elsewhere.
 struct Quad { v0: VF, v1: VF, v2: VF, v3: VF }
 
@@ -90,12 +56,21 @@ fn sq_dev(v: VF, mean: f32, u: u32) -> f32 {
   let d = v - VF(mean);
   return select(0.0, hsum(d * d), u < p.units);
 }
+#endif
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * 65535u;
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let row = grid1d_index(wid, nwg, 1u);
   if (row >= p.rows) { return; }  // uniform across the workgroup
   let base = row * p.units;
+#if LOOP
+  let st = mean_rstd(base, p.units, lid, p.inv_c, p.eps);
+  for (var u = lid; u < p.units; u += WG) { y[base + u] = affine(VF(x[base + u]), st.x, st.y, u); }
+#else
   let u0 = lid;
   let u1 = lid + WG;
   let u2 = lid + 2u * WG;
@@ -109,5 +84,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (u1 < p.units) { y[base + u1] = affine(q.v1, mean, rstd, u1); }
   if (u2 < p.units) { y[base + u2] = affine(q.v2, mean, rstd, u2); }
   if (u3 < p.units) { y[base + u3] = affine(q.v3, mean, rstd, u3); }
-}
 #endif
+}

@@ -13,19 +13,29 @@
 //   UPSAMPLE   layout_upsample2x_<T>   nearest 2×: y[p, 2i + di, 2j + dj] = x[p, i, j], p = b·C + c.
 //       One invocation per input element; it writes its two output rows as one vec2 each
 //       (an output row has 2w elements = w vec2s, so every vec2 is aligned).
+//   CROP       layout_upsample2x_crop_<T>  nearest 2× cropped to H' × W' (2h or 2h − 1, 2w or 2w − 1):
+//       y[p, oy, ox] = x[p, ⌊oy/2⌋, ⌊ox/2⌋], one invocation per output element (n = B·C·H'·W',
+//       a = H', b = W', c = w). For those sizes this is F.interpolate(x, size=(H', W'),
+//       mode="nearest") (⌊o·h/H'⌋ = ⌊o/2⌋), which diffusers' UNet does for latents not divisible
+//       by 2^(up blocks − 1) (e.g. 96 px: 12 → 6 → 3 → 2, then 2 → 3).
 //   EMBEDDING  layout_embedding_<T>[_pos]  y[r, c] = table[ids[r], c] (+ pos[r % L, c]), r = b·L + l;
 //       the sum with the position row is done in f32 and rounded to T once.
-// The 1-D modes run one invocation per output element, 256 a workgroup, element index
-// gid.x + gid.y·(num_workgroups.x·256) so more than 65535·256 elements fit.
+//   SPLIT_HALF matmul_split_half_<T>  y0 = x[:, :N], y1 = x[:, N:] for x [M, 2N] — the separate
+//       split of naive GEGLU (src/ops/linear.ts); n = M·N, a = N. (Its name is from when it lived
+//       in the matmul family (linear.wgsl), kept as the pipeline-cache key and profiler label.)
+// The 1-D modes run one invocation per output element, 256 a workgroup, on the 1-D grid of
+// common/grid1d.wgsl (more than 65535 workgroups wrap into y).
 
 struct Params {
   n: u32,   // invocations (1-D modes: output units; UPSAMPLE: input elements); TRANSPOSE: R
-  a: u32,   // CONCAT: na (units); UPSAMPLE: input height h; EMBEDDING: L; TRANSPOSE: K
+  a: u32,   // CONCAT: na (units); UPSAMPLE: input height h; EMBEDDING: L; TRANSPOSE: K; SPLIT_HALF: N
   b: u32,   // CONCAT: nb (units); UPSAMPLE: input width w; EMBEDDING: C
   c: u32,   // CONCAT: a_off (units); EMBEDDING: V (rows of the table, for the bound check)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
+
+#include "grid1d.wgsl"
 
 #if TRANSPOSE
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
@@ -67,6 +77,9 @@ alias VT = ${T};
 #elif UPSAMPLE
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec2<${T}>>;
+#elif CROP
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y: array<${T}>;
 #elif EMBEDDING
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read> table: array<${T}>;
@@ -76,11 +89,15 @@ alias VT = ${T};
 #else
 @group(0) @binding(3) var<storage, read_write> y: array<${T}>;
 #endif
+#elif SPLIT_HALF
+@group(0) @binding(1) var<storage, read> x: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> y0: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> y1: array<${T}>;
 #endif
 
 @compute @workgroup_size(256)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
 #if CONCAT
   let row = p.a + p.b;
@@ -101,6 +118,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let o = (plane * 2u * p.a + 2u * iy) * w + ix;  // in vec2 units: output row = w vec2s
   y[o] = v;
   y[o + w] = v;
+#elif CROP
+  let ox = i % p.b;
+  let t = i / p.b;     // plane · H' + oy
+  let oy = t % p.a;
+  let plane = t / p.a;
+  let h = (p.a + 1u) / 2u;
+  y[i] = x[(plane * h + oy / 2u) * p.c + ox / 2u];
 #elif EMBEDDING
   let r = i / p.b;
   let c = i - r * p.b;
@@ -110,6 +134,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #else
   y[i] = table[id * p.b + c];
 #endif
+#elif SPLIT_HALF
+  let m = i / p.a;
+  let n = i - m * p.a;
+  y0[i] = x[m * 2u * p.a + n];
+  y1[i] = x[m * 2u * p.a + p.a + n];
 #endif
 }
 #endif

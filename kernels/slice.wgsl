@@ -1,7 +1,7 @@
 // Channel slice with optional clamp: y[b, c, s] = clamp(x[b, start + c, s], lo, hi).
 //
-// Work decomposition: one invocation per output element, 256 per workgroup, 2-D grid
-// (index = gid.x + gid.y × 65535 × 256). Used to split the VAE encoder's moments into mean and
+// Work decomposition: one invocation per output element, 256 per workgroup, on the 1-D grid of
+// common/grid1d.wgsl. Used to split the VAE encoder's moments into mean and
 // log-variance (clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution does).
 // Specializations: slice_channels_<T>. Precision: the clamp happens in f32.
 
@@ -20,9 +20,11 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<${T}>;
 @group(0) @binding(2) var<storage, read_write> y: array<${T}>;
 
+#include "grid1d.wgsl"
+
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 65535u * 256u;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = grid1d_index(gid, nwg, 256u);
   if (i >= p.n) { return; }
   let s = i % p.spatial;
   let c = (i / p.spatial) % p.count;

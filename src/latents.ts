@@ -16,7 +16,8 @@
 import type { DType, Gpu } from "./gpu/device.ts";
 import { Tensor } from "./gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "./gpu/wgsl.ts";
-import { cast, grid1d } from "./ops/elementwise.ts";
+import { grid1d } from "./gpu/grid.ts";
+import { cast } from "./ops/elementwise.ts";
 
 /** The basis of stored latents-shaped tensors and the coefficient slices that combine them. */
 export class LatentBasis {
@@ -77,7 +78,7 @@ export class LatentBasis {
     const name = `lincomb_${dtype}`;
     const kernel = this.#gpu.kernel(
       name,
-      () => specialize(kernelSource("lincomb.wgsl"), { TO: dtype }),
+      () => specialize(kernelSource("latents.wgsl"), { TO: dtype }),
     );
     const y = Tensor.empty(this.#gpu, shape, dtype, name);
     const u = new Uniforms().u32(this.n).u32(this.#slots).u32(offset).u32(copies).buffer;

@@ -37,6 +37,7 @@ import {
 import { ClipTokenizer, MAX_LENGTH } from "./tokenizer.ts";
 import { join } from "./std/path.ts";
 import { loadSingleFile } from "./models/single_file.ts";
+import { LoraMerger, type LoraRequest } from "./models/lora_merge.ts";
 import {
   type Component,
   componentFile,
@@ -98,6 +99,8 @@ export interface GenerateParams {
   width: number;
   height: number;
   scheduler: SchedulerName;
+  /** LoRAs merged into the weights for this image (default none; see `LoraMerger`). */
+  loras?: readonly LoraRequest[];
 }
 
 /** Callbacks during {@linkcode StableDiffusion.generate}. */
@@ -209,6 +212,7 @@ async function prepareWinograd(gpu: Gpu, models: { store: ParamStore }[], opts: 
 /** Loaded models, ready to generate. */
 export class StableDiffusion {
   #text: { key: string; states: Tensor } | null = null;
+  #lora: LoraMerger | null = null;
 
   private constructor(
     readonly gpu: Gpu,
@@ -346,8 +350,9 @@ export class StableDiffusion {
       return r;
     };
 
+    const lora = await this.#useLoras(p.loras ?? [], hooks);
     const texts = cfg ? [p.negative ?? "", p.prompt] : [p.prompt];
-    const ctx = await this.#textStates(texts, hooks, timed);
+    const ctx = await this.#textStates(texts, hooks, timed, lora);
 
     const generator = new TorchGenerator(p.seed);
     const n = latentC * h * w;
@@ -451,18 +456,46 @@ export class StableDiffusion {
     texts: string[],
     hooks: GenerateHooks,
     timed: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>,
+    lora: string,
   ): Promise<Tensor> {
-    const key = JSON.stringify(texts);
+    const key = JSON.stringify([texts, lora]);
     if (this.#text?.key === key) return this.#text.states;
     this.releaseTextStates();
     const ids = await timed("tokenize", () => this.tokenize(texts, hooks.onDropped));
-    const states = await timed("text_encoder", () => this.text.forward(ids, texts.length));
+    const states = await timed(
+      "text_encoder",
+      () => this.#loraMerger().withText(() => this.text.forward(ids, texts.length)),
+    );
     this.text.store.offload(); // a no-op unless loaded with offloadTextEncoder
     const dtype = this.unet.store.dtype;
     const ctx = states.dtype === dtype ? states : cast(states, dtype);
     if (ctx !== states) states.release();
     this.#text = { key, states: ctx.pin() };
     return ctx;
+  }
+
+  #loraMerger(): LoraMerger {
+    return this.#lora ??= new LoraMerger(this.gpu, {
+      unet: this.unet.store,
+      text_encoder: this.text.store,
+    });
+  }
+
+  /**
+   * Merges `loras` (UNet now, text encoder when it runs) in place of the previous job's; returns
+   * the set's key for the text-state cache.
+   */
+  async #useLoras(loras: readonly LoraRequest[], hooks: GenerateHooks): Promise<string> {
+    if (loras.length === 0 && !this.#lora) return "[]";
+    const t0 = performance.now();
+    const use = await this.#loraMerger().use(loras);
+    if (use.unetChanged && hooks.onStage) {
+      await this.gpu.flush();
+      hooks.onStage("lora_merge", performance.now() - t0);
+    }
+    for (const note of use.notes) hooks.onNote?.(note);
+    if (use.unetChanged) this.releaseTextStates(); // cross-attention K/V came from the old to_k/to_v
+    return use.key;
   }
 
   /** Frees the kept text states and the cross-attention K/V computed from them. */

@@ -41,6 +41,7 @@ Deno.test("parseCli: prompts, subcommands, stdin jobs and option checks", () => 
     height: 512,
     scheduler: "pndm",
     out: null,
+    lora: [],
   });
   assertEquals(parseCli(["a", "red", "fox"], tty).prompt, "a red fox");
   assertEquals(parseCli([""], tty).prompt, "");

@@ -36,6 +36,10 @@ export const BAD_INPUTS: [string[], string][] = [
   [["a cat", "--out", "blocker/images"], "cannot create the directory"],
   [["a cat", "--weights", "no-such-folder"], "--weights no-such-folder: no such file"],
   [["a cat", "--weights", "blocker"], "neither a folder nor a .safetensors file"],
+  [["a cat", "--lora", "no-such.safetensors:0.5"], "--lora no-such.safetensors: no such file"],
+  [["a cat <lora:style:0.5>"], "no --lora-dir was given"],
+  [["a cat <lora:style:0.5>", "--lora-dir", "."], "no style.safetensors in ."],
+  [["a cat <lora:style:strong>"], '"strong" is not a number'],
   [[], "no prompt and no jobs on stdin"],
 ];
 

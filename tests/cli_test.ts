@@ -6,92 +6,17 @@
  */
 
 import { assert, assertEquals } from "../src/std/assert.ts";
-import { dirname, fromFileUrl, join } from "../src/std/path.ts";
+import { dirname, join } from "../src/std/path.ts";
 import { createHash } from "node:crypto";
 import { VERSION } from "../src/cli/version.ts";
 import { BAD_INPUTS, corruptTinyCopy, TINY, TINY_ARGS } from "./bad_inputs.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu } from "./gpu.ts";
 import { listDir, withTmp } from "./temp.ts";
-
-const REPO = fromFileUrl(new URL("../", import.meta.url));
-const MAIN = join(REPO, "main.ts");
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Environment for every subprocess: its own weights cache, no colours, Mesa's runtime dir. */
-function childEnv(cache: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    SD_CACHE: cache,
-    NO_COLOR: "1",
-    XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
-    ...extra,
-  };
-}
-
-/** Runs `sd args…` (through `deno run -A main.ts`, or `bin`) in `cwd` with `stdin` text or none. */
-async function sd(
-  cwd: string,
-  args: string[],
-  opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {},
-): Promise<Result> {
-  const cmd = new Deno.Command(opts.bin ?? Deno.execPath(), {
-    args: opts.bin ? args : ["run", "-A", MAIN, ...args],
-    cwd,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: childEnv(join(cwd, ".cache"), opts.env),
-  });
-  const child = cmd.spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
-
-/** The text chunks of a PNG, keyword → text (tEXt as Latin-1, iTXt as UTF-8). */
-function pngText(png: Uint8Array): Record<string, string> {
-  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
-  const out: Record<string, string> = {};
-  const order: string[] = [];
-  for (let at = 8; at < png.length;) {
-    const len = view.getUint32(at);
-    const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
-    order.push(type);
-    const data = png.subarray(at + 8, at + 8 + len);
-    if (type === "tEXt" || type === "iTXt") {
-      const nul = data.indexOf(0);
-      const key = String.fromCharCode(...data.subarray(0, nul));
-      out[key] = type === "tEXt"
-        ? String.fromCharCode(...data.subarray(nul + 1))
-        : new TextDecoder().decode(data.subarray(nul + 5));
-      assert(order.indexOf("IDAT") === -1, `${type} ${key} comes before the image data`);
-    }
-    at += 12 + len;
-  }
-  assertEquals(order[0], "IHDR");
-  assertEquals(order.at(-1), "IEND");
-  return out;
-}
+import { childEnv, MAIN, oneErrorLine, pngText, REPO, type Result, sd } from "./sd_command.ts";
 
 function sha256Hex(path: string): string {
   return createHash("sha256").update(Deno.readFileSync(path)).digest("hex");
-}
-
-function oneErrorLine(r: Result, includes: string): void {
-  const lines = r.stderr.trimEnd().split("\n").filter((l) => !/^error: XDG_RUNTIME_DIR/.test(l));
-  assertEquals(lines.length, 1, `one line on stderr, got:\n${r.stderr}`);
-  assert(lines[0].startsWith("sd: "), `"sd: " prefix: ${lines[0]}`);
-  assert(lines[0].includes(includes), `"${includes}" in: ${lines[0]}`);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 import { assert } from "../src/std/assert.ts";
 import type { DType, Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
-import { groupNorm } from "../src/ops/norm.ts";
+import { groupNorm } from "../src/ops/groupnorm.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
 import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 

@@ -1,7 +1,7 @@
 import { assert } from "../src/std/assert.ts";
 import type { DType } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
-import { layerNorm } from "../src/ops/norm.ts";
+import { layerNorm } from "../src/ops/layernorm.ts";
 import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
 /** CPU reference, f64: torch.nn.LayerNorm over the last dim of x [R, C]. */

@@ -36,13 +36,21 @@ function catRef(a: Float32Array, b: Float32Array, outer: number): Float32Array {
   return y;
 }
 
-/** Nearest 2× on [P, H, W] planes. */
-function upsampleRef(x: Float32Array, planes: number, h: number, w: number): Float32Array {
-  const y = new Float32Array(x.length * 4);
+/** `F.interpolate(size=(oh, ow), mode="nearest")` on [P, H, W] planes (default 2×). */
+function upsampleRef(
+  x: Float32Array,
+  planes: number,
+  h: number,
+  w: number,
+  oh = 2 * h,
+  ow = 2 * w,
+): Float32Array {
+  const y = new Float32Array(planes * oh * ow);
   for (let p = 0; p < planes; p++) {
-    for (let i = 0; i < 2 * h; i++) {
-      for (let j = 0; j < 2 * w; j++) {
-        y[(p * 2 * h + i) * 2 * w + j] = x[(p * h + (i >> 1)) * w + (j >> 1)];
+    for (let i = 0; i < oh; i++) {
+      for (let j = 0; j < ow; j++) {
+        y[(p * oh + i) * ow + j] =
+          x[(p * h + Math.floor((i * h) / oh)) * w + Math.floor((j * w) / ow)];
       }
     }
   }
@@ -133,7 +141,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "layout: upsampleNearest2x, odd and SD shapes, exact",
+  name: "layout: upsampleNearest2x (and to a size one short), odd and SD shapes, exact",
   ignore: !hasGpu,
   async fn() {
     const gpu = (await testGpu())!;
@@ -145,8 +153,21 @@ Deno.test({
         assertEquals([...y.shape], [b, c, 2 * h, 2 * w]);
         const want = upsampleRef(stored(x, dtype), b * c, h, w);
         assertSame(await y.read(), want, `upsample ${dtype} [${b},${c},${h},${w}]`);
-        tx.release();
         y.release();
+        // To a skip connection's size one row and/or column short (latents not divisible).
+        for (const [oh, ow] of [[2 * h - 1, 2 * w], [2 * h, 2 * w - 1], [2 * h - 1, 2 * w - 1]]) {
+          if (oh < 1 || ow < 1) continue;
+          const yc = upsampleNearest2x(tx, [oh, ow]);
+          assertEquals([...yc.shape], [b, c, oh, ow]);
+          const wantC = upsampleRef(stored(x, dtype), b * c, h, w, oh, ow);
+          assertSame(
+            await yc.read(),
+            wantC,
+            `upsample ${dtype} [${b},${c},${h},${w}] → ${oh}×${ow}`,
+          );
+          yc.release();
+        }
+        tx.release();
       }
     }
   },

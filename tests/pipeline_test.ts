@@ -7,7 +7,7 @@
 import { assert } from "../src/std/assert.ts";
 import { SafeTensorsFile } from "../src/weights/safetensors.ts";
 import { schedulerFromIdentifier } from "../scheduler/mod.ts";
-import * as png from "imagescript/png/src/png.mjs";
+import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
 import { fixture } from "./fixtures.ts";
 
@@ -100,26 +100,11 @@ for (const precision of ["f32", "f16"] as const) {
         const failures: string[] = [];
         for (const [i, c] of cases.entries()) {
           const line = JSON.parse(lines[i]);
-          const decoded = png.decode(await Deno.readFile(line.path)) as {
-            width: number;
-            height: number;
-            buffer: Uint8Array;
-          };
+          const decoded = decodePng(await Deno.readFile(line.path));
           assert(decoded.width === c.width && decoded.height === c.height, `${c.key}: size`);
-          const want = await g.readF32(`${c.key}.image`);
-          // The decoder returns RGBA.
-          let max = 0, sum = 0;
-          for (let p = 0; p < c.width * c.height; p++) {
-            for (let ch = 0; ch < 3; ch++) {
-              const d = Math.abs(decoded.buffer[4 * p + ch] / 255 - want[3 * p + ch]);
-              max = Math.max(max, d);
-              sum += d;
-            }
-          }
-          const mean = sum / want.length;
-          report.push(`${c.key}: max ${max.toFixed(4)} mean ${mean.toExponential(2)}`);
-          const ok = precision === "f32" ? max <= 0.02 + 1 / 255 : mean < 0.01;
-          if (!ok) failures.push(report.at(-1)!);
+          const e = imageError(decoded, await g.readF32(`${c.key}.image`));
+          report.push(`${c.key}: max ${e.max.toFixed(4)} mean ${e.mean.toExponential(2)}`);
+          if (!withinImageTolerance(precision, e)) failures.push(report.at(-1)!);
         }
         g.close();
         console.error(`${precision}:\n  ${report.join("\n  ")}`);

@@ -10,6 +10,7 @@ import type { DType } from "../gpu/device.ts";
 import type { Variants } from "../ops/variants.ts";
 import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from "../../scheduler/mod.ts";
 import { UsageError } from "../errors.ts";
+import { type LoraUse, parseLoraOption } from "./lora.ts";
 import { VERSION } from "./version.ts";
 import { type ModelOptions, SYNTH_MODEL } from "../weights/source.ts";
 
@@ -55,6 +56,8 @@ export interface JobSettings {
   scheduler: SchedulerName;
   /** A `.png` file or a directory; null for the current directory. */
   out: string | null;
+  /** `--lora FILE[:SCALE]`, in order (the prompt's `<lora:…>` tags come on top). */
+  lora: LoraUse[];
 }
 
 /** What `--profile` asked for. */
@@ -88,6 +91,8 @@ export interface CliOptions extends ModelOptions {
   quiet: boolean;
   /** `--json`: one JSON line per image on stdout, also for a single run. */
   json: boolean;
+  /** `--lora-dir`: where the prompt's `<lora:NAME:…>` tags find `NAME.safetensors`. */
+  loraDir: string | null;
 }
 
 const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
@@ -109,10 +114,13 @@ export const JOB_FIELDS = [
   "height",
   "scheduler",
   "out",
+  "lora",
 ] as const satisfies readonly (keyof JobSettings)[];
 
+const MULTIPLE_OPTIONS = ["lora"] as const;
 const STRING_OPTIONS = [
-  ...JOB_FIELDS.filter((f) => f !== "prompt"),
+  ...JOB_FIELDS.filter((f) => f !== "prompt" && f !== "lora"),
+  "lora-dir",
   "batch",
   "model",
   "weights",
@@ -162,6 +170,10 @@ Model:
   --tokenizer DIR        a folder with CLIP's vocab.json and merges.txt
   --lock FILE            the weights lock to download by (default: $SD_LOCK, else the bundled one)
   --precision P          f16 or f32 (default: f16 where the GPU has shader-f16, else f32)
+  --lora FILE[:SCALE]    merge a LoRA (kohya/A1111 or diffusers/PEFT .safetensors) into the
+                         weights, W += SCALE·(alpha/rank)·up·down (default SCALE 1); repeatable
+  --lora-dir DIR         where the prompt's A1111 tags <lora:NAME:SCALE> (or <lora:NAME:TE:UNET>)
+                         find NAME.safetensors; the tags are removed from the text encoded
 
 Kernels (to measure each optimization):
   --attention A          auto, flash, partitioned or naive (default: auto: flash for head
@@ -184,7 +196,8 @@ Output:
 
 Jobs from stdin: a plain line is a prompt with the command-line settings; a line holding a JSON
 object overrides them: {"prompt": "a cat", "negative": "", "seed": 1, "steps": 20,
-"guidance": 7.5, "width": 512, "height": 512, "scheduler": "ddim", "out": "cats/"}.
+"guidance": 7.5, "width": 512, "height": 512, "scheduler": "ddim", "out": "cats/",
+"lora": ["style.safetensors:0.8"]}.
 The model loads once; each image prints {"path","seed","prompt","ms"} on stdout. Empty lines are
 skipped; a bad line is reported with its line number and the batch goes on.
 
@@ -192,6 +205,7 @@ Examples:
   sd "a photograph of an astronaut riding a horse"
   sd "a red fox in the snow" --seed 42 --steps 30 --scheduler dpm++2m-karras -o foxes/
   sd "a lighthouse at dusk" --batch 4 --json
+  sd "a castle <lora:watercolor:0.8>" --lora-dir ~/loras --lora detail.safetensors:0.5
   cat prompts.txt | sd - --json | jq -r .path
   sd "a cat" --model synth --steps 4 --width 256 --height 256 --profile
   sd tokens "a cat"
@@ -312,7 +326,12 @@ export function parseProfile(raw: string | true): ProfileRequest {
   );
 }
 
-const ALL_OPTIONS = [...STRING_OPTIONS, ...BOOLEAN_OPTIONS, ...OPTIONAL_VALUE_OPTIONS];
+const ALL_OPTIONS = [
+  ...STRING_OPTIONS,
+  ...MULTIPLE_OPTIONS,
+  ...BOOLEAN_OPTIONS,
+  ...OPTIONAL_VALUE_OPTIONS,
+];
 
 /** Edit distance, for "did you mean" hints. */
 function distance(a: string, b: string): number {
@@ -357,6 +376,7 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
   try {
     parsed = parseArgs(args, {
       string: STRING_OPTIONS,
+      multiple: MULTIPLE_OPTIONS,
       boolean: BOOLEAN_OPTIONS,
       optionalValue: OPTIONAL_VALUE_OPTIONS,
       alias: ALIASES,
@@ -445,6 +465,7 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
         ? DEFAULTS.scheduler
         : parseScheduler(str("scheduler")),
       out: outRaw ?? null,
+      lora: ((v.lora ?? []) as string[]).map((raw) => parseLoraOption(raw)),
     },
     batch: str("batch") === undefined ? DEFAULTS.batch : parseBatch(str("batch")),
     model,
@@ -456,8 +477,9 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
       ? null
       : choice<DType>(precision, "--precision", ["f16", "f32"]),
     variants,
-    profile: v.profile === undefined ? null : parseProfile(v.profile),
+    profile: v.profile === undefined ? null : parseProfile(v.profile as string | true),
     quiet: v.quiet === true,
     json: v.json === true,
+    loraDir: str("lora-dir") ?? null,
   };
 }

@@ -1,7 +1,8 @@
 /**
  * Jobs from stdin, one a line, for shell pipelines: a plain line is a prompt that takes the
  * command-line settings; a line starting with `{` is a JSON object whose fields override them:
- * `{"prompt", "negative", "seed", "steps", "guidance", "width", "height", "scheduler", "out"}`.
+ * `{"prompt", "negative", "seed", "steps", "guidance", "width", "height", "scheduler", "out",
+ * "lora"}` (`"lora"`: a list of `"FILE[:SCALE]"` as `--lora` takes them, replacing `--lora`'s).
  * Each field is checked as its command-line option is. Empty lines are skipped with a note; a bad
  * line becomes an error item carrying its line number, and the batch goes on.
  *
@@ -17,6 +18,7 @@ import {
   parseSize,
   parseSteps,
 } from "./args.ts";
+import { type LoraUse, parseLoraOption } from "./lora.ts";
 
 /** One image request (before its seed is drawn and `--batch` expands it). */
 export interface Job extends JobSettings {
@@ -37,6 +39,18 @@ function text(obj: Record<string, unknown>, key: string): string | undefined {
     throw new Error(`"${key}": ${JSON.stringify(v)} is not a string; write "${key}": "…"`);
   }
   return v;
+}
+
+function loraList(obj: Record<string, unknown>): LoraUse[] | undefined {
+  const v = obj.lora;
+  if (v === undefined) return undefined;
+  const list = typeof v === "string" ? [v] : v;
+  if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
+    throw new Error(
+      `"lora": ${JSON.stringify(v)} is not a list of files; write "lora": ["file.safetensors:0.8"]`,
+    );
+  }
+  return list.map((raw) => parseLoraOption(raw, '"lora"'));
 }
 
 /**
@@ -109,6 +123,7 @@ export function parseJobLine(
         ? defaults.scheduler
         : parseScheduler(o.scheduler, '"scheduler"'),
       out: out ?? defaults.out,
+      lora: loraList(o) ?? defaults.lora,
       line,
     };
     return { kind: "job", job };

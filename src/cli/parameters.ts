@@ -30,6 +30,8 @@ export interface ImageParameters {
   model: string;
   /** Program version. */
   version: string;
+  /** A1111's `Lora hashes` value (`name: hash12, …`); "" or absent: no LoRA. */
+  loraHashes?: string;
 }
 
 /** Formats {@linkcode ImageParameters} as the `parameters` text. */
@@ -45,6 +47,8 @@ export function formatParameters(p: ImageParameters): string {
       `Size: ${p.width}x${p.height}`,
       `Model hash: ${p.modelHash}`,
       `Model: ${p.model}`,
+      // Quoted as A1111 quotes values holding ":" or ",".
+      ...(p.loraHashes ? [`Lora hashes: ${JSON.stringify(p.loraHashes)}`] : []),
       `Version: sd ${p.version}`,
     ].join(", "),
   );

@@ -31,6 +31,7 @@ import { type Job, parseJobLine, readLines } from "./batch.ts";
 import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
 import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
 import { formatParameters } from "./parameters.ts";
+import { hasLoraTags, loraHashes, resolveJobLoras } from "./lora.ts";
 import {
   buildProfile,
   formatProfileJson,
@@ -188,6 +189,8 @@ async function runGenerate(s: Session): Promise<number> {
   const jsonLines = fromStdin || opts.json;
   const defaultOut = resolveOut(opts.job.out);
   await checkModelOptions(opts);
+  // The command line's LoRAs are checked before the GPU starts (batch lines: per line).
+  if (!fromStdin) resolveJobLoras(opts.prompt ?? "", opts.job.lora, opts.loraDir);
 
   progress.status("starting the GPU…");
   const gpu = await Gpu.create({ profile: opts.profile !== null });
@@ -221,6 +224,12 @@ async function runGenerate(s: Session): Promise<number> {
     const target: OutTarget = job.out === opts.job.out
       ? defaultOut
       : resolveOut(job.out, job.line === null ? "--out" : '"out"');
+    const lora = resolveJobLoras(job.prompt, job.lora, opts.loraDir);
+    if (hasLoraTags(job.negative)) {
+      s.note(
+        "sd: <lora:…> in the negative prompt is read as text; only the prompt activates LoRAs (as in A1111)",
+      );
+    }
     const { sd, hash, name } = await model();
     const seed0 = job.seed ?? randomSeed();
     for (let i = 0; i < opts.batch; i++) {
@@ -230,7 +239,7 @@ async function runGenerate(s: Session): Promise<number> {
         opts.batch > 1 ? `${i + 1}/${opts.batch}` : "",
       ].filter(Boolean).join(" ");
       const params: GenerateParams = {
-        prompt: job.prompt,
+        prompt: lora.prompt,
         negative: job.negative,
         seed,
         steps: job.steps,
@@ -238,6 +247,7 @@ async function runGenerate(s: Session): Promise<number> {
         width: job.width,
         height: job.height,
         scheduler: job.scheduler,
+        loras: lora.loras,
       };
       const t0 = performance.now();
       progress.start(where ? `[${where}] ` : "");
@@ -252,7 +262,9 @@ async function runGenerate(s: Session): Promise<number> {
       const tPng = performance.now();
       const text = formatParameters({
         ...params,
+        prompt: lora.recordedPrompt,
         negative: job.negative,
+        loraHashes: await loraHashes(lora.loras),
         sampler: DISPLAY_NAMES[job.scheduler],
         modelHash: hash,
         model: name,
@@ -261,7 +273,7 @@ async function runGenerate(s: Session): Promise<number> {
       const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
         text: { parameters: text },
       });
-      const path = await s.writer.writeNew(plannedPath(target, job.prompt, seed), png);
+      const path = await s.writer.writeNew(plannedPath(target, lora.prompt, seed), png);
       const ms = performance.now() - t0;
       onStage?.("png", performance.now() - tPng);
       images++;

@@ -1,5 +1,5 @@
 /**
- * The GPU runtime: adapter and device, buffers with a size-class pool, a pipeline cache keyed by
+ * The GPU runtime: adapter and device, buffers (from the size-class pool of `pool.ts`), a pipeline cache keyed by
  * readable kernel names, dispatch recording into few command buffers, uniforms packed into one
  * ring buffer, and optional per-dispatch timestamps for `--profile`.
  *
@@ -9,7 +9,9 @@
  */
 
 import { UserError } from "../errors.ts";
-import { Profiler } from "./profiler.ts";
+import { type DispatchCost, Profiler } from "./profiler.ts";
+import { bufferId, BufferPool } from "./pool.ts";
+import { parseBindings } from "./wgsl.ts";
 
 /** Element type of a tensor on the GPU. */
 export type DType = "f32" | "f16";
@@ -42,29 +44,6 @@ export interface Kernel {
   readonly readOnly: readonly boolean[];
 }
 
-/**
- * The bindings a kernel declares, from its WGSL: binding 0 must be the `var<uniform>` block,
- * 1…n storage buffers (`read` or `read_write`), all in group 0.
- */
-export function parseBindings(name: string, code: string): boolean[] {
-  const re =
-    /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage\s*,\s*read_write|storage\s*,\s*read|storage)\s*>/g;
-  const found = new Map<number, string>();
-  for (const m of code.matchAll(re)) found.set(Number(m[1]), m[2].replace(/\s+/g, ""));
-  if (found.get(0) !== "uniform") {
-    throw new GpuError(`kernel ${name}: binding 0 must be the var<uniform> parameter block`);
-  }
-  const readOnly: boolean[] = [];
-  for (let i = 1; i < found.size; i++) {
-    const kind = found.get(i);
-    if (kind === undefined) {
-      throw new GpuError(`kernel ${name}: bindings must be numbered 0…n without gaps`);
-    }
-    readOnly.push(kind === "storage,read");
-  }
-  return readOnly;
-}
-
 /** Commands finished by {@linkcode Gpu.finishCommands}, waiting for {@linkcode Gpu.submitRecorded}. */
 export interface RecordedCommands {
   /** The command buffer. */
@@ -75,31 +54,10 @@ export interface RecordedCommands {
   readonly staging: GPUBuffer[];
 }
 
-/** Work of one dispatch, for the profiler's achieved-rate columns. */
-export interface DispatchCost {
-  /** Floating-point operations. */
-  flops?: number;
-  /** Bytes read and written. */
-  bytes?: number;
-}
-
 const UNIFORM_SLOT = 256; // minUniformBufferOffsetAlignment on every adapter
 const UNIFORM_RING_BYTES = 1 << 20; // 4096 dispatches between flushes
 const MAX_PENDING_DISPATCHES = 4096;
 const MAX_BIND_GROUPS = 50_000;
-
-let nextBufferId = 1;
-const bufferIds = new WeakMap<GPUBuffer, number>();
-
-/** A stable numeric id for a buffer (bind-group cache keys). */
-export function bufferId(b: GPUBuffer): number {
-  let id = bufferIds.get(b);
-  if (id === undefined) {
-    id = nextBufferId++;
-    bufferIds.set(b, id);
-  }
-  return id;
-}
 
 /**
  * The device and everything needed to run kernels on it.
@@ -139,11 +97,8 @@ export class Gpu {
   #staging: GPUBuffer[] = [];
   #held = 0;
 
-  #pool = new Map<number, GPUBuffer[]>();
+  #pool: BufferPool;
   #bindGroups = new Map<string, GPUBindGroup>();
-  #bufferBytes = new WeakMap<GPUBuffer, number>();
-  #allocatedBytes = 0;
-  #peakBytes = 0;
 
   private constructor(
     device: GPUDevice,
@@ -157,6 +112,7 @@ export class Gpu {
     this.hasF16 = hasF16;
     this.hasTimestamps = hasTimestamps;
     this.profiler = profile && hasTimestamps ? new Profiler(device) : null;
+    this.#pool = new BufferPool((size, label) => this.#createBuffer(size, label));
     this.#uniformRing = device.createBuffer({
       label: "uniform-ring",
       size: UNIFORM_RING_BYTES,
@@ -228,17 +184,17 @@ export class Gpu {
 
   /** Bytes currently held in GPU buffers (pooled ones included). */
   get allocatedBytes(): number {
-    return this.#allocatedBytes;
+    return this.#pool.allocatedBytes;
   }
 
   /** Highest {@linkcode allocatedBytes} seen. */
   get peakBytes(): number {
-    return this.#peakBytes;
+    return this.#pool.peakBytes;
   }
 
   /** Resets the peak-memory mark to the current allocation. */
   resetPeak(): void {
-    this.#peakBytes = this.#allocatedBytes;
+    this.#pool.resetPeak();
   }
 
   /**
@@ -298,10 +254,11 @@ export class Gpu {
    * pool's size classes (weights, which live for the whole run).
    */
   alloc(bytes: number, label = "tensor", exact = false): GPUBuffer {
-    const size = exact ? (Math.max(bytes, 4) + 3) & ~3 : sizeClass(Math.max(bytes, 4));
-    const free = this.#pool.get(size);
-    const reused = free?.pop();
-    if (reused) return reused;
+    return this.#pool.alloc(bytes, label, exact);
+  }
+
+  /** A new pool buffer of `size` bytes; its out-of-memory error surfaces at the next check. */
+  #createBuffer(size: number, label: string): GPUBuffer {
     if (size > this.device.limits.maxBufferSize) {
       throw new GpuError(
         `buffer of ${size} bytes exceeds this adapter's maxBufferSize (${this.device.limits.maxBufferSize}): use a smaller --width/--height`,
@@ -322,19 +279,12 @@ export class Gpu {
         }
       }),
     );
-    this.#bufferBytes.set(buf, size);
-    this.#allocatedBytes += size;
-    this.#peakBytes = Math.max(this.#peakBytes, this.#allocatedBytes);
     return buf;
   }
 
   /** Returns a buffer from {@linkcode alloc} to the pool. */
   free(buf: GPUBuffer): void {
-    const size = this.#bufferBytes.get(buf);
-    if (size === undefined) return;
-    let list = this.#pool.get(size);
-    if (!list) this.#pool.set(size, list = []);
-    list.push(buf);
+    this.#pool.free(buf);
   }
 
   /**
@@ -343,11 +293,9 @@ export class Gpu {
    * submitted work keeps its buffers alive until it has run.
    */
   destroyBuffer(buf: GPUBuffer): void {
-    const size = this.#bufferBytes.get(buf);
-    if (size === undefined) return;
+    if (!this.#pool.owns(buf)) return;
     this.submit();
-    this.#bufferBytes.delete(buf);
-    this.#allocatedBytes -= size;
+    this.#pool.forget(buf);
     this.#bindGroups.clear(); // entries may reference it
     buf.destroy();
   }
@@ -361,10 +309,7 @@ export class Gpu {
   /** Destroys every pooled (free) buffer (see {@linkcode destroyBuffer}), unless retainPool. */
   trimPool(): void {
     if (this.retainPool) return;
-    for (const list of this.#pool.values()) {
-      for (const b of list) this.destroyBuffer(b);
-    }
-    this.#pool.clear();
+    for (const b of this.#pool.takeFree()) this.destroyBuffer(b);
   }
 
   /** A new buffer holding `data` (padded to 4 bytes). */
@@ -608,12 +553,4 @@ export class Gpu {
     this.trimPool();
     this.device.destroy();
   }
-}
-
-/** Rounds a byte size up to its pool size class (powers of two split into quarters). */
-export function sizeClass(bytes: number): number {
-  if (bytes <= 256) return 256;
-  const p = 2 ** Math.floor(Math.log2(bytes - 1));
-  const quarter = p / 4;
-  return Math.ceil(bytes / quarter) * quarter;
 }

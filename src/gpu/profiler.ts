@@ -6,9 +6,15 @@
  * @module
  */
 
-import type { DispatchCost } from "./device.ts";
-
 const QUERY_PAIRS = 2048;
+
+/** Work of one dispatch, for the profiler's achieved-rate columns. */
+export interface DispatchCost {
+  /** Floating-point operations. */
+  flops?: number;
+  /** Bytes read and written. */
+  bytes?: number;
+}
 
 /** Totals for one kernel name. */
 export interface KernelStat {

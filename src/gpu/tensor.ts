@@ -107,6 +107,11 @@ export class Tensor {
     return this;
   }
 
+  /** Whether {@linkcode release} or {@linkcode destroy} was called. */
+  get released(): boolean {
+    return this.#released;
+  }
+
   /** Whether {@linkcode pin} was called. */
   get pinned(): boolean {
     return this.#pinned;

@@ -1,7 +1,9 @@
 /**
- * WGSL sources from `kernels/` and the one specialization mechanism: `${NAME}` tokens replaced by
- * values, and `#if NAME` / `#else` / `#endif` lines kept or dropped by a define's truthiness.
- * Shapes never go here (they are uniforms); only what changes the code (dtype, tile, fusion).
+ * WGSL sources from `kernels/` and the one specialization mechanism: `#include "name.wgsl"` lines
+ * replaced by the snippet `kernels/common/name.wgsl` (each at most once a kernel), `${NAME}` tokens
+ * replaced by values, and `#if NAME` / `#else` / `#endif` lines kept or dropped by a define's
+ * truthiness. Shapes never go here (they are uniforms); only what changes the code (dtype, tile,
+ * fusion). Also the bindings a kernel declares ({@linkcode parseBindings}).
  *
  * @module
  */
@@ -11,14 +13,87 @@ const sources = new Map<string, string>();
 /** Values a kernel is specialized on. */
 export type Defines = Record<string, string | number | boolean>;
 
-/** The text of `kernels/<file>` (read once; embedded by `deno compile --include kernels/`). */
+/** Where shared snippets live: `#include "x.wgsl"` reads `kernels/common/x.wgsl`. */
+export const INCLUDE_DIR = "common/";
+
+function readKernelFile(path: string): string {
+  return Deno.readTextFileSync(new URL(`../../kernels/${path}`, import.meta.url));
+}
+
+/**
+ * The text of `kernels/<file>` with its includes expanded ({@linkcode expandIncludes}); read once.
+ * `deno compile --include kernels/` embeds the folder, `kernels/common/` with it.
+ */
 export function kernelSource(file: string): string {
   let src = sources.get(file);
   if (src === undefined) {
-    src = Deno.readTextFileSync(new URL(`../../kernels/${file}`, import.meta.url));
+    src = expandIncludes(readKernelFile(file), file);
     sources.set(file, src);
   }
   return src;
+}
+
+/**
+ * Replaces every `#include "name.wgsl"` line (optionally followed by a `//` comment) of `src` (the
+ * kernel `file`) by the text of
+ * `common/name.wgsl`, read through `read` (a path relative to `kernels/`; by default from the
+ * `kernels/` folder beside `src/`, as {@linkcode kernelSource} reads it), recursively. A snippet
+ * already included into this kernel is skipped (WGSL forbids declaring a name twice), which also
+ * ends include cycles. Includes are expanded before `#if`, so a snippet may use defines and
+ * `${NAME}` tokens of the kernel that includes it; and the once-rule holds for the whole file
+ * whatever its `#if`s, so a snippet that several sections use is included once, above them.
+ *
+ * @throws {Error} naming the including file and the missing snippet when `read` fails.
+ */
+export function expandIncludes(
+  src: string,
+  file: string,
+  read: (path: string) => string = readKernelFile,
+  seen: Set<string> = new Set(),
+): string {
+  const bad = /^[ \t]*#include\b(?![ \t]+"[\w.\-]+"[ \t]*(\/\/.*)?$).*$/m.exec(src);
+  if (bad) {
+    throw new Error(`kernels/${file}: malformed ${bad[0].trim()}: write #include "name.wgsl"`);
+  }
+  return src.replace(/^[ \t]*#include[ \t]+"([\w.\-]+)"[ \t]*(?:\/\/.*)?$/gm, (_, name: string) => {
+    if (seen.has(name)) return `// #include "${name}": already included`;
+    seen.add(name);
+    const path = INCLUDE_DIR + name;
+    let text: string;
+    try {
+      text = read(path);
+    } catch (e) {
+      const why = (e as Error).message;
+      throw new Error(`kernels/${file}: #include "${name}": cannot read kernels/${path} (${why})`);
+    }
+    return expandIncludes(text.replace(/\n$/, ""), path, read, seen);
+  });
+}
+
+/**
+ * The bindings a kernel declares, from its WGSL: binding 0 must be the `var<uniform>` block,
+ * 1…n storage buffers (`read` or `read_write`), all in group 0. Returns, for bindings 1…n,
+ * whether each is read-only.
+ *
+ * @throws {Error} when the kernel breaks that rule (a bug in `kernels/`, not a user error).
+ */
+export function parseBindings(name: string, code: string): boolean[] {
+  const re =
+    /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage\s*,\s*read_write|storage\s*,\s*read|storage)\s*>/g;
+  const found = new Map<number, string>();
+  for (const m of code.matchAll(re)) found.set(Number(m[1]), m[2].replace(/\s+/g, ""));
+  if (found.get(0) !== "uniform") {
+    throw new Error(`kernel ${name}: binding 0 must be the var<uniform> parameter block`);
+  }
+  const readOnly: boolean[] = [];
+  for (let i = 1; i < found.size; i++) {
+    const kind = found.get(i);
+    if (kind === undefined) {
+      throw new Error(`kernel ${name}: bindings must be numbered 0…n without gaps`);
+    }
+    readOnly.push(kind === "storage,read");
+  }
+  return readOnly;
 }
 
 /**

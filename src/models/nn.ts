@@ -11,7 +11,8 @@ import { conv2d, prepareConv } from "../ops/conv2d.ts";
 import { variants } from "../ops/variants.ts";
 import { linear } from "../ops/linear.ts";
 import { unary } from "../ops/elementwise.ts";
-import { groupNorm, layerNorm } from "../ops/norm.ts";
+import { groupNorm } from "../ops/groupnorm.ts";
+import { layerNorm } from "../ops/layernorm.ts";
 import { nchwToNlc, nlcToNchw } from "../ops/layout.ts";
 import type { ConvModule, Param, VarBuilder } from "./params.ts";
 

@@ -87,8 +87,11 @@ export class Upsample2D {
     this.conv = new Conv2d(vs.pp("conv"), channels, channels, 3);
   }
 
-  /** [B, C, H, W] → [B, C, 2H, 2W]. */
-  forward(x: Tensor): Tensor {
-    return this.conv.forward(upsampleNearest2x(x));
+  /**
+   * [B, C, H, W] → [B, C, 2H, 2W], or to `size` (2H − 1 rows and/or 2W − 1 columns: the skip
+   * connection's size when the latents were not divisible, as diffusers' `upsample_size`).
+   */
+  forward(x: Tensor, size?: readonly [number, number]): Tensor {
+    return this.conv.forward(upsampleNearest2x(x, size));
   }
 }

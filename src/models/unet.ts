@@ -210,7 +210,9 @@ export class UNet {
           }
         });
         if (block.sampler) {
-          x = block.sampler.forward(x);
+          // The next skip connection's size (diffusers' forward_upsample_size).
+          const next = skips.at(-1)!.shape;
+          x = (block.sampler as Upsample2D).forward(x, [next[2], next[3]]);
           probe?.(`${name}.upsamplers.0`, x);
         }
         probe?.(name, x);

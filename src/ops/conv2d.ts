@@ -13,7 +13,7 @@ import type { DType } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { channelProjection } from "./linear.ts";
-import { grid1d } from "./elementwise.ts";
+import { grid1d } from "../gpu/grid.ts";
 import { variants } from "./variants.ts";
 
 /** Options of {@linkcode conv2d}. */
@@ -117,7 +117,7 @@ export function winogradTile(w: Tensor): 2 | 4 {
 
 /**
  * Makes (once) the Winograd transform `U = G·g·Gᵀ` of a 3×3 weight `[O, C, 3, 3]` on the GPU for
- * its tile ({@linkcode winogradTile}) and caches it beside the weight (replacing one for the other
+ * its tile ({@linkcode winogradTile} unless `tile` is given) and caches it beside the weight (replacing one for the other
  * tile, when the variant changed); {@linkcode conv2d} calls it lazily, the model loader may call
  * it for every 3×3 weight at load. Other weights are ignored.
  *
@@ -126,9 +126,8 @@ export function winogradTile(w: Tensor): 2 | 4 {
  * rounded up to 16 and Op = O rounded up to 64, zero padded): 16/9 (F(2×2)) or 4 (F(4×4)) × the
  * weight's elements plus padding.
  */
-export function prepareConv(w: Tensor): void {
+export function prepareConv(w: Tensor, tile: 2 | 4 = winogradTile(w)): void {
   if (w.shape.length !== 4 || w.shape[2] !== 3 || w.shape[3] !== 3) return;
-  const tile = winogradTile(w);
   const have = transformed.get(w);
   if (have?.tile === tile) return;
   if (have) releaseConv(w);
@@ -147,6 +146,18 @@ export function prepareConv(w: Tensor): void {
   const uni = winogradUniforms({ C, H: 0, W: 0, O, Cp, Op, P: 0, p0: 0, Pc: 0, Pp: 0 });
   gpu.dispatch(kernel, uni, [w.buffer, u], [Op / 64, Cp], { bytes: w.bytes + bytes });
   transformed.set(w, { u, Cp, Op, tile });
+}
+
+/**
+ * The Winograd transform of `w` made by {@linkcode prepareConv} (`[xi, Cp, Op]` in `w`'s dtype:
+ * xi = 16 for F(2×2), 36 for F(4×4)), or undefined; for code that updates a filter in place
+ * (LoRA merging updates both).
+ */
+export function winogradFilter(
+  w: Tensor,
+): { u: GPUBuffer; Cp: number; Op: number; tile: 2 | 4; xi: number } | undefined {
+  const t = transformed.get(w);
+  return t && { ...t, xi: WINO[t.tile].xi };
 }
 
 /** Frees the Winograd transform of `w` made by {@linkcode prepareConv}, if any. */

@@ -7,18 +7,13 @@
 
 import type { DType } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { grid1d } from "../gpu/grid.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 
 /** Unary elementwise functions. */
 export type UnaryOp = "silu" | "gelu" | "quick_gelu" | "scale" | "cast" | "cfg";
 /** Binary elementwise functions (b broadcast by repetition). */
 export type BinaryOp = "add" | "mul";
-
-/** 1-D element count → 2-D workgroup grid of 256-wide groups. */
-export function grid1d(n: number): [number, number] {
-  const groups = Math.ceil(n / 256);
-  return groups <= 65535 ? [groups, 1] : [65535, Math.ceil(groups / 65535)];
-}
 
 function run(
   op: UnaryOp | BinaryOp,

@@ -9,31 +9,29 @@
 
 import { bytesOf, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { grid1d } from "../gpu/grid.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 
-type Mode = "transpose" | "concat" | "upsample2x" | "embedding";
+type Mode = "transpose" | "concat" | "upsample2x" | "upsample2x_crop" | "embedding" | "split_half";
 
 function layoutKernel(gpu: Gpu, mode: Mode, t: string, opts: { pos?: boolean; vec?: number } = {}) {
   const vec = opts.vec ?? 1;
-  const name = `layout_${mode}_${t}${mode === "concat" ? `_v${vec}` : ""}${opts.pos ? "_pos" : ""}`;
+  // split_half keeps the name it had in the matmul family (pipeline-cache key and profiler label).
+  const name = mode === "split_half"
+    ? `matmul_split_half_${t}`
+    : `layout_${mode}_${t}${mode === "concat" ? `_v${vec}` : ""}${opts.pos ? "_pos" : ""}`;
   return gpu.kernel(name, () =>
     specialize(kernelSource("layout.wgsl"), {
       T: t,
       TRANSPOSE: mode === "transpose",
       CONCAT: mode === "concat",
       UPSAMPLE: mode === "upsample2x",
+      CROP: mode === "upsample2x_crop",
       EMBEDDING: mode === "embedding",
+      SPLIT_HALF: mode === "split_half",
       POS: !!opts.pos,
       VEC4: vec === 4,
     }));
-}
-
-/** Element count → 2-D grid of 256-wide workgroups (kernels index gid.x + gid.y·nwg.x·256). */
-function grid1d(n: number): [number, number] {
-  const groups = Math.ceil(n / 256);
-  if (groups <= 65535) return [groups, 1];
-  const y = Math.ceil(groups / 65535);
-  return [Math.ceil(groups / y), y];
 }
 
 function uniforms(n: number, a: number, b: number, c: number): ArrayBuffer {
@@ -159,11 +157,30 @@ export function sliceBatch(x: Tensor, start: number, count: number): Tensor {
   return concat(x, x, 1, count * rowSize, 0, start * rowSize, shape);
 }
 
-/** `F.interpolate(x, scale_factor=2, mode="nearest")` for `x` [B, C, H, W] → [B, C, 2H, 2W]. */
-export function upsampleNearest2x(x: Tensor): Tensor {
+/**
+ * `F.interpolate(x, scale_factor=2, mode="nearest")` for `x` [B, C, H, W] → [B, C, 2H, 2W], or
+ * with `size` [H', W'] (each 2H or 2H − 1, likewise W') `F.interpolate(x, size=size)`: the 2×
+ * image without its last row and/or column.
+ */
+export function upsampleNearest2x(x: Tensor, size?: readonly [number, number]): Tensor {
   if (x.shape.length !== 4) throw new Error(`upsampleNearest2x: x [${x.shape}] is not 4-D`);
   const gpu = x.gpu;
   const [b, c, h, w] = x.shape;
+  if (size && (size[0] !== 2 * h || size[1] !== 2 * w)) {
+    const [oh, ow] = size;
+    if ((oh !== 2 * h - 1 && oh !== 2 * h) || (ow !== 2 * w - 1 && ow !== 2 * w)) {
+      throw new Error(`upsampleNearest2x: size [${size}] is not 2× [${h}, ${w}] or one less`);
+    }
+    const y = Tensor.empty(gpu, [b, c, oh, ow], x.dtype, "upsample2x_crop");
+    gpu.dispatch(
+      layoutKernel(gpu, "upsample2x_crop", x.dtype),
+      uniforms(y.size, oh, ow, w),
+      [x.buffer, y.buffer],
+      grid1d(y.size),
+      { bytes: x.bytes + y.bytes },
+    );
+    return y;
+  }
   const y = Tensor.empty(gpu, [b, c, 2 * h, 2 * w], x.dtype, "upsample2x");
   gpu.dispatch(
     layoutKernel(gpu, "upsample2x", x.dtype),
@@ -173,6 +190,18 @@ export function upsampleNearest2x(x: Tensor): Tensor {
     { bytes: x.bytes + y.bytes },
   );
   return y;
+}
+
+/** `[M, 2F]` → its halves `[M, F]`, `x[:, :F]` and `x[:, F:]` (naive GEGLU's `chunk(2, dim=-1)`). */
+export function splitHalves(x: Tensor, m: number, f: number): [Tensor, Tensor] {
+  const gpu = x.gpu;
+  const kernel = layoutKernel(gpu, "split_half", x.dtype);
+  const h = Tensor.empty(gpu, [m, f], x.dtype, kernel.name);
+  const g = Tensor.empty(gpu, [m, f], x.dtype, kernel.name);
+  gpu.dispatch(kernel, uniforms(m * f, f, 0, 0), [x.buffer, h.buffer, g.buffer], grid1d(m * f), {
+    bytes: 2 * x.bytes,
+  });
+  return [h, g];
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * Matrix products: torch-style `linear` with fused bias / activation / residual epilogues, batched
- * `matmul`, and SD's GEGLU feed-forward projection. Kernel family: `kernels/matmul.wgsl` (a tiled,
+ * `matmul`, and SD's GEGLU feed-forward projection. Kernel family: `kernels/linear.wgsl` (a tiled,
  * register-blocked kernel and its naive twin, selectable with {@linkcode setMatmulVariant}).
  *
  * @module
@@ -9,7 +9,9 @@
 import { bytesOf, type DType, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { type Defines, kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
-import { grid1d, mul, unary } from "./elementwise.ts";
+import { grid1d } from "../gpu/grid.ts";
+import { mul, unary } from "./elementwise.ts";
+import { splitHalves } from "./layout.ts";
 import { variants } from "./variants.ts";
 
 /** Activation fused into a matmul epilogue (applied after the bias, before the residual). */
@@ -93,7 +95,7 @@ interface Problem {
   outShape: number[];
 }
 
-/** One tile configuration of the tiled kernel (see the header of `kernels/matmul.wgsl`). */
+/** One tile configuration of the tiled kernel (see the header of `kernels/linear.wgsl`). */
 interface Tile {
   /** Output rows per workgroup. */
   bm: number;
@@ -166,7 +168,7 @@ function fitTile(gpu: Gpu, t: Tile, s: DType): Tile {
   return t;
 }
 
-/** Most rows of A the GEMV specialization takes (see `kernels/matmul.wgsl`). */
+/** Most rows of A the GEMV specialization takes (see `kernels/linear.wgsl`). */
 const GEMV_MAX_M = 8;
 
 // Split-K (measured on an H200 at the UNet's 8×8–32×32 shapes, GPU time of both passes, µs):
@@ -234,7 +236,7 @@ function run(pr: Problem): Tensor {
     (tile ? `_${tile.bm}x${tile.bn}x${tile.bk}_${tile.tm}x${4 * tile.tn4}` : "") +
     (split ? "_splitk" : fusion);
   const kernel = gpu.kernel(name, () =>
-    specialize(kernelSource("matmul.wgsl"), {
+    specialize(kernelSource("linear.wgsl"), {
       T: dtype,
       S: s,
       NAIVE: naive,
@@ -277,7 +279,7 @@ function run(pr: Problem): Tensor {
     );
     const rname = `matmul_splitk_reduce_${dtype}${fusion}`;
     const reduce = gpu.kernel(rname, () =>
-      specialize(kernelSource("matmul.wgsl"), {
+      specialize(kernelSource("linear.wgsl"), {
         T: dtype,
         SPLITK_REDUCE: true,
         VEC: true,
@@ -550,19 +552,4 @@ export function geglu(x: Tensor, w: Tensor, b: Tensor): Tensor {
   const out = y.reshape(outShape);
   y.release();
   return out;
-}
-
-/** `[M, 2F]` → `[M, F]` halves (naive GEGLU's split). */
-function splitHalves(x: Tensor, m: number, f: number): [Tensor, Tensor] {
-  const gpu = x.gpu;
-  const name = `matmul_split_half_${x.dtype}`;
-  const kernel = gpu.kernel(
-    name,
-    () => specialize(kernelSource("matmul.wgsl"), { SPLIT_HALF: true, T: x.dtype }),
-  );
-  const h = Tensor.empty(gpu, [m, f], x.dtype, name);
-  const g = Tensor.empty(gpu, [m, f], x.dtype, name);
-  const u = new Uniforms().u32(m).u32(f).u32(0).u32(0).u32(0).u32(0).f32(0).u32(0).buffer;
-  gpu.dispatch(kernel, u, [x.buffer, h.buffer, g.buffer], grid1d(m * f), { bytes: 2 * x.bytes });
-  return [h, g];
 }

@@ -6,7 +6,7 @@
 
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
-import { grid1d } from "./elementwise.ts";
+import { grid1d } from "../gpu/grid.ts";
 
 /** x[:, start : start + count] of x [B, C, ...spatial], clamped to [clampMin, clampMax]. */
 export function sliceChannels(

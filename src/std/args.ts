@@ -20,6 +20,8 @@ import { parseArgs as nodeParseArgs } from "node:util";
 export interface ArgsSpec {
   /** Options that take a value (`--steps 20`, `--steps=20`). */
   string?: readonly string[];
+  /** Options that take a value and may be repeated (`--lora a --lora b`): a list of strings. */
+  multiple?: readonly string[];
   /** Flags (`--quiet`); they take no value. */
   boolean?: readonly string[];
   /** Options whose value is optional and must be attached: `--profile` or `--profile=json`. */
@@ -32,9 +34,10 @@ export interface ArgsSpec {
 export interface ParsedArgs {
   /**
    * Option values by long name: strings for `string` options, `true` for flags, and `true` or
-   * the attached string for `optionalValue` options. Absent options are absent.
+   * the attached string for `optionalValue` options, the list for `multiple` ones. Absent
+   * options are absent.
    */
-  values: Record<string, string | true>;
+  values: Record<string, string | true | string[]>;
   /** Positional arguments, as given (strings). */
   positionals: string[];
   /** Index in `positionals` of the first one after `--` (`positionals.length` when none was). */
@@ -75,7 +78,7 @@ const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
  * ```
  */
 export function parseArgs(args: readonly string[], spec: ArgsSpec): ParsedArgs {
-  const strings = new Set(spec.string ?? []);
+  const strings = new Set([...spec.string ?? [], ...spec.multiple ?? []]);
   const optional = new Set(spec.optionalValue ?? []);
   const alias = spec.alias ?? {};
   const longName = (token: string): string | undefined => {
@@ -105,8 +108,12 @@ export function parseArgs(args: readonly string[], spec: ArgsSpec): ParsedArgs {
   }
   rewritten.push(...args.slice(i));
 
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {};
   for (const n of spec.string ?? []) options[n] = { type: "string" };
+  for (const n of spec.multiple ?? []) options[n] = { type: "string", multiple: true };
   for (const n of spec.optionalValue ?? []) options[n] = { type: "string" };
   for (const n of spec.boolean ?? []) options[n] = { type: "boolean" };
   for (const [short, long] of Object.entries(alias)) {
@@ -126,11 +133,11 @@ export function parseArgs(args: readonly string[], spec: ArgsSpec): ParsedArgs {
     throw translate(e as Error & { code?: string });
   }
 
-  const values: Record<string, string | true> = {};
+  const values: Record<string, string | true | string[]> = {};
   for (const [k, v] of Object.entries(parsed.values)) {
     if (v === undefined || v === false) continue;
     if (optional.has(k)) values[k] = v === "" ? true : v as string;
-    else values[k] = v as string | true;
+    else values[k] = v as string | true | string[];
   }
   const terminator = parsed.tokens.find((t) => t.kind === "option-terminator");
   const afterDashDash = terminator

@@ -7,8 +7,8 @@
 // tensor (the UNet input, duplicated `copies` times for the [uncond, cond] batch, or the final
 // latents), so no step waits for a readback.
 //
-// Work decomposition: one invocation per element e (256 per workgroup, 2-D grid: index = gid.x +
-// gid.y × 65535 × 256), looping over the d basis rows; coefficients come from a storage buffer at
+// Work decomposition: one invocation per element e (256 per workgroup, on the 1-D grid of
+// common/grid1d.wgsl), looping over the d basis rows; coefficients come from a storage buffer at
 // `coeff_offset` (each use has its own slice, written before the submit that reads it).
 // Specializations: lincomb_<TO> (output storage type). Precision: f32 sums; d ≤ ~100.
 
@@ -24,9 +24,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read> coeffs: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<${TO}>;
 
+#include "grid1d.wgsl"
+
 @compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let e = gid.x + gid.y * 65535u * 256u;
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = grid1d_index(gid, nwg, 256u);
   if (e >= p.n) { return; }
   var acc = 0.0;
   for (var j = 0u; j < p.d; j++) {

@@ -63,8 +63,6 @@
 // reading A and B straight from global memory (scalar loads, never VEC), f32 sums. The baseline
 // the tiled kernel is measured against.
 //
-// SPLIT_HALF: y0 = x[:, :N], y1 = x[:, N:] for x [M, 2N] — the separate split of naive GEGLU.
-//
 // Precision: products accumulate in S (f32 unless ACC16); the epilogue (alpha, bias, activation,
 // residual) runs in f32 and rounds to T once, at the store.
 
@@ -81,21 +79,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-#if SPLIT_HALF
-@group(0) @binding(1) var<storage, read> x: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> y0: array<${T}>;
-@group(0) @binding(3) var<storage, read_write> y1: array<${T}>;
+#include "grid1d.wgsl"
 
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let i = gid.x + gid.y * 65535u * 256u;
-  if (i >= p.M * p.N) { return; }
-  let m = i / p.N;
-  let n = i - m * p.N;
-  y0[i] = x[m * 2u * p.N + n];
-  y1[i] = x[m * 2u * p.N + p.N + n];
-}
-#else
 
 #if SPLITK_REDUCE
 @group(0) @binding(1) var<storage, read> partial: array<vec4<f32>>;
@@ -208,7 +193,7 @@ fn main(
   @builtin(global_invocation_id) gid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-  let i = gid.x + gid.y * nwg.x * 256u;
+  let i = grid1d_index(gid, nwg, 256u);
   let per = p.M * p.N / 4u;
   let batch = p.batch_a;  // this pass's uniforms carry the batch count here
   if (i >= batch * per) { return; }
@@ -532,5 +517,4 @@ fn main(
   }
 #endif
 }
-#endif
 #endif

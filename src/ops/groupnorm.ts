@@ -1,6 +1,5 @@
 /**
- * Normalization ops: GroupNorm (+ optional SiLU) and LayerNorm, statistics in f32.
- * Kernel families: `kernels/groupnorm.wgsl`, `kernels/layernorm.wgsl`.
+ * GroupNorm (+ optional SiLU), statistics in f32. Kernel family: `kernels/groupnorm.wgsl`.
  *
  * GroupNorm has the paper's two variants (`variants(gpu).groupnorm`): `"fused"` — one kernel
  * computing the group statistics, normalizing, applying γ/β and the SiLU with no intermediate
@@ -15,8 +14,9 @@
  * @module
  */
 
-import { bytesOf, type Gpu } from "../gpu/device.ts";
+import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
+import { grid1d } from "../gpu/grid.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { unary } from "./elementwise.ts";
 import { variants } from "./variants.ts";
@@ -25,8 +25,6 @@ import { variants } from "./variants.ts";
 const GN_WG = 256;
 /** Units (vectors of VEC elements) each invocation holds in a GroupNorm chunk (fixed in WGSL). */
 const GN_VPT = 4;
-/** LayerNorm workgroup sizes (WG in layernorm.wgsl); each invocation holds 4 units of a row. */
-const LN_WGS = [64, 128, 256];
 
 /** Options of {@linkcode groupNorm}. */
 export interface GroupNormOptions {
@@ -57,15 +55,8 @@ function groupNormKernel(gpu: Gpu, mode: GroupNormMode, t: string, vec: number, 
       NAIVE_STATS: mode === "naive_stats",
       NAIVE_NORMALIZE: mode === "naive_normalize",
       NAIVE_AFFINE: mode === "naive_affine",
+      NAIVE_ELEMENTWISE: mode === "naive_normalize" || mode === "naive_affine",
     }));
-}
-
-/** 1-D unit count → 2-D grid of `wg`-wide workgroups (kernels index gid.x + gid.y·nwg.x·wg). */
-function grid1d(n: number, wg: number): [number, number] {
-  const groups = Math.ceil(n / wg);
-  if (groups <= 65535) return [groups, 1];
-  const y = Math.ceil(groups / 65535);
-  return [Math.ceil(groups / y), y];
 }
 
 /**
@@ -182,44 +173,5 @@ export function groupNorm(
     { bytes: 2 * xb + partials.bytes + gb },
   );
   partials.release();
-  return y;
-}
-
-/**
- * `torch.nn.LayerNorm(C, eps)` over the last dimension of `x` [..., C] with weight `gamma` and
- * bias `beta` [C]: one workgroup per row, statistics in f32, storage in `x.dtype`.
- *
- * @example
- * ```ts
- * const h = layerNorm(x, p["norm1.weight"], p["norm1.bias"], 1e-5);
- * ```
- */
-export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps: number): Tensor {
-  const gpu = x.gpu;
-  const c = x.shape.at(-1) ?? 0;
-  for (const [what, t] of [["gamma", gamma], ["beta", beta]] as const) {
-    if (t.size !== c || t.dtype !== x.dtype) {
-      throw new Error(
-        `layerNorm: ${what} [${t.shape}] ${t.dtype} does not match last dim ${c} of ${x.dtype}`,
-      );
-    }
-  }
-  const vec = c % 4 === 0 ? 4 : 1;
-  const units = c / vec;
-  const wg = LN_WGS.find((w) => 4 * w >= units) ?? 256;
-  const loop = 4 * wg < units;
-  const rows = x.size / c;
-  const t = x.dtype;
-  const name = `layernorm_${t}_v${vec}_w${wg}${loop ? "_loop" : ""}`;
-  const kernel = gpu.kernel(
-    name,
-    () => specialize(kernelSource("layernorm.wgsl"), { T: t, VEC4: vec === 4, WG: wg, LOOP: loop }),
-  );
-  const y = Tensor.empty(gpu, x.shape, t, "layernorm");
-  const u = new Uniforms().u32(units).u32(rows).f32(eps).f32(1 / c).buffer;
-  const grid: [number, number] = rows <= 65535 ? [rows, 1] : [65535, Math.ceil(rows / 65535)];
-  gpu.dispatch(kernel, u, [x.buffer, gamma.buffer, beta.buffer, y.buffer], grid, {
-    bytes: 2 * x.bytes + 2 * c * bytesOf(t),
-  });
   return y;
 }
