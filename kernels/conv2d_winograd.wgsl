@@ -56,6 +56,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// Used by the input and output transforms (an include is expanded once per file, above the #ifs).
+#include "winograd_tile_origin.wgsl"
+
 #if WEIGHT_TRANSFORM
 @group(0) @binding(1) var<storage, read> w: array<${T}>;        // [O, C, 3, 3]
 @group(0) @binding(2) var<storage, read_write> u: array<${T}>;  // [16, Cp, Op]
@@ -92,7 +95,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [16, Cp, Pp]
 
 #include "winograd_load_x.wgsl"
-#include "winograd_tile_origin.wgsl"
 
 // Row iy, columns x0 … x0 + 3 of the channel plane at base, 0 outside the image.
 fn load_row(base: u32, iy: i32, x0: i32) -> vec4<f32> {
@@ -252,7 +254,6 @@ fn load_m(idx: u32, step: u32) -> vec4<f32> {
 }
 
 #include "conv2d_epilogue.wgsl"
-#include "winograd_tile_origin.wgsl"
 
 // Written out without loops over function-scope arrays, so that m and Y stay in registers.
 @compute @workgroup_size(64)

@@ -49,6 +49,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// Used by the input and output transforms (an include is expanded once per file, above the #ifs).
+#include "winograd_tile_origin.wgsl"
+
 #if WEIGHT_TRANSFORM
 @group(0) @binding(1) var<storage, read> w: array<${T}>;        // [O, C, 3, 3]
 @group(0) @binding(2) var<storage, read_write> u: array<${T}>;  // [36, Cp, Op]
@@ -103,7 +106,6 @@ struct Row6 {
 }
 
 #include "winograd_load_x.wgsl"
-#include "winograd_tile_origin.wgsl"
 
 // Row iy, columns x0 … x0 + 5 of the channel plane at base, 0 outside the image.
 fn load_row(base: u32, iy: i32, x0: i32) -> Row6 {
@@ -207,7 +209,6 @@ fn at_row(idx: u32, step: u32) -> vec4<f32> {
 }
 
 #include "conv2d_epilogue.wgsl"
-#include "winograd_tile_origin.wgsl"
 
 // Output row r of the tile (a vec4 of columns), stored with the epilogue.
 fn store_row(val: vec4<f32>, bo: f32, idx: u32, ok: bool, ox: u32) {

@@ -33,11 +33,10 @@ const SIGNATURE = new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10]);
  * halves to even (numpy) — clamped to [0, 255].
  */
 export function toRgb8(pixels: Float32Array): Uint8Array {
-  // A Float32Array stores each product rounded to f32; Uint8ClampedArray's conversion
-  // (ECMAScript ToUint8Clamp) clamps to [0, 255] and rounds halves to even, as numpy does.
-  const scaled = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) scaled[i] = pixels[i] * 255;
-  const out = new Uint8ClampedArray(scaled);
+  // The product rounded to f32 (Math.fround); storing into a Uint8ClampedArray (ECMAScript
+  // ToUint8Clamp) clamps to [0, 255] and rounds halves to even, as numpy does: one pass.
+  const out = new Uint8ClampedArray(pixels.length);
+  for (let i = 0; i < pixels.length; i++) out[i] = Math.fround(pixels[i] * 255);
   return new Uint8Array(out.buffer);
 }
 
