@@ -109,6 +109,7 @@ export interface CliOptions extends ModelOptions {
 const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
   attention: ["auto", "flash", "partitioned", "naive"],
   conv: ["auto", "winograd", "direct"],
+  winograd: ["auto", "f4", "f2"],
   groupnorm: ["fused", "naive"],
   gelu: ["fused", "naive"],
 };
@@ -148,6 +149,7 @@ const STRING_OPTIONS = [
   "precision",
   "attention",
   "conv",
+  "winograd",
   "groupnorm",
   "gelu",
 ] as const;
@@ -205,6 +207,8 @@ Kernels (to measure each optimization):
                          dims ≤ 80, naive above, as measured fastest on an H200)
   --conv C               auto, winograd or direct (default: auto: Winograd for 3×3 stride 1,
                          1×1 and strided ones as a tiled GEMM; winograd: direct for those)
+  --winograd W           auto, f4 or f2 (default: auto: F(4×4,3×3) where channels ≤ 640,
+                         F(2×2,3×3) above; f4/f2: one tile everywhere)
   --groupnorm G          fused or naive (default: fused)
   --gelu G               fused or naive (default: fused)
 
