@@ -56,6 +56,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
+// Used by the input and output transforms (an include is expanded once per file, above the #ifs).
+#include "winograd_tile_origin.wgsl"
+
 #if WEIGHT_TRANSFORM
 @group(0) @binding(1) var<storage, read> w: array<${T}>;        // [O, C, 3, 3]
 @group(0) @binding(2) var<storage, read_write> u: array<${T}>;  // [16, Cp, Op]
@@ -91,13 +94,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 @group(0) @binding(1) var<storage, read> x: array<${T}>;         // [B, C, H, W]
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;    // [16, Cp, Pp]
 
-// x[row + ix] widened to f32, 0 left or right of the image.
-fn load_x(row: u32, ix: i32) -> f32 {
-  if (ix >= 0 && ix < i32(p.W)) {
-    return f32(x[row + u32(ix)]);
-  }
-  return 0.0;
-}
+#include "winograd_load_x.wgsl"
 
 // Row iy, columns x0 … x0 + 3 of the channel plane at base, 0 outside the image.
 fn load_row(base: u32, iy: i32, x0: i32) -> vec4<f32> {
@@ -130,12 +127,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var d2 = vec4<f32>(0.0);
   var d3 = vec4<f32>(0.0);
   if (c < p.C && pl < p.Pc && pg < p.P) {
-    let tw = (p.W + 1u) / 2u;
-    let th = (p.H + 1u) / 2u;
-    let b = pg / (tw * th);
-    let rem = pg % (tw * th);
-    let y0 = i32(rem / tw) * 2 - 1;
-    let x0 = i32(rem % tw) * 2 - 1;
+    let t = tile_origin(pg, 2u);
+    let b = t.x;
+    let y0 = i32(t.y) - 1;
+    let x0 = i32(t.z) - 1;
     let base = (b * p.C + c) * p.H * p.W;
     d0 = load_row(base, y0, x0);
     d1 = load_row(base, y0 + 1, x0);
@@ -283,12 +278,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 #else
   let bo = 0.0;
 #endif
-  let tw = (p.W + 1u) / 2u;
-  let th = (p.H + 1u) / 2u;
-  let b = pg / (tw * th);
-  let rem = pg % (tw * th);
-  let oy = (rem / tw) * 2u;
-  let ox = (rem % tw) * 2u;
+  let t = tile_origin(pg, 2u);
+  let b = t.x;
+  let oy = t.y;
+  let ox = t.z;
   let i0 = ((b * p.O + o) * p.H + oy) * p.W + ox;
   let right = ox + 1u < p.W;
   let below = oy + 1u < p.H;

@@ -3,10 +3,11 @@
 // with every operand addressed through strides (uniforms), so that one kernel serves
 //   - linear and direct convolution weights W [out, in·k·k] += s · up [out, r] · down [r, in·k·k]
 //     (batch 1, m = output channel, n = input feature);
-//   - Winograd-transformed 3×3 filters U [16, Cp, Op] += s · D̂ [16, C, r] · upᵀ [r, O], where D̂ is
-//     the Winograd transform of the down half made by conv2d_winograd.wgsl's WEIGHT_TRANSFORM (the
+//   - Winograd-transformed 3×3 filters U [ξ, Cp, Op] += s · D̂ [ξ, C, r] · upᵀ [r, O], where D̂ is
+//     the Winograd transform of the down half made by the same WEIGHT_TRANSFORM as U's
+//     (conv2d_winograd.wgsl, 16 ξ, or conv2d_winograd4.wgsl, 36 ξ) (the
 //     transform is linear in the filter, so transforming the update equals updating the transform)
-//     (batch 16 = ξ, m = input channel, n = output channel).
+//     (batch = the ξ count, m = input channel, n = output channel).
 //
 // Work decomposition: one invocation per updated element, 64 a workgroup along n; grid
 // (⌈N/64⌉, M, batch). No tiling: r is small (≤ 128 in practice) and each element is read and

@@ -3,7 +3,8 @@
  * synthetic weights (no download), text-to-image with guidance; for each configuration —
  * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
  * + Winograd → + per-shape attention choice → + 1×1 and strided convolutions as GEMMs, a GEMV
- * kernel for few-row products and split-K for small grids (`auto`, the default) — one warm-up
+ * kernel for few-row products and split-K for small grids → + Winograd F(4×4, 3×3) where channels
+ * are ≤ 640 (`auto`, the default) — one warm-up
  * run, then four timed runs: (1) end to end (text encoder + UNet steps + VAE decode + PNG encode)
  * as scripts run it, waiting on the GPU only every few steps; (2) the same waiting for the text
  * encoder and the VAE to time them — its loop time over the 21 UNet calls is the UNet step; (3) the
@@ -13,7 +14,11 @@
  * bench keeps beside their Winograd transforms (a normal run frees them).
  *
  * Usage: deno task bench [--size 512] [--steps 20] [--precision f16] [--tokenizer DIR]
- *        [--only LIST] [--json] [--profile] [--weights DIR]
+ *        [--only LIST] [--json] [--profile] [--weights DIR] [--peer FILE]
+ * `--peer FILE` reads the output of `../shared/reference/peer.py` (diffusers on the same GPU, same
+ * job; its last JSON line) and prints the peer beside each column and sd's ratio to it.
+ * `--profile` prints GPU time per kernel for the text encoder, the VAE decoder and a whole job
+ * (the UNet steps dominate), each timed separately.
  * `--weights DIR` benchmarks a diffusers-layout folder instead of the synthetic SD 1.5 (CI
  * smoke-tests the bench on tiny-sd this way: the full SD 1.5 UNet takes ~50 s per call on a
  * software adapter even at 64×64).
@@ -34,6 +39,8 @@ import {
   SYNTH_MODEL,
 } from "../src/weights/source.ts";
 import { existsSync } from "../src/std/fs.ts";
+import { Tensor } from "../src/gpu/tensor.ts";
+import { type BenchColumns, parsePeer, peerColumns, peerLabel, ratios } from "./bench_peer.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -46,6 +53,8 @@ const { values: args } = parseArgs({
     json: { type: "boolean", default: false },
     profile: { type: "boolean", default: false },
     weights: { type: "string" },
+    peer: { type: "string" },
+    "keep-pool": { type: "boolean", default: false },
   },
 });
 
@@ -61,6 +70,10 @@ const STEPS: { name: string; variants?: Partial<Variants>; matmul?: Partial<Matm
     name: "+ GEMM 1×1/strided conv, GEMV, split-K (auto)",
     variants: { conv: "auto" },
     matmul: { smallM: "gemv", splitK: "auto" },
+  },
+  {
+    name: "+ Winograd F(4×4,3×3) for ≤ 640 channels (auto)",
+    variants: { winograd: "auto" },
   },
 ];
 const CONFIGS: { name: string; variants: Variants; matmul: Partial<MatmulVariant> }[] = [];
@@ -95,6 +108,7 @@ async function benchModel(): Promise<ResolvedModel> {
 
 const size = Number(args.size), steps = Number(args.steps), guidance = Number(args.guidance);
 const gpu = await Gpu.create({ profile: args.profile });
+gpu.retainPool = args["keep-pool"]; // probe: buffer creation vs the memory peak
 const precision = (args.precision as DType | undefined) ?? defaultPrecision(gpu);
 const t0 = performance.now();
 const sd = await StableDiffusion.load(
@@ -111,18 +125,9 @@ const keptFilterBytes = [...sd.unet.store.convs, ...sd.vae.store.convs]
   .reduce((n, c) => n + c.weight.t.bytes, 0);
 const weightBytes = gpu.allocatedBytes - keptFilterBytes;
 
-interface Row {
+/** One configuration's columns (see bench_peer.ts for their meaning beside the peer's). */
+interface Row extends BenchColumns {
   config: string;
-  /** The whole job with no per-step hooks (how scripts and pipes run it). */
-  totalMs: number;
-  /** The same with a progress line's `onStep` hook (steps waited for every few). */
-  progressMs: number;
-  textMs: number;
-  unetStepMs: number;
-  recordMs: number;
-  vaeMs: number;
-  pngMs: number;
-  peakGB: number;
 }
 
 const params = {
@@ -158,12 +163,53 @@ async function runOnce(
 }
 
 const mean = (a: number[] = []) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);
+
+/** Prints the profiler's totals per kernel, largest GPU time first. */
+function printProfile(title: string, top = 25): void {
+  const stats = gpu.profiler!.stats();
+  const total = stats.reduce((a, s) => a + s.ms, 0);
+  console.error(`GPU time by kernel (${title}), total ${total.toFixed(1)} ms:`);
+  for (const s of stats.slice(0, top)) {
+    const rate = s.flops
+      ? `${(s.flops / s.ms / 1e9).toFixed(2)} TFLOP/s`
+      : s.bytes
+      ? `${(s.bytes / s.ms / 1e6).toFixed(0)} GB/s`
+      : "";
+    console.error(
+      `  ${s.name.padEnd(52)} ${String(s.calls).padStart(6)} ${s.ms.toFixed(2).padStart(9)} ms ${
+        (100 * s.ms / total).toFixed(1).padStart(5)
+      }%  ${rate}`,
+    );
+  }
+}
+
+/**
+ * Times every dispatch of `fn` alone (each in its own pass: slower, so no other column is
+ * measured while profiling) and prints the totals.
+ */
+async function profiled(title: string, fn: () => Promise<unknown>, top?: number): Promise<void> {
+  await gpu.flush();
+  gpu.profiler!.reset();
+  gpu.profiling = true;
+  await fn();
+  await gpu.flush();
+  printProfile(title, top);
+  gpu.profiling = false;
+}
+
+/** VAE input for the decoder-only timings: [1, 4, size/8, size/8] of 0.5 in the VAE's dtype. */
+function constantLatents(): Tensor {
+  const h = size / 8, w = size / 8;
+  return Tensor.from(gpu, new Float32Array(4 * h * w).fill(0.5), [1, 4, h, w], sd.vae.store.dtype);
+}
+
 const only = args.only?.split(",").map(Number);
 const rows: Row[] = [];
 for (const [i, c] of CONFIGS.entries()) {
   if (only && !only.includes(i)) continue;
   setVariants(gpu, c.variants);
   setMatmulVariant(gpu, c.matmul);
+  gpu.profiling = false; // the timed runs are not profiled (a pass per dispatch costs)
   await runOnce(); // warm-up: compiles this configuration's kernels
   gpu.trimPool();
   gpu.resetPeak();
@@ -172,24 +218,43 @@ for (const [i, c] of CONFIGS.entries()) {
   await runOnce(stages);
   const withProgress = await runOnce(undefined, false, true);
   const stepStages: Record<string, number[]> = {};
-  gpu.profiler?.reset();
   await runOnce(stepStages, true);
+  const peakGB = (gpu.peakBytes - keptFilterBytes) / 1e9; // before the profiled runs
   if (gpu.profiler) {
-    const stats = gpu.profiler.stats();
-    const total = stats.reduce((a, s) => a + s.ms, 0);
-    console.error(`GPU time by kernel (${c.name}), total ${total.toFixed(0)} ms:`);
-    for (const s of stats.slice(0, 25)) {
-      const rate = s.flops
-        ? `${(s.flops / s.ms / 1e9).toFixed(2)} TFLOP/s`
-        : s.bytes
-        ? `${(s.bytes / s.ms / 1e6).toFixed(0)} GB/s`
-        : "";
+    // Where the stage times go besides the GPU: recording (CPU), waiting, reading back.
+    for (const stage of ["text encoder", "VAE decode"] as const) {
+      const t0 = performance.now();
+      let out: Tensor;
+      if (stage === "text encoder") {
+        sd.releaseTextStates();
+        out = await sd.encodeText(params.prompt, "", guidance > 1); // recorded, no readback
+      } else {
+        const z = constantLatents();
+        out = sd.vae.decode(z);
+        z.release();
+      }
+      const t1 = performance.now();
+      gpu.waitIdle();
+      const t2 = performance.now();
+      await out.read();
+      const t3 = performance.now();
+      out.release();
       console.error(
-        `  ${s.name.padEnd(48)} ${String(s.calls).padStart(6)} ${s.ms.toFixed(1).padStart(9)} ms ${
-          (100 * s.ms / total).toFixed(1).padStart(5)
-        }%  ${rate}`,
+        `${c.name}: ${stage}: record ${(t1 - t0).toFixed(1)} ms, then GPU ${
+          (t2 - t1).toFixed(1)
+        } ms, ` +
+          `readback ${(t3 - t2).toFixed(1)} ms`,
       );
     }
+    await profiled(`${c.name}: text encoder`, async () => {
+      sd.releaseTextStates();
+      (await sd.encodeText(params.prompt, "", guidance > 1)).release();
+      await gpu.flush();
+    }, 12);
+    await profiled(`${c.name}: VAE decode`, async () => {
+      await sd.decodeTensor(constantLatents(), size / 8, size / 8);
+    }, 16);
+    await profiled(`${c.name}: whole job, every step waited for`, () => runOnce(undefined, true));
   }
   rows.push({
     config: c.name,
@@ -200,7 +265,7 @@ for (const [i, c] of CONFIGS.entries()) {
     recordMs: mean(stepStages.unet_record_cpu),
     vaeMs: mean(stages.vae_decode),
     pngMs: plain.pngMs,
-    peakGB: (gpu.peakBytes - keptFilterBytes) / 1e9,
+    peakGB,
   });
   console.error(`${c.name}: ${plain.totalMs.toFixed(0)} ms`);
 }
@@ -212,6 +277,8 @@ const header = `sd bench — ${gpu.description}; Deno ${Deno.version.deno}; ${mo
   `load ${loadMs.toFixed(0)} ms (weights ${(weightBytes / 1e9).toFixed(2)} GB), compile ${
     gpu.compileMs.toFixed(0)
   } ms`;
+const peer = args.peer ? parsePeer(await Deno.readTextFile(args.peer)) : null;
+const lastRow = rows.at(-1);
 if (args.json) {
   console.log(
     JSON.stringify({
@@ -222,21 +289,39 @@ if (args.json) {
       steps,
       precision,
       rows,
+      ...(peer ? { peer, ratios: lastRow ? ratios(lastRow, peer) : null } : {}),
     }),
   );
 } else {
+  const cols: (keyof Row & keyof BenchColumns)[] = [
+    "totalMs",
+    "progressMs",
+    "textMs",
+    "unetStepMs",
+    "recordMs",
+    "vaeMs",
+    "pngMs",
+    "peakGB",
+  ];
+  const digits = (k: keyof BenchColumns) =>
+    k === "peakGB" ? 2 : k.endsWith("Ms") && k !== "totalMs" && k !== "progressMs" ? 1 : 0;
+  const cell = (k: keyof BenchColumns, v: number | undefined) =>
+    v === undefined ? "–" : v.toFixed(digits(k));
   const lines = [
     header,
     "| configuration | end to end (ms) | with a progress line (ms) | text (ms) | UNet step (ms) | CPU record/step (ms) | VAE decode (ms) | PNG (ms) | peak GPU memory (GB) |",
     "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ...rows.map((r) =>
-      `| ${r.config} | ${r.totalMs.toFixed(0)} | ${r.progressMs.toFixed(0)} | ${
-        r.textMs.toFixed(1)
-      } | ${r.unetStepMs.toFixed(1)} | ` +
-      `${r.recordMs.toFixed(1)} | ${r.vaeMs.toFixed(1)} | ${r.pngMs.toFixed(1)} | ${
-        r.peakGB.toFixed(2)
-      } |`
-    ),
+    ...rows.map((r) => `| ${r.config} | ${cols.map((k) => cell(k, r[k])).join(" | ")} |`),
   ];
+  if (peer && lastRow) {
+    const pc = peerColumns(peer);
+    const rs = ratios(lastRow, peer);
+    lines.push(
+      `| ${peerLabel(peer)} | ${cols.map((k) => cell(k, pc[k])).join(" | ")} |`,
+      `| ratio (${lastRow.config} ÷ diffusers) | ${
+        cols.map((k) => rs[k] === undefined ? "–" : `${rs[k]!.toFixed(2)}×`).join(" | ")
+      } |`,
+    );
+  }
   console.log(lines.join("\n"));
 }

@@ -18,6 +18,7 @@ import { UserError } from "./errors.ts";
 import type { DType, Gpu } from "./gpu/device.ts";
 import { Tensor } from "./gpu/tensor.ts";
 import { cast, cfgCombine } from "./ops/elementwise.ts";
+import { concatChannels } from "./ops/layout.ts";
 import { ClipTextModel } from "./models/clip.ts";
 import { loadConfigs, type ModelConfigs, sd15Configs } from "./models/config.ts";
 import type { ParamStore, WeightSource } from "./models/params.ts";
@@ -31,6 +32,7 @@ import { LatentBasis } from "./latents.ts";
 import {
   createScheduler,
   loadSchedulerConfig,
+  type Scheduler,
   type SchedulerConfig,
   type SchedulerName,
   SD15_SCHEDULER_CONFIG,
@@ -44,7 +46,16 @@ import {
   type TextOptions,
 } from "./prompt/encoder.ts";
 import { join } from "./std/path.ts";
-import { loadSingleFile } from "./models/single_file.ts";
+import { loadSingleFile, singleFileUNetInChannels } from "./models/single_file.ts";
+import { latentMask, maskedImage } from "./image.ts";
+import {
+  blendMasked,
+  getTimesteps,
+  type InitImage,
+  inpaintCondition,
+  prepareLatents,
+  sampleLatents,
+} from "./img2img.ts";
 import { LoraMerger, type LoraRequest } from "./models/lora_merge.ts";
 import {
   type Component,
@@ -87,7 +98,8 @@ export interface LoadOptions {
   vaePrecision?: DType;
   /**
    * Free the text encoder's GPU memory (0.25 GB for SD 1.5) after each prompt's encoding and
-   * upload it again from host memory for the next new prompt (~50 ms on an H200); default true.
+   * upload it again from host memory for the next new prompt (~100 ms on an H200); default false:
+   * CLIP stays resident, a new prompt costs its forward pass only (issue 16).
    */
   offloadTextEncoder?: boolean;
   /** Upload the VAE encoder too (image → latents); default false: text-to-image needs no encoder. */
@@ -108,6 +120,8 @@ export interface GenerateParams {
   scheduler: SchedulerName;
   /** A1111's emphasis syntax (default on) and clip skip (default 1). */
   text?: TextOptions;
+  /** Image-to-image or inpainting: the image (and mask) to start from, at width × height. */
+  init?: InitImage;
   /** LoRAs merged into the weights for this image (default none; see `LoraMerger`). */
   loras?: readonly LoraRequest[];
 }
@@ -132,8 +146,17 @@ export interface GenerateHooks {
   syncSteps?: boolean;
   /** A one-line note for the user (e.g. the VAE fell back to f32, a prompt over 75 tokens). */
   onNote?: (text: string) => void;
-  /** k = 0: the initial noise (unscaled, as diffusers' `latents_in`); k ≥ 1: latents after step k. */
+  /**
+   * k = 0: the initial noise (unscaled, as diffusers' `latents_in`; with an init image, the
+   * latents entering the loop); k ≥ 1: latents after step k (inpainting: after the blend).
+   */
   onLatents?: (k: number, latents: Float32Array) => void;
+  /**
+   * Image-to-image and inpainting intermediates, named as the features fixtures' keys
+   * (`posterior_mean`, `posterior_logvar`, `posterior_eps`, `image_latents`, `noise`,
+   * `latents_start`, `mask_latents`, `masked_image_latents`).
+   */
+  onInit?: (name: string, values: Float32Array) => void;
 }
 
 /** The result of one generation. */
@@ -255,6 +278,10 @@ export class StableDiffusion {
     // Configs from the model folder (or --config DIR for a single file), else SD 1.5's.
     const configDir = configDirOf(source);
     const configs = configDir ? await loadConfigs(configDir) : sd15Configs();
+    // An inpainting checkpoint in one file says so by conv_in's input channels (9).
+    if (source.kind === "single") {
+      configs.unet.in_channels = await singleFileUNetInChannels(source.file);
+    }
     const schedulerConfig = configDir
       ? await loadSchedulerConfig(join(configDir, "scheduler", "scheduler_config.json"))
       : { ...SD15_SCHEDULER_CONFIG };
@@ -269,7 +296,9 @@ export class StableDiffusion {
       await stage(
         "load_text_encoder",
         () =>
-          text.store.load(gpu, sources.text_encoder, { keepHost: opts.offloadTextEncoder ?? true }),
+          text.store.load(gpu, sources.text_encoder, {
+            keepHost: opts.offloadTextEncoder ?? false,
+          }),
       );
       await stage("load_unet", () => unet.store.load(gpu, sources.unet));
       await stage("load_vae", () => vae.store.load(gpu, sources.vae, { skip: vaeSkip(opts) }));
@@ -293,15 +322,19 @@ export class StableDiffusion {
     );
   }
 
-  /** Replaces the VAE by one in `dtype`, loaded again from the model's source. */
-  async reloadVae(dtype: DType): Promise<void> {
+  /**
+   * Replaces the VAE by one in `dtype`, loaded again from the model's source (from the files of
+   * precision `files`: the f16 or f32 ones where a folder has both).
+   */
+  async reloadVae(dtype: DType, files: DType = dtype): Promise<void> {
     const vae = new Vae(this.configs.vae, dtype);
-    const { sources, files } = await openSources(this.source, this.configs, dtype);
+    const opened = await openSources(this.source, this.configs, files);
+    const sources = opened.sources;
     try {
       await vae.store.load(this.gpu, sources.vae, { skip: vaeSkip(this.loadOptions) });
       await prepareWinograd(this.gpu, [vae], this.loadOptions);
     } finally {
-      for (const f of files) f.close();
+      for (const f of opened.files) f.close();
     }
     this.vae.store.release();
     this.vae = vae;
@@ -332,14 +365,22 @@ export class StableDiffusion {
       );
     }
     const h = p.height / 8, w = p.width / 8;
-    const latentC = this.configs.unet.in_channels;
+    const latentC = this.configs.unet.out_channels;
+    if (!p.init && this.configs.unet.in_channels !== latentC) {
+      throw new UserError(
+        `this model's UNet takes ${this.configs.unet.in_channels} input channels (an inpainting model): give --init-image and --mask`,
+        { kind: "usage" },
+      );
+    }
     const cfg = p.guidance > 1;
     const timed = async <T>(name: string, fn: () => T | Promise<T>): Promise<T> => {
       const t0 = performance.now();
       const r = await fn();
       if (hooks.onStage) {
-        await gpu.flush();
+        // waitIdle returns when the GPU is done; flush's promise settles ~10 ms later (Deno 2.9).
+        gpu.waitIdle();
         hooks.onStage(name, performance.now() - t0);
+        await gpu.flush();
       }
       return r;
     };
@@ -358,23 +399,42 @@ export class StableDiffusion {
       randn: () => basis!.upload(generator.randn(n)),
     });
     scheduler.setTimesteps(p.steps);
-    const timesteps = scheduler.timesteps;
+    const { timesteps, tStart } = p.init
+      ? getTimesteps(scheduler.timesteps, p.steps, p.init.strength)
+      : { timesteps: scheduler.timesteps, tStart: 0 };
+    if (p.steps - tStart < 1) {
+      // diffusers' check (on the step count: PNDM's list would still hold its repeated timestep)
+      throw new UserError(
+        `strength ${p.init?.strength} of ${p.steps} steps leaves no denoising step; raise --strength or --steps`,
+        { kind: "usage" },
+      );
+    }
     const calls = timesteps.length;
-    basis = new LatentBasis(gpu, n, 2 + 2 * calls, 2 + 2 * calls);
-    const noise = generator.randn(n);
-    hooks.onLatents?.(0, noise);
-    let x = basis.upload(noise);
-    const sigma0 = scheduler.initNoiseSigma;
-    if (sigma0 !== 1) x = x.map((v) => v * sigma0);
-
     const batch = cfg ? 2 : 1;
     const shape = [latentC, h, w];
+    const start = p.init
+      ? await this.#prepareInit(p, p.init, generator, scheduler, timesteps[0], batch, hooks, timed)
+      : null;
+    // Room for the start, each step's ε, noise draw and (4-channel inpainting) blended latents.
+    basis = new LatentBasis(gpu, n, 2 + 3 * calls, 2 + 3 * calls);
+    let x: Float32Array;
+    if (start) {
+      hooks.onLatents?.(0, start.latents);
+      x = basis.upload(start.latents);
+    } else {
+      const noise = generator.randn(n);
+      hooks.onLatents?.(0, noise);
+      x = basis.upload(noise);
+      const sigma0 = scheduler.initNoiseSigma;
+      if (sigma0 !== 1) x = x.map((v) => v * sigma0);
+    }
+    const blend = start?.blend ?? null;
     // Waiting on the GPU blocks the thread until it is idle (see Gpu.waitIdle), so the loop waits
     // only every SYNC_EVERY steps — every PROGRESS_EVERY for a progress line, every step for step
     // times or latents — and each time it first finishes step k's commands, then waits for the
     // steps before (letting the event loop run first: Ctrl-C), and submits step k: the GPU idles
     // only for the submit.
-    const every = hooks.onLatents || hooks.syncSteps
+    const every = hooks.onLatents || hooks.syncSteps || blend
       ? 1
       : hooks.onStep
       ? PROGRESS_EVERY
@@ -395,11 +455,17 @@ export class StableDiffusion {
       for (let k = 0; k < calls; k++) {
         const tRecord = performance.now();
         const t = timesteps[k];
-        const sample = basis.combine(
+        let sample = basis.combine(
           scheduler.scaleModelInput(x, t),
           [batch, ...shape],
           unet.store.dtype,
         );
+        if (start?.condition) {
+          // A 9-channel inpainting UNet: cat(scale_model_input(latents), mask, masked latents).
+          const full = concatChannels(sample, start.condition);
+          sample.release();
+          sample = full;
+        }
         const out = unet.forward(sample, t, ctx);
         sample.release();
         const eps = cfg ? cfgCombine(out, p.guidance) : out;
@@ -417,6 +483,12 @@ export class StableDiffusion {
           stepsDone(k);
           if (recorded) gpu.submitRecorded(recorded);
         }
+        if (blend) {
+          const lat = basis.combine(x, [1, ...shape], "f32");
+          const values = await lat.read();
+          lat.release();
+          x = basis.upload(blendMasked(scheduler, values, ...blend, timesteps, k));
+        }
         if (hooks.onLatents) {
           const lat = basis.combine(x, [1, ...shape], "f32");
           hooks.onLatents(k + 1, await lat.read());
@@ -433,12 +505,115 @@ export class StableDiffusion {
       }
     } finally {
       basis.release();
+      start?.condition?.release();
     }
     // Activations of the UNet's sizes are no use to the VAE: give the pool's memory back first.
     gpu.trimPool();
     const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w, hooks.onNote));
     gpu.trimPool();
     return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
+  }
+
+  /**
+   * Uploads the VAE encoder (text-to-image loads without it); the VAE is then f32 (see `load`).
+   */
+  async ensureVaeEncoder(): Promise<void> {
+    if (this.vae.encoder.conv_in.weight.loaded) return;
+    this.loadOptions.vaeEncoder = true;
+    // The files `load` would have read with the encoder: the same image either way.
+    await this.reloadVae(this.loadOptions.vaePrecision ?? "f32", this.precision);
+  }
+
+  /** `vae.encode(image).latent_dist` of CHW values in [−1, 1]: mean and log-variance, read back. */
+  async encodeImage(
+    chw: Float32Array,
+    width: number,
+    height: number,
+  ): Promise<{ mean: Float32Array; logvar: Float32Array }> {
+    await this.ensureVaeEncoder();
+    const image = Tensor.from(this.gpu, chw, [1, 3, height, width], this.vae.store.dtype, {
+      label: "init-image",
+    });
+    const { mean, logvar } = this.vae.encode(image);
+    image.release();
+    const out = { mean: await mean.read(), logvar: await logvar.read() };
+    mean.release();
+    logvar.release();
+    assertFinite(out.mean, "the encoded image");
+    return out;
+  }
+
+  /**
+   * The start of an image-to-image or inpainting run, drawing from `generator` in diffusers'
+   * order (see src/img2img.ts): the latents entering the loop, the 4-channel blend's operands
+   * (image latents, noise, latent mask) and the 9-channel UNet's extra input channels.
+   */
+  async #prepareInit(
+    p: GenerateParams,
+    init: InitImage,
+    generator: TorchGenerator,
+    scheduler: Scheduler,
+    t0: number,
+    batch: number,
+    hooks: GenerateHooks,
+    timed: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>,
+  ): Promise<{
+    latents: Float32Array;
+    blend: [Float32Array, Float32Array, Float32Array] | null;
+    condition: Tensor | null;
+  }> {
+    const c = this.configs;
+    const n = c.unet.out_channels * (p.height / 8) * (p.width / 8);
+    const inpaintModel = c.unet.in_channels === 2 * c.unet.out_channels + 1;
+    if (!inpaintModel && c.unet.in_channels !== c.unet.out_channels) {
+      throw new UserError(
+        `the UNet takes ${c.unet.in_channels} input channels: neither a normal (4) nor an inpainting (9) model`,
+      );
+    }
+    if (inpaintModel && !init.mask) {
+      throw new UserError(
+        "this is an inpainting model (9-channel UNet): give --mask too, or a normal model for image-to-image",
+        { kind: "usage" },
+      );
+    }
+    const report = hooks.onInit ?? (() => {});
+    const encode = (chw: Float32Array) =>
+      timed("vae_encode", () => this.encodeImage(chw, p.width, p.height));
+    const sample = async (chw: Float32Array, prefix: string) => {
+      const { mean, logvar } = await encode(chw);
+      const eps = generator.randn(n);
+      const latents = sampleLatents(mean, logvar, eps, c.vae.scaling_factor);
+      report(`${prefix}posterior_mean`, mean);
+      report(`${prefix}posterior_logvar`, logvar);
+      report(`${prefix}posterior_eps`, eps);
+      return latents;
+    };
+    // Inpainting at strength 1 starts from pure noise; a 9-channel UNet then needs no image latents.
+    const pureNoise = init.mask !== undefined && init.strength === 1;
+    const imageLatents = pureNoise && inpaintModel ? null : await sample(init.image, "");
+    if (imageLatents) report("image_latents", imageLatents);
+    const noise = generator.randn(n);
+    report("noise", noise);
+    const latents = prepareLatents(scheduler, imageLatents, noise, t0, pureNoise);
+    report("latents_start", latents);
+    if (!init.mask) return { latents, blend: null, condition: null };
+
+    const mask = latentMask(init.mask, p.width, p.height);
+    report("mask_latents", mask);
+    if (!inpaintModel) {
+      generator.randn(n); // the masked image posterior's ε: drawn by diffusers, unused here
+      return { latents, blend: [imageLatents!, noise, mask], condition: null };
+    }
+    const masked = await sample(maskedImage(init.image, init.mask), "masked_image_");
+    report("masked_image_latents", masked);
+    const condition = Tensor.from(
+      this.gpu,
+      inpaintCondition(mask, masked, batch),
+      [batch, 1 + c.unet.out_channels, p.height / 8, p.width / 8],
+      this.unet.store.dtype,
+      { label: "inpaint-condition" },
+    );
+    return { latents, blend: null, condition };
   }
 
   /**
@@ -537,8 +712,12 @@ export class StableDiffusion {
 
   async #decode(z: Tensor): Promise<Float32Array> {
     const img = this.vae.decode(z);
-    const chw = await img.read();
-    img.release();
+    // An f16 image is widened on the GPU (microseconds) rather than by Float16Array on the CPU
+    // (~10 ms for 512×512 on the GPU machine's CPU, on the critical path).
+    const img32 = img.dtype === "f32" ? img : cast(img, "f32");
+    if (img32 !== img) img.release();
+    const chw = await img32.read();
+    img32.release();
     return chw;
   }
 }

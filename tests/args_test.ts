@@ -37,11 +37,14 @@ Deno.test("parseCli: prompts, subcommands, stdin jobs and option checks", () => 
     seed: null,
     steps: 20,
     guidance: 7.5,
-    width: 512,
-    height: 512,
+    width: null,
+    height: null,
     scheduler: "pndm",
     out: null,
     lora: [],
+    initImage: null,
+    mask: null,
+    strength: null,
   });
   assertEquals(parseCli(["a", "red", "fox"], tty).prompt, "a red fox");
   assertEquals(parseCli([""], tty).prompt, "");

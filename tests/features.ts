@@ -1,6 +1,6 @@
 /**
- * The features fixture (`features/tiny-sd-features.{json,safetensors}`): its cases by kind and
- * its golden tensors.
+ * The features fixture (`features/tiny-sd-features.{json,safetensors}`): its cases by kind, the
+ * `sd` arguments that replay them, and its golden tensors.
  *
  * @module
  */
@@ -10,22 +10,55 @@ import { existsSync } from "../src/std/fs.ts";
 import { join } from "../src/std/path.ts";
 import { fixture } from "./fixtures.ts";
 
-/** One case of the features fixture (the JSON's fields; `cli` the `sd` arguments). */
+/** Fields of every case of `features/tiny-sd-features.json` (`cli`: the `sd` arguments). */
 export interface FeatureCase {
   key: string;
   kind: string;
+  model: string;
   prompt: string;
   negative_prompt: string;
+  seed: number;
+  steps: number;
+  scheduler: string;
+  guidance_scale: number;
   width: number;
   height: number;
   cli: string[];
-  [field: string]: unknown;
 }
 
-/** The cases of `kind` (e.g. "text"), in the fixture's order. */
-export async function featureCases(kind: string): Promise<FeatureCase[]> {
+/** An image-to-image or inpainting case. */
+export interface ImageCase extends FeatureCase {
+  strength: number;
+  init_image: string;
+  mask?: string;
+  unet_in_channels?: number;
+}
+
+/** A text-stage case (emphasis, long prompt, clip skip). */
+export interface TextCase extends FeatureCase {
+  clip_skip: number;
+  /** Chunks of 77 tokens per prompt. */
+  chunks: number;
+  cond_token_count: number;
+  uncond_token_count: number;
+  /** A1111's fragments: [text, weight]. */
+  cond_fragments: [string, number][];
+  uncond_fragments: [string, number][];
+}
+
+async function cases(): Promise<FeatureCase[]> {
   const meta = JSON.parse(await Deno.readTextFile(fixture("features/tiny-sd-features.json")));
-  return (meta.cases as FeatureCase[]).filter((c) => c.kind === kind);
+  return meta.cases as FeatureCase[];
+}
+
+/** The img2img and inpaint cases of the features fixtures. */
+export async function imageCases(): Promise<ImageCase[]> {
+  return (await cases()).filter((c) => c.kind === "img2img" || c.kind === "inpaint") as ImageCase[];
+}
+
+/** The text-stage cases, in the fixture's order. */
+export async function textCases(): Promise<TextCase[]> {
+  return (await cases()).filter((c) => c.kind === "text") as TextCase[];
 }
 
 /** The golden tensors (close it after use). */

@@ -173,6 +173,58 @@ Deno.test({
   },
 });
 
+/** `F.interpolate(x, size=[oh, ow], mode="nearest")` as torch computes it: ⌊dst·f32(in/out)⌋. */
+function upsampleToRef(
+  x: Float32Array,
+  planes: number,
+  h: number,
+  w: number,
+  oh: number,
+  ow: number,
+) {
+  const src = (dst: number, n: number, out: number) =>
+    Math.min(Math.floor(Math.fround(dst * Math.fround(n / out))), n - 1);
+  const y = new Float32Array(planes * oh * ow);
+  for (let p = 0; p < planes; p++) {
+    for (let i = 0; i < oh; i++) {
+      for (let j = 0; j < ow; j++) {
+        y[(p * oh + i) * ow + j] = x[(p * h + src(i, h, oh)) * w + src(j, w, ow)];
+      }
+    }
+  }
+  return y;
+}
+
+Deno.test({
+  name:
+    "layout: upsampleNearest2x to the skip's size = torch's interpolate(size=…) at 200×136's sides",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    for (const dtype of dtypes(gpu)) {
+      // [B, C, h, w] → [oh, ow]: 2h − 1 where the way down rounded an odd side up.
+      const cases = [[1, 3, 4, 3, 7, 5], [2, 64, 13, 9, 25, 17], [2, 1280, 3, 4, 5, 7], [
+        1,
+        2,
+        5,
+        6,
+        9,
+        12,
+      ]];
+      for (const [b, c, h, w, oh, ow] of cases) {
+        const x = randomData(b * c * h * w, 11, 5);
+        const tx = Tensor.from(gpu, x, [b, c, h, w], dtype);
+        const y = upsampleNearest2x(tx, [oh, ow]);
+        assertEquals([...y.shape], [b, c, oh, ow]);
+        const want = upsampleToRef(stored(x, dtype), b * c, h, w, oh, ow);
+        assertSame(await y.read(), want, `upsample ${dtype} [${b},${c},${h},${w}] → ${oh}×${ow}`);
+        tx.release();
+        y.release();
+      }
+    }
+  },
+});
+
 Deno.test({
   name: "layout: embedding with and without positions, small and CLIP shapes, exact",
   ignore: !hasGpu,

@@ -13,6 +13,7 @@ import { addLowRank, addLowRankWinograd } from "../src/ops/lora_merge.ts";
 import { LoraMerger } from "../src/models/lora_merge.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
 import { fixture } from "./fixtures.ts";
+import { setVariants } from "../src/ops/variants.ts";
 import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
 /** W + scale · up · down on the CPU (f64 sums), W [out, J], up [out, r], down [r, J]. */
@@ -92,41 +93,53 @@ Deno.test({
   ignore: !hasGpu,
   async fn() {
     const gpu = (await testGpu())!;
+    // Each Winograd tile; under auto a filter with > 640 output channels gets F(2×2) while its
+    // down half ([r, C]) would get F(4×4): the merge transforms it with the filter's tile.
+    const runs = [
+      { winograd: "f2", shapes: [[5, 7, 3], [640, 640, 4]] },
+      { winograd: "f4", shapes: [[5, 7, 3], [640, 640, 4]] },
+      { winograd: "auto", shapes: [[700, 5, 3]] },
+    ] as const;
     for (const dtype of dtypes(gpu)) {
-      for (const [O, C, r] of [[5, 7, 3], [640, 640, 4]]) {
-        const w0 = stored(randomData(O * C * 9, 11, 0.5), dtype);
-        const up = randomData(O * r, 13, 0.1);
-        const down = randomData(r * C * 9, 17, 0.1);
-        const scale = 1.5 / r;
-        // The merge under test: into the transform of the loaded filter.
-        const w = Tensor.from(gpu, w0, [O, C, 3, 3], dtype, { persistent: true });
-        prepareConv(w);
-        const tu = Tensor.from(gpu, up, [O, r], "f32");
-        const td = Tensor.from(gpu, down, [r, C, 3, 3], "f32");
-        addLowRankWinograd(w, tu, td, scale);
-        // The reference: the filter merged on the CPU (in f32), then transformed (in f32).
-        const ref = Tensor.from(gpu, mergeRef(w0, up, down, r, scale), [O, C, 3, 3], "f32", {
-          persistent: true,
-        });
-        prepareConv(ref);
-        const u = winogradFilter(w)!, uRef = winogradFilter(ref)!;
-        const n = 16 * u.Cp * u.Op;
-        const raw = await gpu.read(u.u, n * (dtype === "f16" ? 2 : 4));
-        const got = dtype === "f16"
-          ? Float32Array.from(new Float16Array(raw))
-          : new Float32Array(raw);
-        const want = new Float32Array(await gpu.read(uRef.u, n * 4));
-        const e = relL2(got, want);
-        const tol = dtype === "f32" ? 1e-6 : 1e-3; // f16: the transform and the sum rounded once each
-        assert(e < tol, `${dtype} [${O},${C},3,3] r${r}: rel L2 ${e}`);
-        for (const t of [w, ref]) {
-          releaseConv(t);
-          t.destroy();
+      for (const { winograd, shapes } of runs) {
+        setVariants(gpu, { winograd });
+        for (const [O, C, r] of shapes) {
+          const w0 = stored(randomData(O * C * 9, 11, 0.5), dtype);
+          const up = randomData(O * r, 13, 0.1);
+          const down = randomData(r * C * 9, 17, 0.1);
+          const scale = 1.5 / r;
+          // The merge under test: into the transform of the loaded filter.
+          const w = Tensor.from(gpu, w0, [O, C, 3, 3], dtype, { persistent: true });
+          prepareConv(w);
+          const tu = Tensor.from(gpu, up, [O, r], "f32");
+          const td = Tensor.from(gpu, down, [r, C, 3, 3], "f32");
+          addLowRankWinograd(w, tu, td, scale);
+          // The reference: the filter merged on the CPU (in f32), then transformed (in f32).
+          const ref = Tensor.from(gpu, mergeRef(w0, up, down, r, scale), [O, C, 3, 3], "f32", {
+            persistent: true,
+          });
+          prepareConv(ref);
+          const u = winogradFilter(w)!, uRef = winogradFilter(ref)!;
+          assert(u.xi === uRef.xi, `${winograd}: one tile for the filter and its reference`);
+          const n = u.xi * u.Cp * u.Op;
+          const raw = await gpu.read(u.u, n * (dtype === "f16" ? 2 : 4));
+          const got = dtype === "f16"
+            ? Float32Array.from(new Float16Array(raw))
+            : new Float32Array(raw);
+          const want = new Float32Array(await gpu.read(uRef.u, n * 4));
+          const e = relL2(got, want);
+          const tol = dtype === "f32" ? 1e-6 : 1e-3; // f16: the transform and the sum rounded once each
+          assert(e < tol, `${dtype} ${winograd} [${O},${C},3,3] r${r}: rel L2 ${e}`);
+          for (const t of [w, ref]) {
+            releaseConv(t);
+            t.destroy();
+          }
+          tu.release();
+          td.release();
         }
-        tu.release();
-        td.release();
       }
     }
+    setVariants(gpu, { winograd: "auto" });
   },
 });
 

@@ -9,20 +9,16 @@ import { BOS, ClipTokenizer, EOS, MAX_LENGTH } from "../src/tokenizer.ts";
 import { CHUNK_TOKENS, chunkPrompt, emptyChunk, padChunks } from "../src/prompt/chunks.ts";
 import { textChunks } from "../src/prompt/encoder.ts";
 import { parsePrompt } from "../src/prompt/parser.ts";
-import { featureCases, featureGolden } from "./features.ts";
+import { featureGolden, textCases } from "./features.ts";
 import { fixture } from "./fixtures.ts";
 
 const tokenizer = await ClipTokenizer.fromFolder(fixture("tiny-sd/tokenizer"));
 const ids = (t: string) => tokenizer.textIds(t);
 
-async function textCases() {
-  const cases = await featureCases("text");
-  assertEquals(cases.length, 3, "emphasis, long and clip skip cases");
-  return { cases, golden: await featureGolden() };
-}
-
 Deno.test("chunks: ids and weights of every features text case, exact", async () => {
-  const { cases, golden } = await textCases();
+  const cases = await textCases();
+  assertEquals(cases.length, 3, "emphasis, long and clip skip cases");
+  const golden = await featureGolden();
   try {
     for (const c of cases) {
       const key = c.key;

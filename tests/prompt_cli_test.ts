@@ -8,7 +8,7 @@
 
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
-import { featureCases, featureCli, featureGolden } from "./features.ts";
+import { featureCli, featureGolden, textCases } from "./features.ts";
 import { TINY, TINY_ARGS } from "./bad_inputs.ts";
 import { hasGpu, testGpu } from "./gpu.ts";
 import { oneErrorLine, pngText, sd } from "./sd_command.ts";
@@ -16,7 +16,7 @@ import { decodePng, imageError, withinImageTolerance } from "./image_compare.ts"
 import { withTmp } from "./temp.ts";
 
 for (const precision of ["f32", "f16"] as const) {
-  for (const c of await featureCases("text")) {
+  for (const c of await textCases()) {
     Deno.test({
       name: `sd: features case ${c.key} (${precision}) vs its image`,
       ignore: !hasGpu,
@@ -27,7 +27,7 @@ for (const precision of ["f32", "f16"] as const) {
           const out = join(dir, "out.png");
           const r = await sd(dir, [...featureCli(c), "--precision", precision, "--out", out]);
           assertEquals(r.code, 0, r.stderr);
-          const chunks = c.chunks as number;
+          const chunks = c.chunks;
           // No truncation warning; a long prompt says how it is encoded.
           assert(!/dropped/.test(r.stderr), r.stderr);
           assertEquals(r.stderr.includes(`in ${chunks} chunks of 75`), chunks > 1, r.stderr);
@@ -35,7 +35,7 @@ for (const precision of ["f32", "f16"] as const) {
           const img = decodePng(bytes);
           assertEquals([img.width, img.height], [c.width, c.height]);
           // Clip skip applies to the negative prompt too, as in A1111: `image_a1111`.
-          const clipSkip = c.clip_skip as number;
+          const clipSkip = c.clip_skip;
           const golden = await featureGolden();
           const want = await golden.readF32(`${c.key}.${clipSkip > 1 ? "image_a1111" : "image"}`);
           golden.close();
@@ -57,7 +57,7 @@ Deno.test("sd tokens: plain ids stay diffusers'; --chunks gives the fixture's id
   const golden = await featureGolden();
   try {
     await withTmp(async (dir) => {
-      for (const c of await featureCases("text")) {
+      for (const c of await textCases()) {
         const plain = await sd(dir, ["tokens", c.prompt, "--weights", TINY]);
         assertEquals(plain.code, 0, plain.stderr);
         assertEquals(JSON.parse(plain.stdout).length, 77);
@@ -68,7 +68,7 @@ Deno.test("sd tokens: plain ids stay diffusers'; --chunks gives the fixture's id
         const weights = [...await golden.readF32(`${c.key}.weights.cond`)];
         assertEquals(got.flatMap((ch) => ch.ids), ids, c.key);
         assertEquals(got.flatMap((ch) => ch.weights.map(Math.fround)), weights, c.key);
-        if ((c.chunks as number) > 1) {
+        if (c.chunks > 1) {
           assert(plain.stderr.includes(`in ${c.chunks} chunks`), plain.stderr);
         } else assertEquals(plain.stderr, "");
       }

@@ -7,7 +7,7 @@
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
 import { applyEmphasis } from "../src/prompt/encoder.ts";
-import { featureCases, featureGolden } from "./features.ts";
+import { featureGolden, textCases } from "./features.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu, relL2, testGpu } from "./gpu.ts";
 
@@ -48,10 +48,10 @@ Deno.test({
       if (!(e < 1e-4)) failures.push(lines.at(-1)!);
     };
     try {
-      for (const c of await featureCases("text")) {
-        const clipSkip = c.clip_skip as number;
+      for (const c of await textCases()) {
+        const clipSkip = c.clip_skip;
         const states = await sd.encodeText(c.prompt, c.negative_prompt, true, { clipSkip });
-        assertEquals(states.shape, [2, 77 * (c.chunks as number), 32], c.key);
+        assertEquals(states.shape, [2, 77 * (c.chunks), 32], c.key);
         // clip skip: A1111 skips the layer for the negative prompt too (`text.uncond_a1111`).
         const uncond = clipSkip > 1 ? "text.uncond_a1111" : "text.uncond";
         await compare(c.key, await states.read(), [`${c.key}.${uncond}`, `${c.key}.text.cond`]);

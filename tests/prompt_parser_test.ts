@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { UserError } from "../src/errors.ts";
 import { type Fragment, literalPrompt, parsePrompt } from "../src/prompt/parser.ts";
-import { featureCases } from "./features.ts";
+import { textCases } from "./features.ts";
 
 /** Fragments as A1111 prints them: [text, weight], a BREAK as ["BREAK", -1]. */
 function pairs(fragments: Fragment[]): [string, number][] {
@@ -38,7 +38,7 @@ Deno.test("parsePrompt: A1111's doctest examples, weights as the same doubles", 
 });
 
 Deno.test("parsePrompt: the fragments of every features text case", async () => {
-  const cases = await featureCases("text");
+  const cases = await textCases();
   assertEquals(cases.length, 3);
   for (const c of cases) {
     assertEquals(pairs(parsePrompt(c.prompt)), c.cond_fragments, `${c.key} prompt`);

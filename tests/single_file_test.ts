@@ -7,6 +7,8 @@
 import { assert, assertEquals } from "../src/std/assert.ts";
 import * as png from "imagescript/png/src/png.mjs";
 import { hasGpu } from "./gpu.ts";
+import { singleFileUNetInChannels } from "../src/models/single_file.ts";
+import { writeSafetensors } from "../src/weights/safetensors_writer.ts";
 import { fixture } from "./fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -62,4 +64,27 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("singleFileUNetInChannels: conv_in's input channels (4 normal, 9 inpainting)", async () => {
+  assertEquals(
+    await singleFileUNetInChannels(fixture("tiny-sd-single.fp16.safetensors")),
+    4,
+  );
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/inpaint.safetensors`;
+    const data = new Float32Array(8 * 9 * 3 * 3);
+    await writeSafetensors(path, [
+      {
+        name: "model.diffusion_model.input_blocks.0.0.weight",
+        dtype: "F16",
+        shape: [8, 9, 3, 3],
+        data,
+      },
+    ]);
+    assertEquals(await singleFileUNetInChannels(path), 9);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

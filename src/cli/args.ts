@@ -48,16 +48,27 @@ export interface JobSettings {
   steps: number;
   /** Classifier-free guidance scale. */
   guidance: number;
-  /** Image width in pixels. */
-  width: number;
-  /** Image height in pixels. */
-  height: number;
+  /** Image width in pixels; null: 512, or the init image's width rounded down to 8. */
+  width: number | null;
+  /** Image height in pixels; null: 512, or the init image's height rounded down to 8. */
+  height: number | null;
   /** Scheduler name. */
   scheduler: SchedulerName;
   /** A `.png` file or a directory; null for the current directory. */
   out: string | null;
   /** `--lora FILE[:SCALE]`, in order (the prompt's `<lora:…>` tags come on top). */
   lora: LoraUse[];
+  /** Image-to-image / inpainting: the image to start from (PNG or JPEG), or null. */
+  initImage: string | null;
+  /** Inpainting: the mask (white = repaint), or null. */
+  mask: string | null;
+  /** How much the init image changes, in (0, 1]; null: 0.8, or 1 with a mask (diffusers'). */
+  strength: number | null;
+}
+
+/** The default `--strength`: diffusers' img2img (0.8) and inpainting (1.0) pipelines'. */
+export function defaultStrength(job: Pick<JobSettings, "mask">): number {
+  return job.mask === null ? 0.8 : 1;
 }
 
 /** What `--profile` asked for. */
@@ -102,6 +113,7 @@ export interface CliOptions extends ModelOptions {
 const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
   attention: ["auto", "flash", "partitioned", "naive"],
   conv: ["auto", "winograd", "direct"],
+  winograd: ["auto", "f4", "f2"],
   groupnorm: ["fused", "naive"],
   gelu: ["fused", "naive"],
 };
@@ -120,9 +132,17 @@ export const JOB_FIELDS = [
   "lora",
 ] as const satisfies readonly (keyof JobSettings)[];
 
+/** The image inputs: batch-line key → command-line option (and the {@linkcode JobSettings} key). */
+export const IMAGE_FIELDS = {
+  init_image: { option: "init-image", key: "initImage" },
+  mask: { option: "mask", key: "mask" },
+  strength: { option: "strength", key: "strength" },
+} as const;
+
 const MULTIPLE_OPTIONS = ["lora"] as const;
 const STRING_OPTIONS = [
   ...JOB_FIELDS.filter((f) => f !== "prompt" && f !== "lora"),
+  ...Object.values(IMAGE_FIELDS).map((f) => f.option),
   "lora-dir",
   "batch",
   "model",
@@ -133,6 +153,7 @@ const STRING_OPTIONS = [
   "precision",
   "attention",
   "conv",
+  "winograd",
   "groupnorm",
   "gelu",
   "clip-skip",
@@ -159,9 +180,17 @@ Image:
   --seed N               noise seed, an integer ≥ 0 (default: random; always printed and recorded)
   --steps N              denoising steps, 1–${LIMITS.maxSteps} (default: ${DEFAULTS.steps})
   --guidance G           classifier-free guidance scale, ≥ 0; ≤ 1 turns it off (default: ${DEFAULTS.guidance})
-  --width W              width in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.width})
-  --height H             height in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.height})
+  --width W              width in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.width}),
+                         with --init-image the image's, rounded down to 8
+  --height H             height in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.height}),
+                         with --init-image the image's, rounded down to 8
   --scheduler NAME       ${SCHEDULER_NAMES.join(", ")} (default: ${DEFAULTS.scheduler})
+  --init-image IMG       image-to-image: start from this PNG or JPEG (resized to --width/--height
+                         like diffusers, Lanczos; without them its size rounded down to 8)
+  --strength S           how much of the init image is repainted, in (0, 1] (default: 0.8; 1.0
+                         with --mask)
+  --mask MASK            inpainting: repaint where MASK is white (≥ 50% gray), keep where black;
+                         resized to the output size like the image; needs --init-image
   --batch N              N images per prompt, seeds seed, seed+1, … (default: 1)
   -o, --out PATH         a .png file, or a directory for <prompt-slug>-<seed>.png (default: the
                          current directory); an existing file is never overwritten: -1, -2, … is
@@ -193,6 +222,8 @@ Kernels (to measure each optimization):
                          dims ≤ 80, naive above, as measured fastest on an H200)
   --conv C               auto, winograd or direct (default: auto: Winograd for 3×3 stride 1,
                          1×1 and strided ones as a tiled GEMM; winograd: direct for those)
+  --winograd W           auto, f4 or f2 (default: auto: F(4×4,3×3) where channels ≤ 640,
+                         F(2×2,3×3) above; f4/f2: one tile everywhere)
   --groupnorm G          fused or naive (default: fused)
   --gelu G               fused or naive (default: fused)
 
@@ -208,7 +239,8 @@ Output:
 Jobs from stdin: a plain line is a prompt with the command-line settings; a line holding a JSON
 object overrides them: {"prompt": "a cat", "negative": "", "seed": 1, "steps": 20,
 "guidance": 7.5, "width": 512, "height": 512, "scheduler": "ddim", "out": "cats/",
-"lora": ["style.safetensors:0.8"]}.
+"lora": ["style.safetensors:0.8"], "init_image": "cat.png", "mask": "mask.png", "strength": 0.6}
+(image paths are relative to the working directory).
 The model loads once; each image prints {"path","seed","prompt","ms"} on stdout. Empty lines are
 skipped; a bad line is reported with its line number and the batch goes on.
 
@@ -219,6 +251,8 @@ Examples:
   sd "a castle <lora:watercolor:0.8>" --lora-dir ~/loras --lora detail.safetensors:0.5
   cat prompts.txt | sd - --json | jq -r .path
   sd "a cat" --model synth --steps 4 --width 256 --height 256 --profile
+  sd "a watercolor of a harbor" --init-image photo.png --strength 0.6
+  sd "a cat on a bench" --init-image bench.png --mask mask.png --weights ./sd15-inpainting
   sd "a (red:1.3) fox in the [fog]" --clip-skip 2
   sd tokens "a cat"
 
@@ -285,6 +319,38 @@ export function parseSize(raw: unknown, field: string): number {
   return n;
 }
 
+/** Checks a strength (a number in (0, 1]). */
+export function parseStrength(raw: unknown, field = "--strength"): number {
+  const n = toNumber(raw, field, `${field} 0.8`);
+  if (!(n > 0 && n <= 1)) {
+    throw new UsageError(
+      `${show(field, raw)} is out of range; use a number in (0, 1] (default 0.8, 1.0 with a mask)`,
+    );
+  }
+  return n;
+}
+
+/**
+ * Checks that the image inputs go together: a mask or a strength needs an init image. `name`
+ * turns a batch-line key into its name in messages.
+ */
+export function checkImageInputs(
+  job: Pick<JobSettings, "initImage" | "mask" | "strength">,
+  name: (key: keyof typeof IMAGE_FIELDS) => string,
+): void {
+  if (job.initImage !== null) return;
+  if (job.mask !== null) {
+    throw new UsageError(
+      `${name("mask")} needs an init image to repaint; add ${name("init_image")}`,
+    );
+  }
+  if (job.strength !== null) {
+    throw new UsageError(
+      `${name("strength")} applies to an init image; add ${name("init_image")} or drop it`,
+    );
+  }
+}
+
 /** Checks a seed (an integer in [0, 2^53)). */
 export function parseSeed(raw: unknown, field = "--seed"): number {
   const n = toNumber(raw, field, `${field} 42`);
@@ -347,6 +413,25 @@ export function parseProfile(raw: string | true): ProfileRequest {
   throw new UsageError(
     `--profile=${raw} is not known; use --profile, --profile=json or --profile=json:FILE`,
   );
+}
+
+/** `--init-image`, `--mask` and `--strength`, checked. */
+function imageOptions(
+  str: (name: string) => string | undefined,
+): Pick<JobSettings, "initImage" | "mask" | "strength"> {
+  const path = (option: string) => {
+    const v = str(option);
+    if (v === "") throw new UsageError(`--${option} is empty; give a PNG or JPEG file`);
+    return v ?? null;
+  };
+  const strength = str("strength");
+  const job = {
+    initImage: path("init-image"),
+    mask: path("mask"),
+    strength: strength === undefined ? null : parseStrength(strength),
+  };
+  checkImageInputs(job, (k) => `--${IMAGE_FIELDS[k].option}`);
+  return job;
 }
 
 const ALL_OPTIONS = [
@@ -485,13 +570,14 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
       seed: str("seed") === undefined ? null : parseSeed(str("seed")),
       steps: str("steps") === undefined ? DEFAULTS.steps : parseSteps(str("steps")),
       guidance: str("guidance") === undefined ? DEFAULTS.guidance : parseGuidance(str("guidance")),
-      width: str("width") === undefined ? DEFAULTS.width : parseSize(str("width"), "--width"),
-      height: str("height") === undefined ? DEFAULTS.height : parseSize(str("height"), "--height"),
+      width: str("width") === undefined ? null : parseSize(str("width"), "--width"),
+      height: str("height") === undefined ? null : parseSize(str("height"), "--height"),
       scheduler: str("scheduler") === undefined
         ? DEFAULTS.scheduler
         : parseScheduler(str("scheduler")),
       out: outRaw ?? null,
       lora: ((v.lora ?? []) as string[]).map((raw) => parseLoraOption(raw)),
+      ...imageOptions(str),
     },
     batch: str("batch") === undefined ? DEFAULTS.batch : parseBatch(str("batch")),
     model,

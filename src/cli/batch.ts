@@ -2,7 +2,9 @@
  * Jobs from stdin, one a line, for shell pipelines: a plain line is a prompt that takes the
  * command-line settings; a line starting with `{` is a JSON object whose fields override them:
  * `{"prompt", "negative", "seed", "steps", "guidance", "width", "height", "scheduler", "out",
- * "lora"}` (`"lora"`: a list of `"FILE[:SCALE]"` as `--lora` takes them, replacing `--lora`'s).
+ * "lora", "init_image", "mask", "strength"}` (`"lora"`: a list of `"FILE[:SCALE]"` as `--lora`
+ * takes them, replacing `--lora`'s; image paths relative to the working directory: jobs come from
+ * stdin, which has no folder of its own).
  * Each field is checked as its command-line option is. Empty lines are skipped with a note; a bad
  * line becomes an error item carrying its line number, and the batch goes on.
  *
@@ -10,6 +12,8 @@
  */
 
 import {
+  checkImageInputs,
+  IMAGE_FIELDS,
   JOB_FIELDS,
   type JobSettings,
   parseGuidance,
@@ -17,8 +21,12 @@ import {
   parseSeed,
   parseSize,
   parseSteps,
+  parseStrength,
 } from "./args.ts";
 import { type LoraUse, parseLoraOption } from "./lora.ts";
+
+/** Every key a batch line may hold. */
+const LINE_KEYS: readonly string[] = [...JOB_FIELDS, ...Object.keys(IMAGE_FIELDS)];
 
 /** One image request (before its seed is drawn and `--batch` expands it). */
 export interface Job extends JobSettings {
@@ -94,12 +102,12 @@ export function parseJobLine(
     );
   }
   const o = obj as Record<string, unknown>; // valid JSON starting with "{" is an object
-  const unknown = Object.keys(o).filter((k) => !(JOB_FIELDS as readonly string[]).includes(k));
+  const unknown = Object.keys(o).filter((k) => !LINE_KEYS.includes(k));
   if (unknown.length) {
     return fail(
       `unknown field${unknown.length > 1 ? "s" : ""} ${
         unknown.map((k) => `"${k}"`).join(", ")
-      }; the fields are ${JOB_FIELDS.join(", ")}`,
+      }; the fields are ${LINE_KEYS.join(", ")}`,
     );
   }
   try {
@@ -109,6 +117,11 @@ export function parseJobLine(
     }
     const out = text(o, "out");
     if (out === "") throw new Error(`"out" is empty; give a .png file or a directory`);
+    const path = (key: "init_image" | "mask") => {
+      const v = text(o, key);
+      if (v === "") throw new Error(`"${key}" is empty; give a PNG or JPEG file`);
+      return v;
+    };
     const job: Job = {
       prompt,
       negative: text(o, "negative") ?? defaults.negative,
@@ -124,8 +137,14 @@ export function parseJobLine(
         : parseScheduler(o.scheduler, '"scheduler"'),
       out: out ?? defaults.out,
       lora: loraList(o) ?? defaults.lora,
+      initImage: path("init_image") ?? defaults.initImage,
+      mask: path("mask") ?? defaults.mask,
+      strength: o.strength === undefined
+        ? defaults.strength
+        : parseStrength(o.strength, '"strength"'),
       line,
     };
+    checkImageInputs(job, (k) => `"${k}"`);
     return { kind: "job", job };
   } catch (e) {
     return fail((e as Error).message);

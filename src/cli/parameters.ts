@@ -9,6 +9,9 @@
  * Steps: 20, Sampler: DDIM, CFG scale: 7.5, Seed: 42, Size: 512x512, Model hash: c83908253f, Model: sd15, Version: sd 0.1.0
  * ```
  *
+ * Image-to-image and inpainting add `Denoising strength: 0.6` after `Model`, where A1111 writes
+ * it. No `Mask blur`: `sd` does not blur masks (diffusers' pipelines do not either).
+ *
  * @module
  */
 
@@ -30,6 +33,8 @@ export interface ImageParameters {
   model: string;
   /** Program version. */
   version: string;
+  /** Image-to-image / inpainting strength; absent for text-to-image. */
+  denoisingStrength?: number;
   /** A1111's `Lora hashes` value (`name: hash12, …`); "" or absent: no LoRA. */
   loraHashes?: string;
   /** A1111's clip skip; written when > 1 (`Clip skip: 2`). */
@@ -51,6 +56,7 @@ export function formatParameters(p: ImageParameters): string {
       `Size: ${p.width}x${p.height}`,
       `Model hash: ${p.modelHash}`,
       `Model: ${p.model}`,
+      ...(p.denoisingStrength === undefined ? [] : [`Denoising strength: ${p.denoisingStrength}`]),
       ...(p.clipSkip ?? 1) > 1 ? [`Clip skip: ${p.clipSkip}`] : [],
       // Quoted as A1111 quotes values holding ":" or ",".
       ...(p.loraHashes ? [`Lora hashes: ${JSON.stringify(p.loraHashes)}`] : []),

@@ -14,6 +14,7 @@ import { Gpu } from "../gpu/device.ts";
 import { setVariants } from "../ops/variants.ts";
 import { type GenerateParams, StableDiffusion } from "../pipeline.ts";
 import { encodePng, toRgb8 } from "../png.ts";
+import { type PreparedInit, prepareInit } from "../image.ts";
 import { randomSeed } from "../rng.ts";
 import { ClipTokenizer } from "../tokenizer.ts";
 import { tokensOutput } from "./tokens.ts";
@@ -28,7 +29,7 @@ import {
 import { fileError, UsageError } from "../errors.ts";
 import type { FetchProgress } from "../weights/download.ts";
 import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
-import { type CliOptions, HELP, parseCli } from "./args.ts";
+import { type CliOptions, DEFAULTS, defaultStrength, HELP, parseCli, parseSize } from "./args.ts";
 import { type Job, parseJobLine, readLines } from "./batch.ts";
 import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
 import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
@@ -218,7 +219,12 @@ async function runGenerate(s: Session): Promise<number> {
       hash.catch(() => {}); // awaited below, after load reports a broken file first
       progress.status("loading weights…");
       const t0 = performance.now();
-      const sd = await StableDiffusion.load(gpu, m.source, { precision, onStage });
+      const sd = await StableDiffusion.load(gpu, m.source, {
+        precision,
+        onStage,
+        // A batch's first image-to-image line uploads the encoder when it comes to it.
+        vaeEncoder: opts.job.initImage !== null,
+      });
       state.loadMs = performance.now() - t0;
       progress.clear();
       return { sd, hash: await hash, name: m.name };
@@ -231,6 +237,11 @@ async function runGenerate(s: Session): Promise<number> {
       ? defaultOut
       : resolveOut(job.out, job.line === null ? "--out" : '"out"');
     if (job.line !== null) checkTexts([job.prompt, job.negative], opts.text);
+    // The images are read (and refused) before the model loads.
+    const init = job.initImage === null ? null : await readInit(job);
+    const width = init?.width ?? job.width ?? DEFAULTS.width;
+    const height = init?.height ?? job.height ?? DEFAULTS.height;
+    const strength = init ? job.strength ?? defaultStrength(job) : null;
     const lora = resolveJobLoras(job.prompt, job.lora, opts.loraDir);
     if (hasLoraTags(job.negative)) {
       s.note(
@@ -251,10 +262,11 @@ async function runGenerate(s: Session): Promise<number> {
         seed,
         steps: job.steps,
         guidance: job.guidance,
-        width: job.width,
-        height: job.height,
+        width,
+        height,
         scheduler: job.scheduler,
         text: opts.text,
+        init: init ? { image: init.image, mask: init.mask, strength: strength! } : undefined,
         loras: lora.loras,
       };
       const t0 = performance.now();
@@ -277,6 +289,7 @@ async function runGenerate(s: Session): Promise<number> {
         model: name,
         version: VERSION,
         ...opts.text,
+        denoisingStrength: strength ?? undefined,
       });
       const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
         text: { parameters: text },
@@ -288,9 +301,7 @@ async function runGenerate(s: Session): Promise<number> {
       generateMs += ms;
       progress.clear();
       s.note(
-        `sd: ${
-          jsonLines ? `${path}: ` : ""
-        }seed ${seed}, ${job.width}×${job.height}, ${job.steps} step${
+        `sd: ${jsonLines ? `${path}: ` : ""}seed ${seed}, ${width}×${height}, ${job.steps} step${
           job.steps === 1 ? "" : "s"
         } ` +
           `${job.scheduler}, ${(ms / 1000).toFixed(1)} s`,
@@ -362,6 +373,21 @@ async function runGenerate(s: Session): Promise<number> {
     }
   }
   return failed ? EXIT_FAILED : EXIT_OK;
+}
+
+/** The job's init image (and mask), read and prepared at its output size. */
+function readInit(job: Job): Promise<PreparedInit> {
+  const cli = job.line === null;
+  const names = cli
+    ? { init: "--init-image", mask: "--mask" }
+    : { init: '"init_image"', mask: '"mask"' };
+  return prepareInit(
+    job.initImage!,
+    job.mask,
+    { width: job.width, height: job.height },
+    names,
+    (value, what) => parseSize(value, what),
+  );
 }
 
 async function reportProfile(s: Session, report: ProfileReport): Promise<void> {

@@ -79,6 +79,8 @@ export class Gpu {
   readonly hasTimestamps: boolean;
   /** Per-dispatch timings, when profiling was asked for and is possible. */
   readonly profiler: Profiler | null;
+  /** Whether dispatches are timed (only with a {@linkcode profiler}; the bench turns it off to time recording). */
+  profiling = true;
 
   #pipelines = new Map<string, Kernel>();
   #pendingErrors: Promise<void>[] = [];
@@ -298,8 +300,15 @@ export class Gpu {
     buf.destroy();
   }
 
-  /** Destroys every pooled (free) buffer (see {@linkcode destroyBuffer}). */
+  /**
+   * Keep pooled buffers when {@linkcode trimPool} is called: the VAE's large activations are then
+   * made once, not at every image (each creation costs CPU time), at the price of a higher peak.
+   */
+  retainPool = false;
+
+  /** Destroys every pooled (free) buffer (see {@linkcode destroyBuffer}), unless retainPool. */
   trimPool(): void {
+    if (this.retainPool) return;
     for (const b of this.#pool.takeFree()) this.destroyBuffer(b);
   }
 
@@ -402,7 +411,7 @@ export class Gpu {
     }
     this.#encoder ??= this.device.createCommandEncoder({ label: "sd" });
     let pass: GPUComputePassEncoder;
-    if (this.profiler) {
+    if (this.profiler && this.profiling) {
       pass = this.#encoder.beginComputePass({
         label: kernel.name,
         timestampWrites: this.profiler.nextWrites(kernel.name, cost),
@@ -414,7 +423,7 @@ export class Gpu {
     pass.setPipeline(kernel.pipeline);
     pass.setBindGroup(0, bindGroup, [off]);
     pass.dispatchWorkgroups(x, y, z);
-    if (this.profiler) {
+    if (this.profiler && this.profiling) {
       pass.end();
       if (this.profiler.full) this.submit();
     }
@@ -540,6 +549,7 @@ export class Gpu {
 
   /** Releases the device. */
   destroy(): void {
+    this.retainPool = false;
     this.trimPool();
     this.device.destroy();
   }

@@ -176,7 +176,7 @@ export class LoraMerger {
       }
       const wino = this.#convs.get(m.key) && winogradFilter(w);
       if (wino) {
-        this.#keep(bases, wino.u, 16 * wino.Cp * wino.Op * elt);
+        this.#keep(bases, wino.u, wino.xi * wino.Cp * wino.Op * elt);
         const down4 = down.reshape([m.rank, w.shape[1], 3, 3]);
         addLowRankWinograd(w, up, down4, factor);
         down4.release();

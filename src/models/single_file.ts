@@ -39,3 +39,23 @@ export async function loadSingleFile(
   }
   return { file, sources };
 }
+
+/** conv_in's key in a single-file checkpoint (`model.diffusion_model.input_blocks.0.0.weight`). */
+const CONV_IN_KEY = "model.diffusion_model.input_blocks.0.0.weight";
+
+/**
+ * The UNet's input channels of a single-file checkpoint, from conv_in's weight [320, C, 3, 3]:
+ * 4 for a normal model, 9 for an inpainting one (a single file has no config to say so).
+ */
+export async function singleFileUNetInChannels(path: string): Promise<number> {
+  const file = await SafeTensorsFile.open(path);
+  try {
+    const info = file.tensors.get(CONV_IN_KEY);
+    if (!info || info.shape.length !== 4) {
+      throw new Error(`${path}: no ${CONV_IN_KEY} [320, C, 3, 3]: not an SD 1.x checkpoint`);
+    }
+    return info.shape[1];
+  } finally {
+    file.close();
+  }
+}

@@ -100,39 +100,64 @@ export function conv2d(
 }
 
 /**
- * Makes (once) the Winograd transform `U = G·g·Gᵀ` of a 3×3 weight `[O, C, 3, 3]` on the GPU and
- * caches it beside the weight; {@linkcode conv2d} calls it lazily, the model loader may call it
- * for every 3×3 weight at load. Other weights are ignored.
- *
- * The layout is `[16, Cp, Op]` in the weight's dtype (ξ = 4·row + column of the 4×4 transformed
- * tile, then input channel, then output channel; Cp = C rounded up to 16 and Op = O rounded up to
- * 64, zero padded): 16/9 × the weight's elements plus padding.
+ * The Winograd tile of a 3×3 weight `[O, C, 3, 3]` under `variants(gpu).winograd`: 4 — F(4×4,
+ * 3×3), 2.25 multiplies per output and input channel — for `"f4"`, and for `"auto"` where both
+ * channel counts are ≤ {@linkcode WINO4_MAX_CHANNELS} (the VAE decoder, the UNet's 320- and
+ * 640-channel levels: large images, where the tiles are many and the transformed filter, 4× the
+ * weight, stays small); else 2 — F(2×2, 3×3), 4 multiplies, its filter 16/9 of the weight. Decided
+ * per weight, not per call, so that each weight keeps one transform (made at load).
  */
-export function prepareConv(w: Tensor): void {
+export function winogradTile(w: Tensor): 2 | 4 {
+  const v = variants(w.gpu).winograd;
+  if (v === "f4") return 4;
+  if (v === "f2") return 2;
+  const [O, C] = w.shape;
+  return O <= WINO4_MAX_CHANNELS && C <= WINO4_MAX_CHANNELS ? 4 : 2;
+}
+
+/**
+ * Makes (once) the Winograd transform `U = G·g·Gᵀ` of a 3×3 weight `[O, C, 3, 3]` on the GPU for
+ * its tile ({@linkcode winogradTile} unless `tile` is given) and caches it beside the weight (replacing one for the other
+ * tile, when the variant changed); {@linkcode conv2d} calls it lazily, the model loader may call
+ * it for every 3×3 weight at load. Other weights are ignored.
+ *
+ * The layout is `[ξ, Cp, Op]` in the weight's dtype (ξ = (m+2)·row + column of the transformed
+ * tile: 16 positions for F(2×2), 36 for F(4×4); then input channel, then output channel; Cp = C
+ * rounded up to 16 and Op = O rounded up to 64, zero padded): 16/9 (F(2×2)) or 4 (F(4×4)) × the
+ * weight's elements plus padding.
+ */
+export function prepareConv(w: Tensor, tile: 2 | 4 = winogradTile(w)): void {
   if (w.shape.length !== 4 || w.shape[2] !== 3 || w.shape[3] !== 3) return;
-  if (transformed.has(w)) return;
+  const have = transformed.get(w);
+  if (have?.tile === tile) return;
+  if (have) releaseConv(w);
   const gpu = w.gpu;
   const [O, C] = w.shape;
   const Cp = roundUp(C, WINO_BK);
   const Op = roundUp(O, 64);
-  const name = `winograd_weight_transform_${w.dtype}`;
+  const { file, prefix, xi } = WINO[tile];
+  const name = `${prefix}_weight_transform_${w.dtype}`;
   const kernel = gpu.kernel(
     name,
-    () => specialize(kernelSource("conv2d_winograd.wgsl"), { T: w.dtype, WEIGHT_TRANSFORM: true }),
+    () => specialize(kernelSource(file), { T: w.dtype, WEIGHT_TRANSFORM: true }),
   );
-  const bytes = 16 * Cp * Op * (w.dtype === "f16" ? 2 : 4);
+  const bytes = xi * Cp * Op * (w.dtype === "f16" ? 2 : 4);
   const u = gpu.alloc(bytes, "winograd-weight", true);
   const uni = winogradUniforms({ C, H: 0, W: 0, O, Cp, Op, P: 0, p0: 0, Pc: 0, Pp: 0 });
   gpu.dispatch(kernel, uni, [w.buffer, u], [Op / 64, Cp], { bytes: w.bytes + bytes });
-  transformed.set(w, { u, Cp, Op });
+  transformed.set(w, { u, Cp, Op, tile });
 }
 
 /**
- * The Winograd transform of `w` made by {@linkcode prepareConv} (`[16, Cp, Op]` in `w`'s dtype),
- * or undefined; for code that updates a filter in place (LoRA merging updates both).
+ * The Winograd transform of `w` made by {@linkcode prepareConv} (`[xi, Cp, Op]` in `w`'s dtype:
+ * xi = 16 for F(2×2), 36 for F(4×4)), or undefined; for code that updates a filter in place
+ * (LoRA merging updates both).
  */
-export function winogradFilter(w: Tensor): { u: GPUBuffer; Cp: number; Op: number } | undefined {
-  return transformed.get(w);
+export function winogradFilter(
+  w: Tensor,
+): { u: GPUBuffer; Cp: number; Op: number; tile: 2 | 4; xi: number } | undefined {
+  const t = transformed.get(w);
+  return t && { ...t, xi: WINO[t.tile].xi };
 }
 
 /** Frees the Winograd transform of `w` made by {@linkcode prepareConv}, if any. */
@@ -175,7 +200,16 @@ const WINO_BK = 16; // GEMM depth step of conv2d_winograd.wgsl (C is padded to i
 const WINO_SCRATCH_BYTES = 64 * 1024 * 1024;
 const WINO_SCRATCH_BYTES_LARGE_INPUT = 32 * 1024 * 1024;
 
-const transformed = new WeakMap<Tensor, { u: GPUBuffer; Cp: number; Op: number }>();
+const transformed = new WeakMap<Tensor, { u: GPUBuffer; Cp: number; Op: number; tile: 2 | 4 }>();
+
+/** Channel counts up to which `winograd: "auto"` uses F(4×4, 3×3) (see winogradTile). */
+const WINO4_MAX_CHANNELS = 640;
+
+/** Per tile size m: the transforms' kernel file and label prefix, and the ξ count (m + 2)². */
+const WINO = {
+  2: { file: "conv2d_winograd.wgsl", prefix: "winograd", xi: 16 },
+  4: { file: "conv2d_winograd4.wgsl", prefix: "winograd4", xi: 36 },
+} as const;
 
 function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
@@ -333,39 +367,42 @@ function winogradUniforms(s: WinogradShape): ArrayBuffer {
 function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   const gpu = x.gpu;
   prepareConv(w);
-  const { u, Cp, Op } = transformed.get(w)!;
-  const tiles = Math.ceil(g.H / 2) * Math.ceil(g.W / 2);
+  const { u, Cp, Op, tile } = transformed.get(w)!;
+  const { file, prefix, xi } = WINO[tile];
+  const tiles = Math.ceil(g.H / tile) * Math.ceil(g.W / tile);
   const P = g.B * tiles;
 
   // GEMM tile (H200, f16): 64 × 128 reaches 25–30 TFLOP/s of GEMM arithmetic; 64 × 64 wastes less
   // on padding when there are fewer than 128 tiles (UNet's 8×8 level).
   const BM = 64, BN = P >= 128 ? 128 : 64;
-  // Chunks of tiles so that V [16, Cp, Pp] and M [16, Op, Pp] (f32) stay under the cap.
+  // Chunks of tiles so that V [ξ, Cp, Pp] and M [ξ, Op, Pp] (f32) stay under the cap.
   const scratchCap = x.bytes < WINO_SCRATCH_BYTES_LARGE_INPUT
     ? WINO_SCRATCH_BYTES
     : WINO_SCRATCH_BYTES_LARGE_INPUT;
   const cap = Math.min(scratchCap, gpu.maxBinding);
-  const maxPp = Math.max(BN, Math.floor(cap / (64 * Math.max(Cp, Op)) / BN) * BN);
+  const perTile = 4 * xi * Math.max(Cp, Op); // bytes of V or M per tile
+  const maxPp = Math.max(BN, Math.floor(cap / perTile / BN) * BN);
   const Pp = Math.min(roundUp(P, BN), maxPp);
-  const scratch = Math.max(cap, 64 * Math.max(Cp, Op) * Pp); // over the cap only if one BN is
+  const scratch = Math.max(cap, perTile * Pp); // over the cap only if one BN is
 
-  const src = kernelSource("conv2d_winograd.wgsl");
+  const src = kernelSource(file);
   const T = g.dtype;
   const kIn = gpu.kernel(
-    `winograd_input_transform_${T}`,
+    `${prefix}_input_transform_${T}`,
     () => specialize(src, { T, INPUT_TRANSFORM: true }),
   );
+  // The GEMM is conv2d_winograd.wgsl's for both tiles (grid z = ξ); own labels for the profile.
   const kGemm = gpu.kernel(
-    `winograd_gemm_${T}_${BM}x${BN}`,
+    `${prefix}_gemm_${T}_${BM}x${BN}`,
     () =>
-      specialize(src, {
+      specialize(kernelSource(WINO[2].file), {
         T,
         GEMM: true,
         TN: BN / 16,
         TN8: BN === 128,
       }),
   );
-  const outName = `winograd_output_transform_${T}${epilogueSuffix(epi)}`;
+  const outName = `${prefix}_output_transform_${T}${epilogueSuffix(epi)}`;
   const kOut = gpu.kernel(
     outName,
     () => specialize(src, { T, OUTPUT_TRANSFORM: true, ...epilogueBindings(2, epi) }),
@@ -380,18 +417,18 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
     const Pc = Math.min(Pp, P - p0);
     const uni = winogradUniforms({ C: g.C, H: g.H, W: g.W, O: g.O, Cp, Op, P, p0, Pc, Pp });
     gpu.dispatch(kIn, uni, [x.buffer, v], [Math.ceil(Pp / 64), Cp], {
-      bytes: (Pc / P) * x.bytes + 16 * Cp * Pp * 4,
+      bytes: (Pc / P) * x.bytes + xi * Cp * Pp * 4,
     });
-    gpu.dispatch(kGemm, uni, [u, v, m], [Pp / BN, Op / BM, 16], {
+    gpu.dispatch(kGemm, uni, [u, v, m], [Pp / BN, Op / BM, xi], {
       flops: directFlops * (Pc / P), // the direct convolution's, so rates compare
-      bytes: 16 * (Cp * Op * elt + (Cp + Op) * Pp * 4),
+      bytes: xi * (Cp * Op * elt + (Cp + Op) * Pp * 4),
     });
     gpu.dispatch(
       kOut,
       uni,
       [m, ...epilogueBuffers(epi), y.buffer],
       [Math.ceil(Pc / 64), g.O],
-      { bytes: 16 * g.O * Pc * 4 + (Pc / P) * y.bytes * (epi.residual ? 2 : 1) },
+      { bytes: xi * g.O * Pc * 4 + (Pc / P) * y.bytes * (epi.residual ? 2 : 1) },
     );
   }
   // Recorded work runs in queue order, so the pool may hand these out to later dispatches now.

@@ -71,7 +71,8 @@ export function addLowRank(w: Tensor, up: Tensor, down: Tensor, scale: number): 
  * Adds the Winograd transform of `scale · up · down` to the transform of the 3×3 filter `w`
  * [O, C, 3, 3] made by `prepareConv` (the transform is linear: T(W + ΔW) = T(W) + T(ΔW)), with
  * `up` [O, r] and `down` [r, C, 3, 3] in f32. The down half is transformed on the GPU by the
- * same kernel as the filters, then `U[ξ] += scale · D̂[ξ] · upᵀ` for each of the 16 ξ.
+ * same kernel as the filters, with the same tile, then `U[ξ] += scale · D̂[ξ] · upᵀ` for each ξ
+ * (16 for F(2×2), 36 for F(4×4)).
  */
 export function addLowRankWinograd(w: Tensor, up: Tensor, down: Tensor, scale: number): void {
   const target = winogradFilter(w);
@@ -86,14 +87,14 @@ export function addLowRankWinograd(w: Tensor, up: Tensor, down: Tensor, scale: n
       `addLowRankWinograd: up [${up.shape}] and down [${down.shape}] do not update [${w.shape}]`,
     );
   }
-  prepareConv(down);
-  const d = winogradFilter(down)!; // [16, Cd, rp]: rows c, columns k < r
+  prepareConv(down, target.tile);
+  const d = winogradFilter(down)!; // [xi, Cd, rp]: rows c, columns k < r
   rankUpdate(
     w,
     { buffer: target.u, strides: [target.Cp * target.Op, target.Op, 1] },
     { buffer: d.u, strides: [d.Cp * d.Op, d.Op, 1] },
     { buffer: up.buffer, strides: [0, 1, r] },
-    { batch: 16, M: C, N: O, K: r },
+    { batch: target.xi, M: C, N: O, K: r },
     scale,
   );
   releaseConv(down);

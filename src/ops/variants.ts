@@ -22,6 +22,13 @@ export interface Variants {
    * a GEMM on the tiled matmul (im2col first where not 1×1); `direct` — the direct kernel for all.
    */
   conv: "auto" | "winograd" | "direct";
+  /**
+   * `--winograd`: the tile of the Winograd convolutions — `f2` F(2×2, 3×3) everywhere, `f4`
+   * F(4×4, 3×3) everywhere (1.78× fewer multiplies, its transformed filters 4× the weights), or
+   * `auto`: F(4×4) where both channel counts are ≤ 640 (the VAE decoder, the UNet's 64×64 and
+   * 32×32 levels), F(2×2) for the 1280-channel levels (see `winogradTile` in src/ops/conv2d.ts).
+   */
+  winograd: "auto" | "f4" | "f2";
   /** `--groupnorm`: one fused kernel (stats, normalize, affine, SiLU) or separate passes. */
   groupnorm: "fused" | "naive";
   /** `--gelu`: GEGLU in the matmul epilogue, or split + GELU + multiply. */
@@ -32,6 +39,7 @@ export interface Variants {
 export const OPTIMIZED: Readonly<Variants> = {
   attention: "auto",
   conv: "auto",
+  winograd: "auto",
   groupnorm: "fused",
   gelu: "fused",
 };
@@ -40,6 +48,7 @@ export const OPTIMIZED: Readonly<Variants> = {
 export const NAIVE: Readonly<Variants> = {
   attention: "naive",
   conv: "direct",
+  winograd: "f2",
   groupnorm: "naive",
   gelu: "naive",
 };
