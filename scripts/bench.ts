@@ -227,7 +227,7 @@ for (const [i, c] of CONFIGS.entries()) {
       let out: Tensor;
       if (stage === "text encoder") {
         sd.releaseTextStates();
-        out = sd.encodeText(params.prompt, "", guidance > 1);
+        out = await sd.encodeText(params.prompt, "", guidance > 1); // recorded, no readback
       } else {
         const z = constantLatents();
         out = sd.vae.decode(z);
@@ -248,7 +248,7 @@ for (const [i, c] of CONFIGS.entries()) {
     }
     await profiled(`${c.name}: text encoder`, async () => {
       sd.releaseTextStates();
-      sd.encodeText(params.prompt, "", guidance > 1).release();
+      (await sd.encodeText(params.prompt, "", guidance > 1)).release();
       await gpu.flush();
     }, 12);
     await profiled(`${c.name}: VAE decode`, async () => {

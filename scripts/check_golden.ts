@@ -62,7 +62,7 @@ async function report(key: string, got: Tensor | Float32Array): Promise<void> {
 }
 
 // Text encoder.
-const text = sd.encodeText(meta.prompt, meta.negative_prompt, true);
+const text = await sd.encodeText(meta.prompt, meta.negative_prompt, true);
 await report("text.uncond_cond", text);
 
 // UNet on the golden text states (isolates the UNet's error).

@@ -1,7 +1,8 @@
 /**
  * The text-to-image pipeline: tokens → text states [uncond, cond] → seeded latents → scheduler
  * loop with classifier-free guidance → VAE decode → RGB in [0, 1], as diffusers'
- * `StableDiffusionPipeline` does it.
+ * `StableDiffusionPipeline` does it; the text stage reads prompts as A1111 does (emphasis, long
+ * prompts, clip skip: `src/prompt/encoder.ts`).
  *
  * Precision: the UNet and the text encoder run in the chosen precision (f16 where the adapter has
  * shader-f16, as diffusers' fp16 pipelines do; accumulation, norms and softmax stay f32 inside
@@ -36,7 +37,14 @@ import {
   type SchedulerName,
   SD15_SCHEDULER_CONFIG,
 } from "../scheduler/mod.ts";
-import { ClipTokenizer, MAX_LENGTH } from "./tokenizer.ts";
+import { ClipTokenizer } from "./tokenizer.ts";
+import {
+  emphasize,
+  encodeChunks,
+  longPromptNote,
+  textChunks,
+  type TextOptions,
+} from "./prompt/encoder.ts";
 import { join } from "./std/path.ts";
 import { loadSingleFile, singleFileUNetInChannels } from "./models/single_file.ts";
 import { latentMask, maskedImage } from "./image.ts";
@@ -110,6 +118,8 @@ export interface GenerateParams {
   width: number;
   height: number;
   scheduler: SchedulerName;
+  /** A1111's emphasis syntax (default on) and clip skip (default 1). */
+  text?: TextOptions;
   /** Image-to-image or inpainting: the image (and mask) to start from, at width × height. */
   init?: InitImage;
   /** LoRAs merged into the weights for this image (default none; see `LoraMerger`). */
@@ -134,10 +144,8 @@ export interface GenerateHooks {
    * implied by `onStep` and `onLatents`). Otherwise steps are waited for only every few steps.
    */
   syncSteps?: boolean;
-  /** A one-line note for the user (e.g. the VAE fell back to f32). */
+  /** A one-line note for the user (e.g. the VAE fell back to f32, a prompt over 75 tokens). */
   onNote?: (text: string) => void;
-  /** Words cut off a prompt longer than 77 tokens (the caller warns). */
-  onDropped?: (words: string) => void;
   /**
    * k = 0: the initial noise (unscaled, as diffusers' `latents_in`; with an init image, the
    * latents entering the loop); k ≥ 1: latents after step k (inpainting: after the blend).
@@ -332,29 +340,20 @@ export class StableDiffusion {
     this.vae = vae;
   }
 
-  /** CLIP ids of `texts`, MAX_LENGTH (77) per text, row-major [texts.length, 77]. */
-  tokenize(texts: string[], onDropped?: (words: string) => void): Uint32Array {
-    const ids = new Uint32Array(texts.length * MAX_LENGTH);
-    texts.forEach((t, i) => {
-      const { ids: row, dropped } = this.tokenizer.encode(t);
-      if (dropped) onDropped?.(dropped);
-      ids.set(row, i * MAX_LENGTH);
-    });
-    return ids;
-  }
-
   /**
-   * Text states [uncond, cond] (or [cond] without guidance) → [B, 77, C] on the GPU, in the text
-   * encoder's dtype.
+   * Text states [uncond, cond] (or [cond] without guidance) → [B, 77·k, C] on the GPU, in the
+   * text encoder's dtype (k chunks of 75 tokens: see `src/prompt/encoder.ts`). The encoder's
+   * commands are recorded before this returns, so a `LoraMerger.withText` around the call covers
+   * them; the promise waits for the emphasis (a readback) when the prompts have weights.
    */
   encodeText(
     prompt: string,
     negative: string,
     withUncond: boolean,
-    onDropped?: (words: string) => void,
-  ): Tensor {
-    const texts = withUncond ? [negative, prompt] : [prompt];
-    return this.text.forward(this.tokenize(texts, onDropped), texts.length);
+    opts: TextOptions = {},
+  ): Promise<Tensor> {
+    const texts = textChunks(this.tokenizer, withUncond ? [negative, prompt] : [prompt], opts);
+    return emphasize(encodeChunks(this.text, texts.chunks, opts.clipSkip), texts.chunks);
   }
 
   /** Runs one text-to-image generation. */
@@ -388,7 +387,7 @@ export class StableDiffusion {
 
     const lora = await this.#useLoras(p.loras ?? [], hooks);
     const texts = cfg ? [p.negative ?? "", p.prompt] : [p.prompt];
-    const ctx = await this.#textStates(texts, hooks, timed, lora);
+    const ctx = await this.#textStates(texts, p.text ?? {}, hooks, timed, lora);
 
     const generator = new TorchGenerator(p.seed);
     const n = latentC * h * w;
@@ -624,18 +623,23 @@ export class StableDiffusion {
    */
   async #textStates(
     texts: string[],
+    opts: TextOptions,
     hooks: GenerateHooks,
     timed: <T>(name: string, fn: () => T | Promise<T>) => Promise<T>,
     lora: string,
   ): Promise<Tensor> {
-    const key = JSON.stringify([texts, lora]);
+    const key = JSON.stringify([texts, opts.emphasis ?? true, opts.clipSkip ?? 1, lora]);
     if (this.#text?.key === key) return this.#text.states;
     this.releaseTextStates();
-    const ids = await timed("tokenize", () => this.tokenize(texts, hooks.onDropped));
-    const states = await timed(
-      "text_encoder",
-      () => this.#loraMerger().withText(() => this.text.forward(ids, texts.length)),
-    );
+    const chunks = await timed("tokenize", () => textChunks(this.tokenizer, texts, opts));
+    const note = longPromptNote(chunks);
+    if (note) hooks.onNote?.(note);
+    const states = await timed("text_encoder", () => {
+      const raw = this.#loraMerger().withText(() =>
+        encodeChunks(this.text, chunks.chunks, opts.clipSkip)
+      );
+      return emphasize(raw, chunks.chunks);
+    });
     this.text.store.offload(); // a no-op unless loaded with offloadTextEncoder
     const dtype = this.unet.store.dtype;
     const ctx = states.dtype === dtype ? states : cast(states, dtype);

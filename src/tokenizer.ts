@@ -7,7 +7,8 @@
  * byte-level mapping; BPE with the end-of-word suffix `</w>`; `<|startoftext|>` … `<|endoftext|>`
  * around the text. Padding and truncation to 77 are done here, as `CLIPTokenizer(...,
  * padding="max_length", max_length=77, truncation=True)` does (pad id 49407, the last id stays
- * EOS).
+ * EOS); {@linkcode ClipTokenizer.textIds} gives a text's ids alone, for prompts of any length
+ * (`src/prompt/chunks.ts`).
  *
  * @module
  */
@@ -50,8 +51,8 @@ export interface ClipEncoding {
  * @example
  * ```ts
  * const tok = await ClipTokenizer.fromFolder("tiny-sd/tokenizer");
- * const { ids, dropped } = tok.encode("a photograph of an astronaut riding a horse");
- * if (dropped) console.error(truncationWarning(dropped));
+ * const { ids } = tok.encode("a photograph of an astronaut riding a horse");
+ * tok.textIds("a cat"); // [320, 2368]
  * ```
  */
 export class ClipTokenizer {
@@ -69,10 +70,17 @@ export class ClipTokenizer {
     return new ClipTokenizer(new Tokenizer(await clipTokenizerJson(dir), {}));
   }
 
-  /** Tokenizes `prompt` to exactly 77 ids, reporting any text cut off to fit. */
+  /** The ids of `text` without BOS and EOS, however many (`add_special_tokens=False`). */
+  textIds(text: string): number[] {
+    return this.#tokenizer.encode(text).ids.slice(1, -1); // [BOS, ...text, EOS]
+  }
+
+  /**
+   * Tokenizes `prompt` to exactly 77 ids as diffusers does (truncating), reporting any text cut
+   * off to fit.
+   */
   encode(prompt: string): ClipEncoding {
-    const all = this.#tokenizer.encode(prompt).ids; // [BOS, ...text, EOS]
-    const text = all.slice(1, -1);
+    const text = this.textIds(prompt);
     const room = MAX_LENGTH - 2;
     const kept = text.slice(0, room);
     const cut = text.slice(room);
@@ -83,12 +91,6 @@ export class ClipTokenizer {
       : this.#tokenizer.decode(cut, { clean_up_tokenization_spaces: false }).trim();
     return { ids, dropped };
   }
-}
-
-/** The stderr warning for a prompt whose tail was cut off (`dropped` from {@linkcode ClipTokenizer.encode}). */
-export function truncationWarning(dropped: string): string {
-  return `warning: the prompt is longer than CLIP's ${MAX_LENGTH} tokens; this part was dropped: ` +
-    JSON.stringify(dropped);
 }
 
 async function readText(path: string): Promise<string> {

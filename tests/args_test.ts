@@ -86,3 +86,17 @@ Deno.test("parseCli: prompts, subcommands, stdin jobs and option checks", () => 
     assertThrows(() => parseCli(args, tty), msg);
   }
 });
+
+Deno.test("parseCli: --clip-skip, --no-emphasis, sd tokens --chunks", () => {
+  const io = { stdinIsTerminal: true };
+  assertEquals(parseCli(["a cat"], io).text, { clipSkip: 1, emphasis: true });
+  assertEquals(parseCli(["a cat", "--clip-skip", "2", "--no-emphasis"], io).text, {
+    clipSkip: 2,
+    emphasis: false,
+  });
+  assertEquals(parseCli(["tokens", "--chunks", "a cat"], io).chunks, true);
+  assertThrows(() => parseCli(["a", "--clip-skip", "0"], io), "--clip-skip 0 is out of range");
+  assertThrows(() => parseCli(["a", "--clip-skip", "1.5"], io), "--clip-skip 1.5 is out of range");
+  assertThrows(() => parseCli(["a", "--clip-skip", "x"], io), "--clip-skip x is not a number");
+  assertThrows(() => parseCli(["a", "--chunks"], io), "--chunks applies to sd tokens");
+});

@@ -252,6 +252,16 @@ caseTest({
   d: 80,
   flash: { br: 64, rm: 1, ks: 2, bc: 16, sb: 8 },
 });
+// Long prompts: the UNet attends to k chunks of 77 text tokens (154 for two).
+caseTest({
+  name: "rows kernel, SD d 40 cross-attention to a two-chunk prompt: 2×300×154, 2 heads",
+  b: 2,
+  nq: 300,
+  nk: 154,
+  heads: 2,
+  d: 40,
+  flash: { br: 128, rm: 2, ks: 1, bc: 64, sb: 8 },
+});
 caseTest({
   name: "tiled kernel at d 40: 1×300×77, 8 heads",
   b: 1,

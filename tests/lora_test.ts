@@ -117,7 +117,7 @@ Deno.test({
     const g = await SafeTensorsFile.open(fixture("features/tiny-sd-features.safetensors"));
     const errors: string[] = [];
     try {
-      const base = await sd.encodeText("a watercolor landscape", "blurry", true).read();
+      const base = await (await sd.encodeText("a watercolor landscape", "blurry", true)).read();
       for (const c of await loraCases()) {
         const reqs: LoraRequest[] = c.loras.map((l) => ({
           path: fixture(`features/${l.file}`),
@@ -125,15 +125,16 @@ Deno.test({
           unet: l.scale,
         }));
         await merger.use(reqs);
-        const got = await merger.withText(() => sd.encodeText(c.prompt, c.negative_prompt, true))
-          .read();
+        const got = await (await merger.withText(() =>
+          sd.encodeText(c.prompt, c.negative_prompt, true)
+        )).read();
         const want = await g.readF32(`${c.key}.text.uncond_cond`);
         const e = relL2(got, want);
         console.error(`${c.key}: text.uncond_cond rel L2 ${e.toExponential(2)}`);
         if (!(e < 1e-4)) errors.push(`${c.key}: rel L2 ${e.toExponential(2)}`);
       }
       // withText undoes its merge: the plain encoder is back.
-      const after = await sd.encodeText("a watercolor landscape", "blurry", true).read();
+      const after = await (await sd.encodeText("a watercolor landscape", "blurry", true)).read();
       assertEquals(relL2(after, base), 0, "text encoder restored exactly");
     } finally {
       g.close();

@@ -64,7 +64,7 @@ for (const precision of ["f32", "f16"] as const) {
         sd.tokenizer.encode(p).ids
       );
       assert(mine.every((v, i) => v === Number(ids[i])), "tokens.uncond_cond");
-      const text = sd.encodeText(gj.prompt, gj.negative_prompt, true);
+      const text = await sd.encodeText(gj.prompt, gj.negative_prompt, true);
       note("text", await check(g, "text.uncond_cond", text, tol, errors));
 
       // UNet at both probe timesteps with cat([x, x]).

@@ -104,6 +104,10 @@ export interface CliOptions extends ModelOptions {
   json: boolean;
   /** `--lora-dir`: where the prompt's `<lora:NAME:…>` tags find `NAME.safetensors`. */
   loraDir: string | null;
+  /** `--clip-skip N` (A1111's numbering: 1 = the last layer) and `--no-emphasis`. */
+  text: { clipSkip: number; emphasis: boolean };
+  /** `sd tokens --chunks`: the chunks with their weights instead of the 77 plain ids. */
+  chunks: boolean;
 }
 
 const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
@@ -152,8 +156,9 @@ const STRING_OPTIONS = [
   "winograd",
   "groupnorm",
   "gelu",
+  "clip-skip",
 ] as const;
-const BOOLEAN_OPTIONS = ["quiet", "json", "help", "version"] as const;
+const BOOLEAN_OPTIONS = ["quiet", "json", "help", "version", "no-emphasis", "chunks"] as const;
 const OPTIONAL_VALUE_OPTIONS = ["profile"] as const;
 const ALIASES = { h: "help", V: "version", q: "quiet", o: "out" } as const;
 
@@ -164,7 +169,9 @@ Usage:
   sd [options] "<prompt>"      one image (or --batch N) → <prompt-slug>-<seed>.png
   sd [options] -               jobs from stdin, one a line (also when stdin is not a terminal
                                and no prompt is given)
-  sd tokens "<prompt>"         the 77 CLIP token ids of a prompt, as a JSON array
+  sd tokens "<prompt>"         the 77 CLIP token ids of a prompt, as a JSON array (as diffusers
+                               reads it); with --chunks, the chunks sd encodes: a JSON array of
+                               {"ids": [77 ids], "weights": [77 weights]}
   sd fetch [--model sd15]      download and verify a model's weights into the cache
   ("sd 42" is the prompt "42"; "sd -- tokens" is the prompt "tokens".)
 
@@ -188,6 +195,14 @@ Image:
   -o, --out PATH         a .png file, or a directory for <prompt-slug>-<seed>.png (default: the
                          current directory); an existing file is never overwritten: -1, -2, … is
                          appended to the name
+
+Prompt (as AUTOMATIC1111 reads it):
+  (word) ((word)) [word] (word:1.5)   weights ×1.1, ×1.21, ÷1.1, ×1.5; \( \) literal brackets;
+                         BREAK starts a new 75-token chunk; prompts over 75 tokens are encoded
+                         in chunks of 75, not truncated
+  --no-emphasis          read brackets as plain text (diffusers' reading)
+  --clip-skip N          use the text encoder's N-th layer from the end, 1 = last (default: 1;
+                         2 for models whose card says "Clip skip: 2"); prompt and negative alike
 
 Model:
   --model NAME           sd15 or sd14 (downloaded into the cache on first use), or synth (SD 1.5's
@@ -238,6 +253,7 @@ Examples:
   sd "a cat" --model synth --steps 4 --width 256 --height 256 --profile
   sd "a watercolor of a harbor" --init-image photo.png --strength 0.6
   sd "a cat on a bench" --init-image bench.png --mask mask.png --weights ./sd15-inpainting
+  sd "a (red:1.3) fox in the [fog]" --clip-skip 2
   sd tokens "a cat"
 
 Exit status: 0 all images written, 1 a generation failed, 2 bad options.
@@ -376,6 +392,17 @@ function choice<T extends string>(raw: string, field: string, choices: readonly 
     throw new UsageError(`${field} "${raw}" is not known; use one of ${choices.join(", ")}`);
   }
   return raw as T;
+}
+
+/** Checks a clip skip (an integer ≥ 1; its upper bound, the layer count, is the model's). */
+export function parseClipSkip(raw: unknown, field = "--clip-skip"): number {
+  const n = toNumber(raw, field, `${field} 2`);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new UsageError(
+      `${show(field, raw)} is out of range; use an integer ≥ 1 (1 = the last layer, default)`,
+    );
+  }
+  return n;
 }
 
 /** Parses a `--profile` value: true (bare flag), `table`, `json` or `json:FILE`. */
@@ -529,6 +556,9 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
       (variants as Record<string, string>)[k] = choice(raw, `--${k}`, VARIANT_CHOICES[k]);
     }
   }
+  if (v.chunks === true && command !== "tokens") {
+    throw new UsageError('--chunks applies to sd tokens; write sd tokens --chunks "<prompt>"');
+  }
   const outRaw = str("out");
   if (outRaw === "") throw new UsageError("--out is empty; give a .png file or a directory");
 
@@ -563,5 +593,10 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
     quiet: v.quiet === true,
     json: v.json === true,
     loraDir: str("lora-dir") ?? null,
+    text: {
+      clipSkip: str("clip-skip") === undefined ? 1 : parseClipSkip(str("clip-skip")),
+      emphasis: v["no-emphasis"] !== true,
+    },
+    chunks: v.chunks === true,
   };
 }

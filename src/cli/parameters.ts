@@ -37,6 +37,10 @@ export interface ImageParameters {
   denoisingStrength?: number;
   /** A1111's `Lora hashes` value (`name: hash12, …`); "" or absent: no LoRA. */
   loraHashes?: string;
+  /** A1111's clip skip; written when > 1 (`Clip skip: 2`). */
+  clipSkip?: number;
+  /** False with `--no-emphasis`: `Emphasis: None` when the prompts hold brackets, as A1111. */
+  emphasis?: boolean;
 }
 
 /** Formats {@linkcode ImageParameters} as the `parameters` text. */
@@ -53,8 +57,10 @@ export function formatParameters(p: ImageParameters): string {
       `Model hash: ${p.modelHash}`,
       `Model: ${p.model}`,
       ...(p.denoisingStrength === undefined ? [] : [`Denoising strength: ${p.denoisingStrength}`]),
+      ...(p.clipSkip ?? 1) > 1 ? [`Clip skip: ${p.clipSkip}`] : [],
       // Quoted as A1111 quotes values holding ":" or ",".
       ...(p.loraHashes ? [`Lora hashes: ${JSON.stringify(p.loraHashes)}`] : []),
+      ...p.emphasis === false && /[([]/.test(p.prompt + p.negative) ? ["Emphasis: None"] : [],
       `Version: sd ${p.version}`,
     ].join(", "),
   );

@@ -16,7 +16,9 @@ import { type GenerateParams, StableDiffusion } from "../pipeline.ts";
 import { encodePng, toRgb8 } from "../png.ts";
 import { type PreparedInit, prepareInit } from "../image.ts";
 import { randomSeed } from "../rng.ts";
-import { ClipTokenizer, truncationWarning } from "../tokenizer.ts";
+import { ClipTokenizer } from "../tokenizer.ts";
+import { tokensOutput } from "./tokens.ts";
+import { checkTexts } from "../prompt/encoder.ts";
 import {
   checkModelOptions,
   defaultPrecision,
@@ -151,13 +153,13 @@ export async function run(
   }
 }
 
-/** `sd tokens "<prompt>"`: the 77 CLIP ids as a JSON array on stdout. */
+/** `sd tokens "<prompt>"`: the 77 CLIP ids (or with `--chunks` the chunks) as JSON on stdout. */
 async function runTokens(s: Session): Promise<number> {
   const dir = await resolveTokenizerDir(s.opts, quietFetch(s));
   const tokenizer = await ClipTokenizer.fromFolder(dir);
-  const { ids, dropped } = tokenizer.encode(s.opts.prompt ?? "");
-  if (dropped) s.note(`sd: ${truncationWarning(dropped)}`);
-  writeStdout(JSON.stringify(ids) + "\n");
+  const out = tokensOutput(tokenizer, s.opts.prompt ?? "", s.opts);
+  if (out.note) s.note(out.note);
+  writeStdout(out.json + "\n");
   return EXIT_OK;
 }
 
@@ -190,8 +192,12 @@ async function runGenerate(s: Session): Promise<number> {
   const jsonLines = fromStdin || opts.json;
   const defaultOut = resolveOut(opts.job.out);
   await checkModelOptions(opts);
-  // The command line's LoRAs are checked before the GPU starts (batch lines: per line).
-  if (!fromStdin) resolveJobLoras(opts.prompt ?? "", opts.job.lora, opts.loraDir);
+  // The command line's prompt syntax and LoRAs are checked before the GPU starts (batch lines:
+  // per line).
+  if (!fromStdin) {
+    checkTexts([opts.prompt ?? "", opts.job.negative], opts.text);
+    resolveJobLoras(opts.prompt ?? "", opts.job.lora, opts.loraDir);
+  }
 
   progress.status("starting the GPU…");
   const gpu = await Gpu.create({ profile: opts.profile !== null });
@@ -230,6 +236,7 @@ async function runGenerate(s: Session): Promise<number> {
     const target: OutTarget = job.out === opts.job.out
       ? defaultOut
       : resolveOut(job.out, job.line === null ? "--out" : '"out"');
+    if (job.line !== null) checkTexts([job.prompt, job.negative], opts.text);
     // The images are read (and refused) before the model loads.
     const init = job.initImage === null ? null : await readInit(job);
     const width = init?.width ?? job.width ?? DEFAULTS.width;
@@ -258,6 +265,7 @@ async function runGenerate(s: Session): Promise<number> {
         width,
         height,
         scheduler: job.scheduler,
+        text: opts.text,
         init: init ? { image: init.image, mask: init.mask, strength: strength! } : undefined,
         loras: lora.loras,
       };
@@ -268,7 +276,6 @@ async function runGenerate(s: Session): Promise<number> {
         // steps instead of every 8: a few percent slower); scripts and pipes skip it.
         onStep: progress.enabled ? (k, n) => progress.step(k, n) : undefined,
         onStage,
-        onDropped: (words) => s.note(`sd: ${truncationWarning(words)}`),
         onNote: (text) => s.note(text),
       });
       const tPng = performance.now();
@@ -281,6 +288,7 @@ async function runGenerate(s: Session): Promise<number> {
         modelHash: hash,
         model: name,
         version: VERSION,
+        ...opts.text,
         denoisingStrength: strength ?? undefined,
       });
       const png = encodePng(toRgb8(image.pixels), image.width, image.height, {

@@ -1,11 +1,14 @@
 /**
  * `CLIPTextModel` (transformers): token + position embeddings, pre-LayerNorm transformer layers
- * with causal self-attention and a quick-GELU MLP, final LayerNorm → `last_hidden_state`.
+ * with causal self-attention and a quick-GELU MLP, final LayerNorm → `last_hidden_state`; with
+ * clip skip N, the final LayerNorm of the N-th hidden state from the end instead (A1111's
+ * numbering: 1 = the last layer; diffusers' `clip_skip = N − 1`).
  * Keys are the file's without its `text_model.` prefix (`encoder.layers.0.mlp.fc1.weight`).
  *
  * @module
  */
 
+import { UserError } from "../errors.ts";
 import type { DType } from "../gpu/device.ts";
 import { scope, type Tensor } from "../gpu/tensor.ts";
 import { attention } from "../ops/attention.ts";
@@ -82,13 +85,25 @@ export class ClipTextModel {
     );
   }
 
-  /** ids [B·77] (row-major [B, 77]) → last_hidden_state [B, 77, hidden]. */
-  forward(ids: Uint32Array, batch: number): Tensor {
+  /**
+   * ids [B·77] (row-major [B, 77]) → last_hidden_state [B, 77, hidden], or with `clipSkip` N > 1
+   * `final_layer_norm(hidden_states[−N])`: the output of layer L − N + 1 of L.
+   *
+   * @throws {UserError} (usage) for a clip skip outside 1 … L
+   */
+  forward(ids: Uint32Array, batch: number, clipSkip = 1): Tensor {
+    const layers = this.layers.length;
+    if (!Number.isInteger(clipSkip) || clipSkip < 1 || clipSkip > layers) {
+      throw new UserError(
+        `--clip-skip ${clipSkip} is out of range: this text encoder has ${layers} layers; use 1 (the last, default) to ${layers}`,
+        { kind: "usage" },
+      );
+    }
     this.store.restore(); // after an offload (see StableDiffusion)
     return scope(() => {
       const len = ids.length / batch;
       let x = embedding(ids, [batch, len], this.token_embedding.t, this.position_embedding.t);
-      for (const layer of this.layers) x = layer.forward(x);
+      for (const layer of this.layers.slice(0, layers - clipSkip + 1)) x = layer.forward(x);
       return this.final_layer_norm.forward(x);
     });
   }
