@@ -2,7 +2,9 @@
  * Input images for image-to-image and inpainting, prepared as diffusers' `VaeImageProcessor`
  * prepares them (the users' path: `load_image` → RGB, then `preprocess`):
  *
- * - decoding: PNG (8-bit gray, gray+alpha, RGB, RGBA, palette) and JPEG, by imagescript. Alpha is
+ * - decoding: PNG (8-bit gray, gray+alpha, RGB, RGBA, palette) and JPEG (gray, RGB; CMYK refused),
+ *   by imagescript's pure JS/WebAssembly decoders (its package entry loads a native addon, which
+ *   would need `--allow-ffi`). Alpha is
  *   dropped and gray replicated, as PIL's `convert("RGB")` does; PNGs of another bit depth than 8
  *   (16-bit, 1/2/4-bit) are refused (save the file as 8-bit);
  * - resizing: PIL's Lanczos filter (`Image.resize(size, LANCZOS)`, the processor's default), in
@@ -15,7 +17,7 @@
  * @module
  */
 
-import { Image } from "imagescript";
+import jpegCodec from "imagescript/wasm/node/jpeg.js";
 import * as png from "imagescript/png/src/png.mjs";
 import { UserError } from "./errors.ts";
 
@@ -65,8 +67,7 @@ export async function readImage(path: string, what: string): Promise<Pixels> {
       }).decode(bytes);
       [rgba, width, height] = [d.buffer, d.width, d.height];
     } else if (startsWith(bytes, JPEG_MAGIC)) {
-      const img = await Image.decode(bytes);
-      [rgba, width, height] = [img.bitmap, img.width, img.height];
+      [rgba, width, height] = await decodeJpeg(bytes, bad);
     } else {
       throw bad("not a PNG or JPEG image; give a PNG or JPEG file");
     }
@@ -84,6 +85,31 @@ export async function readImage(path: string, what: string): Promise<Pixels> {
     data[3 * i + 2] = rgba[4 * i + 2];
   }
   return { width, height, channels: 3, data };
+}
+
+/** imagescript's WebAssembly JPEG decoder (CommonJS): pixel format 0 = gray, 1 = RGB, 2 = CMYK. */
+interface JpegCodec {
+  init(): Promise<{
+    decode(b: Uint8Array): { width: number; height: number; format: number; buffer: Uint8Array };
+  }>;
+}
+
+/** Decodes a JPEG to RGBA. */
+async function decodeJpeg(
+  bytes: Uint8Array,
+  bad: (why: string) => Error,
+): Promise<[Uint8Array, number, number]> {
+  const { width, height, format, buffer } = (await (jpegCodec as JpegCodec).init()).decode(bytes);
+  if (format === 2) throw bad("a CMYK JPEG is not supported; save it as an RGB JPEG or a PNG");
+  const channels = format === 0 ? 1 : 3;
+  const n = width * height;
+  if (buffer.length < n * channels) return [new Uint8Array(0), width, height];
+  const rgba = new Uint8Array(n * 4);
+  for (let i = 0; i < n; i++) {
+    for (let c = 0; c < 3; c++) rgba[4 * i + c] = buffer[channels * i + (channels === 1 ? 0 : c)];
+    rgba[4 * i + 3] = 255;
+  }
+  return [rgba, width, height];
 }
 
 /** PIL's `convert("L")` of RGB: L = (19595·R + 38470·G + 7471·B + 2¹⁵) >> 16 (ITU-R 601-2). */

@@ -116,3 +116,33 @@ Deno.test("defaultSize, latentMask, maskedImage", () => {
   const masked = maskedImage(init, mask2);
   assertEquals([masked[7], masked[8], masked[16 * 8 + 7], masked[16 * 8 + 8]], [0.5, 0, 0.5, 0]);
 });
+
+/** A binary PNM (P5 gray or P6 RGB, maxval 255) as 8-bit RGB. */
+function readPnm(path: string): Pixels {
+  const bytes = Deno.readFileSync(path);
+  const header = new TextDecoder().decode(bytes.subarray(0, 64)).split(/\s+/);
+  const [magic, w, h] = [header[0], Number(header[1]), Number(header[2])];
+  let at = 0;
+  for (let fields = 0; fields < 4; at++) if (/\s/.test(String.fromCharCode(bytes[at]))) fields++;
+  const channels = magic === "P6" ? 3 : 1;
+  const raw = bytes.subarray(at, at + w * h * channels);
+  const data = new Uint8Array(w * h * 3);
+  for (let i = 0; i < w * h * 3; i++) data[i] = raw[channels === 3 ? i : Math.floor(i / 3)];
+  return { width: w, height: h, channels: 3, data };
+}
+
+Deno.test("readImage: RGB and grayscale JPEGs give libjpeg-turbo's (PIL's) pixels (chroma upsampling: ±4, mean < 0.25)", async () => {
+  for (const name of ["init-128x96", "init-128x96-gray"]) {
+    const img = await readImage(fixture(`jpeg/${name}.jpg`), "--init-image");
+    const ref = readPnm(fixture(`jpeg/${name}.djpeg.${name.endsWith("gray") ? "pgm" : "ppm"}`));
+    assertEquals([img.width, img.height, img.channels], [ref.width, ref.height, 3]);
+    let max = 0, sum = 0;
+    for (let i = 0; i < ref.data.length; i++) {
+      const d = Math.abs(img.data[i] - ref.data[i]);
+      max = Math.max(max, d);
+      sum += d;
+    }
+    const mean = sum / ref.data.length;
+    assert(max <= 4 && mean < 0.25, `${name}: max ${max}, mean ${mean.toFixed(3)} against djpeg`);
+  }
+});
