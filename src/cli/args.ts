@@ -537,6 +537,12 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
   const model = str("model") ?? null;
   const weights = str("weights") ?? null;
   const config = str("config") ?? null;
+  if (command === "fetch" && weights !== null) {
+    throw new UsageError(
+      `sd fetch downloads a model of the weights lock into the cache (--model NAME); --weights ` +
+        `names local files, which have nothing to fetch: run sd --weights ${weights} "<prompt>"`,
+    );
+  }
   if (model !== null && weights !== null) {
     throw new UsageError(
       "--model and --weights exclude each other; --weights names the model files itself",

@@ -23,8 +23,10 @@ import {
   checkModelOptions,
   defaultPrecision,
   fetchLockedModel,
+  fetchTokenizer,
   resolveModel,
   resolveTokenizerDir,
+  SYNTH_MODEL,
 } from "../weights/source.ts";
 import { fileError, UsageError } from "../errors.ts";
 import type { FetchProgress } from "../weights/download.ts";
@@ -163,8 +165,17 @@ async function runTokens(s: Session): Promise<number> {
   return EXIT_OK;
 }
 
-/** `sd fetch [--model NAME]`: downloads and verifies; prints the model's folder on stdout. */
+/**
+ * `sd fetch [--model NAME]`: downloads and verifies; prints the model's folder on stdout (for
+ * `--model synth`, which has no weights files, the CLIP tokenizer's folder).
+ */
 async function runFetch(s: Session): Promise<number> {
+  if (s.opts.model === SYNTH_MODEL) {
+    const dir = await fetchTokenizer(s.opts, quietFetch(s));
+    s.note(`sd: --model synth needs only the CLIP tokenizer: cached and verified in ${dir}`);
+    writeStdout(dir + "\n");
+    return EXIT_OK;
+  }
   const { name, dir } = await fetchLockedModel(s.opts, quietFetch(s));
   s.note(`sd: ${name} is cached and verified in ${dir}`);
   writeStdout(dir + "\n");

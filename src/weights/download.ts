@@ -36,6 +36,27 @@ export class WeightsError extends UserError {
   }
 }
 
+/**
+ * No connection to the server could be made (no network, no DNS, a closed port): which host and
+ * why, so that callers can say what they needed from it and the ways out.
+ */
+export class OfflineError extends WeightsError {
+  /**
+   * @param host the host (and port) that could not be reached, e.g. `huggingface.co`
+   * @param reason why, in a few words (see {@linkcode briefCause})
+   * @param message one line: what could not be fetched; what to do instead
+   */
+  constructor(
+    readonly host: string,
+    readonly reason: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super("offline", message, options);
+    this.name = "OfflineError";
+  }
+}
+
 /** A progress report. `bytesDone`/`bytesTotal` count the current file. */
 export interface FetchProgress {
   /**
@@ -75,6 +96,21 @@ function shortCause(e: unknown): string {
     .replace(/^error sending request for url \([^)]*\):\s*/, "")
     .replace(/^client error \([^)]*\):\s*/, "")
     .trim() || msg;
+}
+
+/**
+ * A connection failure in a few words for a one-line message: `DNS lookup failed`, `connection
+ * refused`, `timed out`, `network unreachable`, else the start of {@linkcode shortCause}'s text.
+ */
+export function briefCause(detail: string): string {
+  const known: [RegExp, string][] = [
+    [/dns error|failed to lookup|name or service not known|no such host/i, "DNS lookup failed"],
+    [/connection refused/i, "connection refused"],
+    [/timed out/i, "timed out"],
+    [/network is unreachable|no route to host/i, "network unreachable"],
+  ];
+  for (const [re, words] of known) if (re.test(detail)) return words;
+  return detail.length > 60 ? `${detail.slice(0, 57)}…` : detail;
 }
 
 async function removeIfExists(path: string): Promise<void> {

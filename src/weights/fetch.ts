@@ -2,7 +2,9 @@
  * Fetching a locked model into the cache: the files missing or unverified are downloaded one by
  * one (`download.ts`: resumed with HTTP Range, verified against the lock), an interrupted transfer
  * or a 5xx/429 answer retried with a doubling delay, and a failure to connect at all reported
- * once with what to download by hand.
+ * once with the host and the ways out. A failed fetch leaves the cache as it was, except for
+ * completed files and partial downloads kept for resuming: the lock file and the folders it
+ * created that are still empty are removed.
  *
  * Concurrency: the model folder is locked while anything in it is written (`folder_lock.ts`). A
  * second process waits (reporting `waiting`), then finds the files stamped and downloads nothing.
@@ -13,22 +15,22 @@
  */
 
 import { fileError } from "../errors.ts";
-import { dirname } from "../std/path.ts";
+import { basename, dirname, resolve } from "../std/path.ts";
 import { hashPrefix } from "./sha256.ts";
 import { cacheRoot, clearVerified, markVerified, missingFiles, modelCacheDir } from "./cache.ts";
 import {
+  briefCause,
   downloadFile,
   type FetchProgress,
   type FileJob,
   mismatch,
+  OfflineError,
   Transient,
   WeightsError,
 } from "./download.ts";
-import { lockFolder, sleep } from "./folder_lock.ts";
+import { type FolderLock, lockFolder, sleep } from "./folder_lock.ts";
 import {
   type FileFilter,
-  type LockedFile,
-  type LockedModel,
   lockedModel,
   variantFilter,
   type WeightsLock,
@@ -86,33 +88,61 @@ export async function verifyFile(
   return { ok: done === bytes && digest === sha256, bytes: done, sha256: digest };
 }
 
+/** The host (and port) of `url`, for messages; the text itself when it is no URL. */
+export function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The one line for a model that cannot be fetched because nothing answers: the host, and the ways
+ * out — local weights, the files copied into the cache folder by hand (diffusers layout, as the
+ * lock lists them), `sd fetch` later, and `--model synth` only when it can work (its tokenizer
+ * is cached).
+ */
 function offlineMessage(
   name: string,
   dir: string,
-  model: LockedModel,
-  missing: { file: LockedFile; url: string }[],
-  cause: string,
+  lock: WeightsLock,
+  host: string,
+  reason: string,
+  synthWorks: boolean,
 ): string {
-  const host = (() => {
+  const lockName = basename(lock.source);
+  return `cannot reach ${host} (${reason}) to fetch model ${name}; offline, use --weights DIR ` +
+    `(a diffusers folder) or --weights FILE.safetensors (SD 1.x), copy ${lockName}'s files in ` +
+    `diffusers layout into ${dir} (SD_CACHE sets the cache folder)` +
+    `${synthWorks ? ", try --model synth (test weights)" : ""}, or run \`sd fetch\` ` +
+    `once online`;
+}
+
+/** The folders from `dir` up that do not exist yet, deepest first. */
+async function missingFolders(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
     try {
-      return new URL(missing[0]?.url ?? model.base).host;
-    } catch {
-      return model.base;
+      await Deno.stat(d);
+      return out;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) return out;
     }
-  })();
-  const fromBase = missing.filter((m) => m.url === model.base + m.file.path).map((m) =>
-    m.file.path
-  );
-  const own = missing.filter((m) => m.url !== model.base + m.file.path).map((m) =>
-    `${m.url} as ${m.file.path}`
-  );
-  const list = [
-    ...(fromBase.length ? [`${model.base}{${fromBase.join(",")}}`] : []),
-    ...own,
-  ].join(" and ");
-  return `cannot reach ${host} (${cause}) and model ${name} is not fully cached: download ` +
-    `${list} into ${dir}${dir.endsWith("/") ? "" : "/"} keeping those paths (sizes and sha256 ` +
-    `in the weights lock), or run without the network with --weights DIR or --model synth`;
+    out.push(d);
+    if (dirname(d) === d) return out;
+  }
+}
+
+/** Removes each folder of `dirs` (in order) that is empty; keeps the others. */
+async function removeEmptyFolders(dirs: readonly string[]): Promise<void> {
+  for (const d of dirs) {
+    try {
+      await Deno.remove(d); // fails unless empty
+    } catch {
+      // not empty, or already gone: keep it
+    }
+  }
 }
 
 /**
@@ -124,7 +154,7 @@ function offlineMessage(
  * reported.
  *
  * @throws {WeightsError} `mismatch` (naming the file and both hashes), `http` (404, 403, …),
- * `offline` (one line: what to download, where to put it, and the offline alternatives), or
+ * `offline` (an {@linkcode OfflineError}: one line naming the host and the offline ways out), or
  * `interrupted` (after the retries; the part is kept and the next call resumes it)
  * @example
  * ```ts
@@ -144,10 +174,12 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
 
   if ((await missingFiles(dir, model, files)).length === 0) return dir;
 
-  await Deno.mkdir(dir, { recursive: true }).catch((e) => {
-    throw fileError(e, "cannot create the cache folder", dir);
-  });
-  const lockFile = await lockFolder(dir, () =>
+  // What this call creates and leaves empty (a failed fetch) is removed again: the cache stays
+  // as it was. Completed files, and partial downloads to resume, stay with their folders.
+  const created = await missingFolders(dir);
+  let folderLock: FolderLock;
+  try {
+    folderLock = await lockFolder(dir, () =>
     progress({
       kind: "waiting",
       model: name,
@@ -158,6 +190,11 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
       index: 0,
       count: 0,
     }), signal);
+  } catch (e) {
+    await removeEmptyFolders(created);
+    throw fileError(e, "cannot create the cache folder", dir);
+  }
+  const createdInside: string[] = [];
   try {
     // Re-check under the lock: another process may have finished some files meanwhile.
     const missing = await missingFiles(dir, model, files);
@@ -176,6 +213,7 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
         progress,
         signal,
       };
+      for (const d of await missingFolders(dirname(m.path))) createdInside.push(d);
       await Deno.mkdir(dirname(m.path), { recursive: true });
       await clearVerified(m.path);
       if (await adoptExisting(job)) continue;
@@ -188,10 +226,14 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
           if (!(e instanceof Transient)) throw e;
           connected ||= e.connected;
           if (!connected) {
-            const rest = missing.slice(i);
-            throw new WeightsError(
-              "offline",
-              offlineMessage(name, dir, model, rest, e.detail),
+            const host = hostOf(m.url);
+            const reason = briefCause(e.detail);
+            const synthWorks = name === opts.lock.default &&
+              !missing.some((x) => x.file.path.startsWith("tokenizer/"));
+            throw new OfflineError(
+              host,
+              reason,
+              offlineMessage(name, dir, opts.lock, host, reason, synthWorks),
               { cause: e },
             );
           }
@@ -207,11 +249,11 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
       }
     }
   } finally {
-    try {
-      await lockFile.unlock();
-    } finally {
-      lockFile.close();
-    }
+    // Sub-folders go while the lock is held (nobody else writes in the folder meanwhile); the
+    // model folder itself after: a process that has just created its lock file there keeps it.
+    await removeEmptyFolders(createdInside.sort((a, b) => b.length - a.length));
+    await folderLock.release();
+    await removeEmptyFolders(created);
   }
   return dir;
 }

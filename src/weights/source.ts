@@ -17,7 +17,7 @@ import { basename, extname, join, resolve } from "../std/path.ts";
 import { existsSync } from "../std/fs.ts";
 import { isVerified, stampPath } from "./cache.ts";
 import { sha256FileInWorker } from "./sha256.ts";
-import { type FetchProgress, WeightsError } from "./download.ts";
+import { type FetchProgress, OfflineError } from "./download.ts";
 import { fetchModel } from "./fetch.ts";
 import { type FileFilter, loadLock, LockError, variantFilter, type WeightsLock } from "./lock.ts";
 
@@ -98,19 +98,75 @@ export function findComponentFile(
   return null;
 }
 
+/** What a diffusers-layout folder holds, for messages about one that lacks something. */
+export const DIFFUSERS_LAYOUT = "unet/, vae/, text_encoder/ (each: config.json + .safetensors " +
+  "weights), tokenizer/ (vocab.json, merges.txt), scheduler/scheduler_config.json";
+
+/** A component's weights file as messages name it: `unet/diffusion_pytorch_model[.fp16].safetensors`. */
+function weightsName(component: Component): string {
+  return `${component}/${COMPONENT_FILES[component]}[.fp16].safetensors`;
+}
+
 /**
- * {@linkcode findComponentFile}, failing with a message that names both candidates.
+ * {@linkcode findComponentFile}, failing with a message that names the file and what a diffusers
+ * folder holds.
  *
  * @throws {UserError} when the folder has neither file
  */
 export function componentFile(dir: string, component: Component, precision: DType): string {
   const f = findComponentFile(dir, component, precision);
   if (f !== null) return f;
-  const base = COMPONENT_FILES[component];
   throw new UserError(
-    `no weights in ${
-      join(dir, component)
-    }: expected ${base}.fp16.safetensors or ${base}.safetensors (run \`sd fetch\`, or pass --model synth)`,
+    `${dir} has no ${weightsName(component)}; a diffusers folder holds ${DIFFUSERS_LAYOUT}`,
+  );
+}
+
+/**
+ * What the diffusers folder `dir` lacks of what a run loads from it (relative paths, `unet/` for
+ * a whole missing folder); empty when it is complete.
+ */
+export function missingFromFolder(dir: string): string[] {
+  const missing: string[] = [];
+  for (const component of Object.keys(COMPONENT_FILES) as Component[]) {
+    if (!present(join(dir, component))) {
+      missing.push(`${component}/`);
+      continue;
+    }
+    if (!present(join(dir, component, "config.json"))) missing.push(`${component}/config.json`);
+    if (findComponentFile(dir, component, "f16") === null) missing.push(weightsName(component));
+  }
+  if (!present(join(dir, "tokenizer"))) missing.push("tokenizer/");
+  else {
+    for (const f of ["vocab.json", "merges.txt"]) {
+      if (!present(join(dir, "tokenizer", f))) missing.push(`tokenizer/${f}`);
+    }
+  }
+  if (!present(join(dir, "scheduler", "scheduler_config.json"))) {
+    missing.push("scheduler/scheduler_config.json");
+  }
+  return missing;
+}
+
+/**
+ * Checks that `--weights DIR` is a whole diffusers folder.
+ *
+ * @throws {UsageError} for a folder that is no Stable Diffusion folder at all, or one that lacks
+ * files (named), each with what such a folder holds
+ */
+function checkFolder(dir: string): void {
+  const missing = missingFromFolder(dir);
+  if (missing.length === 0) return;
+  const parts = ["model_index.json", "unet", "vae", "text_encoder"];
+  if (!parts.some((p) => present(join(dir, p)))) {
+    throw new UsageError(
+      `--weights ${dir} is not a Stable Diffusion folder (no model_index.json, no unet/); a ` +
+        `diffusers folder holds ${DIFFUSERS_LAYOUT}; or give a .safetensors checkpoint`,
+    );
+  }
+  const shown = missing.slice(0, 3).join(", ");
+  const more = missing.length > 3 ? ` and ${missing.length - 3} more` : "";
+  throw new UsageError(
+    `--weights ${dir} lacks ${shown}${more}; a diffusers folder holds ${DIFFUSERS_LAYOUT}`,
   );
 }
 
@@ -173,7 +229,7 @@ export async function fetchLockedModel(
   hooks: ResolveHooks = {},
 ): Promise<{ lock: WeightsLock; name: string; dir: string }> {
   if (opts.model === SYNTH_MODEL) {
-    throw new UsageError("--model synth has no files to fetch; run with --model synth directly");
+    throw new UsageError("--model synth has no weights to fetch, only the CLIP tokenizer");
   }
   const { lock, name } = await lockedModelOf(opts);
   const dir = await fetchModel({
@@ -231,7 +287,7 @@ function hasTokenizer(dir: string): boolean {
  * (fetching only the tokenizer files when missing).
  *
  * @throws {UsageError} when a given folder has no tokenizer
- * @throws {UserError} offline with nothing cached (the message says what to download)
+ * @throws {OfflineError} offline with nothing cached (the message says the ways out)
  */
 export async function resolveTokenizerDir(
   opts: ModelOptions,
@@ -255,20 +311,42 @@ export async function resolveTokenizerDir(
       `--config ${opts.config} has no tokenizer/vocab.json; add the tokenizer there or pass --tokenizer DIR`,
     );
   }
+  return await fetchTokenizer(opts, hooks);
+}
+
+/**
+ * Fetches only the CLIP tokenizer files of the locked model the options name (the lock's default
+ * for `--model synth`) into the cache, verified as the lock says; returns their folder.
+ *
+ * @throws {UsageError} for a bad `--lock` or an unknown model
+ * @throws {WeightsError} when the download or its verification fails; offline an
+ * {@linkcode OfflineError} saying the ways out
+ */
+export async function fetchTokenizer(
+  opts: ModelOptions,
+  hooks: ResolveHooks = {},
+): Promise<string> {
   const { lock, name } = await lockedModelOf(opts);
-  let dir: string;
   try {
-    dir = await fetchModel({ lock, model: name, files: TOKENIZER_FILES, ...hooks });
+    const dir = await fetchModel({ lock, model: name, files: TOKENIZER_FILES, ...hooks });
+    return join(dir, "tokenizer");
   } catch (e) {
-    if (e instanceof WeightsError && e.code === "offline") {
-      throw new UserError(
-        `no CLIP tokenizer here: pass --tokenizer DIR (a folder with vocab.json and merges.txt) or --config DIR with tokenizer/, or let sd fetch it: ${e.message}`,
-        { cause: e },
-      );
-    }
-    throw e;
+    if (!(e instanceof OfflineError)) throw e;
+    const who = opts.weights !== null
+      ? ` that ${basename(opts.weights)} needs (a single file has none)`
+      : opts.model === SYNTH_MODEL
+      ? " that --model synth needs"
+      : "";
+    throw new OfflineError(
+      e.host,
+      e.reason,
+      `cannot reach ${e.host} (${e.reason}) for the CLIP tokenizer${who}; pass --tokenizer DIR ` +
+        `(a folder with vocab.json and merges.txt)${
+          opts.weights !== null ? " or --config DIR with tokenizer/" : ""
+        }, or run \`sd fetch --model synth\` once online (it fetches only the tokenizer)`,
+      { cause: e },
+    );
   }
-  return join(dir, "tokenizer");
 }
 
 /**
@@ -298,7 +376,10 @@ export async function checkModelOptions(
         }; give a diffusers folder or a .safetensors checkpoint (or run with --model synth)`,
       );
     }
-    if (info.isDirectory) return "dir";
+    if (info.isDirectory) {
+      checkFolder(path);
+      return "dir";
+    }
     if (extname(path).toLowerCase() !== ".safetensors") {
       throw new UsageError(
         `--weights ${path} is neither a folder nor a .safetensors file; give a diffusers folder or a single-file .safetensors checkpoint`,
