@@ -44,7 +44,7 @@ Deno.test("every bad input of the CLI tests throws a UserError of kind usage", a
         [args, msg],
       ): [string[], string] => [args, args.length ? msg : "no prompt"]),
       [["tokens", "x", "--tokenizer", dir], "has no vocab.json and merges.txt"],
-      [["fetch", "--model", "synth"], "has no files to fetch"],
+      [["fetch", "--weights", dir], "--weights names local files, which have nothing to fetch"],
       [["fetch", "--model", "sd9"], 'unknown model "sd9"'],
       [["a cat", "--lock", join(dir, "no.lock")], "cannot read the weights lock"],
       [["a cat", "--config", dir, "--weights", join(dir, "x.safetensors")], "no unet/config.json"],

@@ -9,7 +9,7 @@
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
 import { isVerified, missingFiles, stampPath } from "../src/weights/cache.ts";
-import { type FetchProgress, WeightsError } from "../src/weights/download.ts";
+import { type FetchProgress, OfflineError, WeightsError } from "../src/weights/download.ts";
 import { fetchModel, type FetchModelOptions, verifyFile } from "../src/weights/fetch.ts";
 import {
   loadLock,
@@ -453,7 +453,25 @@ Deno.test("concurrent fetches of one model, in-process and from a second process
   }
 });
 
-Deno.test("offline with nothing cached: one line saying what, where, and the alternatives", async () => {
+/** Every path under `root` (relative, folders with a trailing /), sorted; [] when it is absent. */
+async function tree(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string) => {
+    for await (const e of Deno.readDir(join(root, rel))) {
+      const p = rel ? `${rel}/${e.name}` : e.name;
+      out.push(e.isDirectory ? `${p}/` : p);
+      if (e.isDirectory) await walk(p);
+    }
+  };
+  try {
+    await walk("");
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+Deno.test("offline with nothing cached: one short line naming the host, and no debris", async () => {
   const files = await tinyFiles();
   const srv = startServer(files);
   const base = srv.base;
@@ -462,19 +480,50 @@ Deno.test("offline with nothing cached: one line saying what, where, and the alt
     const t0 = performance.now();
     const err = await assertRejects(() => fetchModel(opts({ retries: 3 })), "cannot reach");
     assert(performance.now() - t0 < 5000, "no retry delays when nothing answers");
-    assert(err instanceof WeightsError && err.code === "offline");
+    assert(err instanceof OfflineError && err.code === "offline");
+    const host = new URL(base).host;
+    assertEquals(err.host, host);
     const msg = err.message;
-    assert(!msg.includes("\n"), "one line");
+    assert(msg.startsWith(`cannot reach ${host} (connection refused) for tiny;`), msg);
+    assert(!msg.includes("\n") && !msg.includes("http://"), `one line, no URLs: ${msg}`);
     const dir = join(cache, "tiny-01234567");
     assert(msg.includes(dir), `names the folder: ${msg}`);
-    assert(msg.includes(base) && msg.includes(UNET16) && msg.includes("tokenizer/vocab.json"), msg);
-    assert(msg.includes("--weights DIR") && msg.includes("--model synth"), msg);
+    for (const way of ["--weights DIR", "--weights FILE.safetensors", "SD_CACHE", "`sd fetch`"]) {
+      assert(msg.includes(way), `${way}: ${msg}`);
+    }
+    assert(!msg.includes("--model synth"), `no tokenizer cached, so no synth: ${msg}`);
+    assertEquals(await tree(cache), [], "the cache folder was not there before and is not now");
     const model = lockedModel(lock);
     assertEquals(
       (await missingFiles(dir, model, model.files.filter(variantFilter("f16")))).length,
       model.files.filter(variantFilter("f16")).length,
     );
   });
+});
+
+Deno.test("offline: what was in the cache stays, what this run created goes, synth advised once the tokenizer is cached", async () => {
+  const files = await tinyFiles();
+  const srv = startServer(files);
+  let up = true;
+  try {
+    await withEnv(srv.base, async ({ cache, opts }) => {
+      // The tokenizer is fetched (verified and stamped) while the server is up.
+      const tokenizer = (f: { path: string }) => f.path.startsWith("tokenizer/");
+      await fetchModel(opts({ files: tokenizer }));
+      await Deno.mkdir(join(cache, "tiny-01234567", "vae"));
+      await Deno.writeTextFile(join(cache, "other.txt"), "not ours");
+      const before = await tree(cache);
+      assert(!before.includes("tiny-01234567/.fetch.lock"), `no lock file after a fetch`);
+      await srv.close();
+      up = false;
+      const err = await assertRejects(() => fetchModel(opts()), "cannot reach");
+      assert(err instanceof OfflineError);
+      assert(err.message.includes(", use --model synth (test weights),"), err.message);
+      assertEquals(await tree(cache), before, "the cache is as it was (the empty vae/ kept)");
+    });
+  } finally {
+    if (up) await srv.close();
+  }
 });
 
 Deno.test("a file put into the cache by hand is hashed once and kept, not downloaded", async () => {

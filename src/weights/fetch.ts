@@ -112,11 +112,10 @@ function offlineMessage(
   synthWorks: boolean,
 ): string {
   const lockName = basename(lock.source);
-  return `cannot reach ${host} (${reason}) to fetch model ${name}; offline, use --weights DIR ` +
-    `(a diffusers folder) or --weights FILE.safetensors (SD 1.x), copy ${lockName}'s files in ` +
-    `diffusers layout into ${dir} (SD_CACHE sets the cache folder)` +
-    `${synthWorks ? ", try --model synth (test weights)" : ""}, or run \`sd fetch\` ` +
-    `once online`;
+  return `cannot reach ${host} (${reason}) for ${name}; use --weights DIR (diffusers folder) or ` +
+    `--weights FILE.safetensors, copy ${lockName}'s files into ${dir} (diffusers layout; ` +
+    `SD_CACHE moves it)${synthWorks ? ", use --model synth (test weights)" : ""}, or run ` +
+    `\`sd fetch\` once online`;
 }
 
 /** The folders from `dir` up that do not exist yet, deepest first. */
