@@ -204,7 +204,7 @@ async function openSources(
       sources.unet = await open("unet");
       sources.vae = await open("vae");
     } else if (source.kind === "single") {
-      const single = await loadSingleFile(source.file, configs);
+      const single = await loadSingleFile(source.file, configs, source.configDir);
       files.push(single.file);
       Object.assign(sources, single.sources);
     } else {

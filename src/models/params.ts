@@ -12,10 +12,25 @@ import type { DType, Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { releaseConv } from "../ops/conv2d.ts";
 
+/** A tensor whose stored shape is not the declared one. */
+export interface ShapeMismatch {
+  /** The model key. */
+  key: string;
+  /** The shape in the file. */
+  found: readonly number[];
+  /** The shape the config declares. */
+  expected: readonly number[];
+}
+
 /** Where parameter values come from (a safetensors file, a single-file checkpoint, the formula). */
 export interface WeightSource {
   /** For messages, e.g. the file path. */
   readonly label: string;
+  /**
+   * What to tell the user when tensors have other shapes than the config declares (what the file
+   * probably is, what to do); none: the message lists the mismatches only.
+   */
+  mismatchAdvice?(wrong: readonly ShapeMismatch[]): string;
   /** Every floating-point key this source holds (null: the source makes any key, e.g. synth). */
   keys(): string[] | null;
   /** The stored shape of `key`, or undefined when absent (synth: the declared shape). */
@@ -123,26 +138,49 @@ export class ParamStore {
   ): Promise<void> {
     this.#gpu = gpu;
     if (opts.keepHost) this.#host = new Map();
-    const problems: string[] = [];
+    const wrong: ShapeMismatch[] = [];
+    const missing: Param[] = [];
     for (const p of this.params) {
       const s = source.shape(p.key, p.shape);
-      if (!s) problems.push(`missing ${p.key} [${p.shape}]`);
+      if (!s) missing.push(p);
       else if (s.join(",") !== p.shape.join(",")) {
-        problems.push(`${p.key}: shape [${s}] in the file, [${p.shape}] expected`);
+        wrong.push({ key: p.key, found: s, expected: p.shape });
       }
     }
     const keys = source.keys();
-    if (keys) {
-      for (const k of keys) if (!this.#byKey.has(k)) problems.push(`unexpected ${k}`);
-      if (keys.length !== this.params.length && problems.length === 0) {
-        problems.push(`${keys.length} tensors in the file, ${this.params.length} expected`);
-      }
+    const unexpected = keys ? keys.filter((k) => !this.#byKey.has(k)) : [];
+    // One line: how many of each kind, an example of the first kind, and the source's advice.
+    const problems: string[] = [];
+    const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+    if (wrong.length) {
+      const w = wrong[0];
+      problems.push(
+        `${count(wrong.length, "tensor")} of another shape (e.g. ${w.key} is [${w.found}], ` +
+          `not [${w.expected}])`,
+      );
+    }
+    if (missing.length) {
+      problems.push(
+        wrong.length
+          ? `${missing.length} missing`
+          : `${count(missing.length, "tensor")} missing (e.g. ${missing[0].key})`,
+      );
+    }
+    if (unexpected.length) {
+      problems.push(
+        wrong.length || missing.length
+          ? `${unexpected.length} unexpected`
+          : `${count(unexpected.length, "unexpected tensor")} (e.g. ${unexpected[0]})`,
+      );
+    }
+    if (keys && keys.length !== this.params.length && problems.length === 0) {
+      problems.push(`${keys.length} tensors in the file, ${this.params.length} expected`);
     }
     if (problems.length) {
-      const shown = problems.slice(0, 8).join("; ");
-      const more = problems.length > 8 ? ` (and ${problems.length - 8} more)` : "";
+      const advice = wrong.length ? source.mismatchAdvice?.(wrong) : undefined;
       throw new UserError(
-        `${source.label} does not match the ${this.component} config: ${shown}${more}`,
+        `${source.label} does not match the ${this.component} config: ${problems.join(", ")}` +
+          (advice ? `; ${advice}` : ""),
       );
     }
     // Skipped keys are checked above, not uploaded (e.g. an unused encoder).

@@ -6,15 +6,23 @@
  */
 
 import { SafeTensorsFile } from "../weights/safetensors.ts";
-import { mapCheckpointKeys, transformedShape } from "../weights/checkpoint_keys.ts";
+import {
+  mapCheckpointKeys,
+  shapeMismatchAdvice,
+  transformedShape,
+} from "../weights/checkpoint_keys.ts";
 import type { ModelConfigs } from "./config.ts";
 import type { WeightSource } from "./params.ts";
 import { FLOAT_DTYPES, MappedSource } from "./sources.ts";
 
-/** Opens `path` and maps its keys to the unet, vae and text_encoder components. */
+/**
+ * Opens `path` and maps its keys to the unet, vae and text_encoder components; `configDir` is
+ * where `configs` came from (`--config`; none: SD 1.5's), for the advice when shapes differ.
+ */
 export async function loadSingleFile(
   path: string,
   configs: ModelConfigs,
+  configDir?: string,
 ): Promise<{ file: SafeTensorsFile; sources: Record<string, WeightSource> }> {
   const file = await SafeTensorsFile.open(path);
   const floatKeys = [...file.tensors.values()]
@@ -35,7 +43,12 @@ export async function loadSingleFile(
   }
   const sources: Record<string, WeightSource> = {};
   for (const [component, map] of Object.entries(maps)) {
-    sources[component] = new MappedSource(`${path} (${component})`, file, map);
+    sources[component] = new MappedSource(
+      path, // the component is named by the loader's messages
+      file,
+      map,
+      (wrong) => shapeMismatchAdvice(wrong, configDir),
+    );
   }
   return { file, sources };
 }

@@ -8,7 +8,7 @@
 import type { DType } from "../gpu/device.ts";
 import { SafeTensorsFile } from "../weights/safetensors.ts";
 import { synthTensor, synthTensorF16 } from "../weights/synth.ts";
-import type { WeightSource } from "./params.ts";
+import type { ShapeMismatch, WeightSource } from "./params.ts";
 
 /** The safetensors dtypes that hold parameters (others, like CLIP's int64 position_ids, do not). */
 export const FLOAT_DTYPES: ReadonlySet<string> = new Set(["F32", "F16", "BF16", "F64"]);
@@ -63,7 +63,13 @@ export class MappedSource implements WeightSource {
     readonly file: SafeTensorsFile,
     /** model key → { file key, stored shape } */
     readonly map: Map<string, { fileKey: string; shape: readonly number[] }>,
+    /** What to say when shapes do not match the config (see `WeightSource.mismatchAdvice`). */
+    readonly advice?: (wrong: readonly ShapeMismatch[]) => string,
   ) {}
+
+  mismatchAdvice(wrong: readonly ShapeMismatch[]): string {
+    return this.advice?.(wrong) ?? "";
+  }
 
   keys(): string[] {
     return [...this.map.keys()];

@@ -85,17 +85,63 @@ export interface CheckpointKeyConfig {
   vae: VaeKeyConfig;
 }
 
-/** Keys that neither the table nor the ignore list knows; the message lists them. */
+/** SD 1.x only: said wherever a checkpoint of another family is recognised. */
+const SD1_ONLY = "which sd does not support (it runs SD 1.x)";
+
+/**
+ * What a checkpoint whose keys SD 1.x lacks probably is, and what to do ("" when it is not
+ * recognised): SDXL (`conditioner.embedders.*`, `label_emb`), SD 2.x (OpenCLIP's
+ * `cond_stage_model.model.*`), a LoRA (`lora_*` keys).
+ */
+export function unknownKeysAdvice(keys: readonly string[]): string {
+  if (
+    keys.some((k) =>
+      k.startsWith("conditioner.embedders.") || k.startsWith("model.diffusion_model.label_emb.")
+    )
+  ) {
+    return `it looks like an SDXL checkpoint, ${SD1_ONLY}`;
+  }
+  if (keys.some((k) => k.startsWith("cond_stage_model.model."))) {
+    return `it looks like an SD 2.x checkpoint (OpenCLIP text encoder), ${SD1_ONLY}`;
+  }
+  if (keys.some((k) => /(^|[._])lora(_up|_down|_A|_B|_unet|_te)?[._]/.test(k))) {
+    return "it looks like a LoRA, not a checkpoint: pass it with --lora FILE";
+  }
+  return "";
+}
+
+/**
+ * What to tell the user when a single-file checkpoint's tensors have other shapes than its
+ * configs declare (`configDir`: the `--config` folder, else SD 1.5's configs were used): an SD 2.x
+ * or SDXL UNet is recognised by its cross-attention width (1024, 2048; SD 1.x: 768).
+ */
+export function shapeMismatchAdvice(
+  wrong: readonly { key: string; found: readonly number[] }[],
+  configDir?: string,
+): string {
+  const context = wrong.find((w) => w.key.endsWith("attn2.to_k.weight"))?.found[1];
+  if (context === 1024) return `it looks like an SD 2.x model, ${SD1_ONLY}`;
+  if (context === 2048) return `it looks like an SDXL model, ${SD1_ONLY}`;
+  if (configDir !== undefined) {
+    return `give --config the folder of this checkpoint's own configs (SD 1.x models only)`;
+  }
+  return "not SD 1.5's size: add --config DIR with this SD 1.x model's diffusers configs " +
+    "(SD 2.x and SDXL are not supported)";
+}
+
+/** Keys that neither the table nor the ignore list knows; the message names the first ones. */
 export class UnknownCheckpointKeyError extends UserError {
   /** All unknown keys. */
   readonly keys: string[];
   /** @param keys the unknown keys @param source the checkpoint, for the message */
   constructor(keys: string[], source = "checkpoint") {
-    const shown = keys.slice(0, 8).join(", ");
-    const more = keys.length > 8 ? ` and ${keys.length - 8} more` : "";
+    const shown = keys.slice(0, 2).join(", ");
+    const more = keys.length > 2 ? ` and ${keys.length - 2} more` : "";
+    const advice = unknownKeysAdvice(keys) ||
+      "sd reads SD 1.x checkpoints with the original (CompVis) key names";
     super(
       `${source}: ${keys.length} key${keys.length === 1 ? "" : "s"} of no known SD 1.x ` +
-        `component: ${shown}${more}`,
+        `component (${shown}${more}); ${advice}`,
     );
     this.name = "UnknownCheckpointKeyError";
     this.keys = keys;
