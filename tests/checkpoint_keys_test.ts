@@ -14,8 +14,10 @@ import {
   isIgnoredCheckpointKey,
   mapCheckpointKey,
   mapCheckpointKeys,
+  shapeMismatchAdvice,
   transformedShape,
   UnknownCheckpointKeyError,
+  unknownKeysAdvice,
 } from "../src/weights/checkpoint_keys.ts";
 import { fixture } from "./fixtures.ts";
 
@@ -315,4 +317,53 @@ Deno.test("transformedShape squeezes only 1×1 kernels", () => {
   assertEquals(transformedShape([32, 32], "squeeze_attn_1x1"), [32, 32]);
   assertEquals(transformedShape([32, 32, 3, 3], undefined), [32, 32, 3, 3]);
   assertThrows(() => transformedShape([32, 32, 3, 3], "squeeze_attn_1x1"), "not a 1×1");
+});
+
+Deno.test("unknown keys: the first two, and what the file probably is (SDXL, SD 2.x, LoRA)", () => {
+  const sdxl = new UnknownCheckpointKeyError(
+    [
+      "conditioner.embedders.0.transformer.text_model.final_layer_norm.weight",
+      "conditioner.embedders.1.model.ln_final.weight",
+      "model.diffusion_model.label_emb.0.0.weight",
+    ],
+    "xl.safetensors",
+  );
+  assertEquals(
+    sdxl.message,
+    "xl.safetensors: 3 keys of no known SD 1.x component (conditioner.embedders.0.transformer." +
+      "text_model.final_layer_norm.weight, conditioner.embedders.1.model.ln_final.weight and 1 " +
+      "more); it looks like an SDXL checkpoint, which sd does not support (it runs SD 1.x)",
+  );
+  assert(
+    unknownKeysAdvice(["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"])
+      .startsWith("it looks like an SD 2.x checkpoint"),
+  );
+  assertEquals(
+    unknownKeysAdvice(["lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight"]),
+    "it looks like a LoRA, not a checkpoint: pass it with --lora FILE",
+  );
+  assertEquals(unknownKeysAdvice(["something.else"]), "");
+  assert(
+    new UnknownCheckpointKeyError(["something.else"]).message.endsWith(
+      "; sd reads SD 1.x checkpoints with the original (CompVis) key names",
+    ),
+  );
+});
+
+Deno.test("shape mismatch advice: SD 2.x / SDXL by cross-attention width, else --config", () => {
+  const attn = (context: number) => [
+    {
+      key: "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+      found: [320, context],
+    },
+  ];
+  assert(shapeMismatchAdvice(attn(1024)).startsWith("it looks like an SD 2.x model"));
+  assert(shapeMismatchAdvice(attn(2048)).startsWith("it looks like an SDXL model"));
+  const other = [{ key: "embeddings.token_embedding.weight", found: [49408, 32] }];
+  assertEquals(
+    shapeMismatchAdvice(other),
+    "not SD 1.5's size: add --config DIR with this SD 1.x model's diffusers configs (SD 2.x and " +
+      "SDXL are not supported)",
+  );
+  assert(shapeMismatchAdvice(other, "cfg").startsWith("give --config the folder of"));
 });

@@ -127,7 +127,7 @@ export function componentFile(dir: string, component: Component, precision: DTyp
  */
 export function missingFromFolder(dir: string): string[] {
   const missing: string[] = [];
-  for (const component of Object.keys(COMPONENT_FILES) as Component[]) {
+  for (const component of ["unet", "vae", "text_encoder"] as const) {
     if (!present(join(dir, component))) {
       missing.push(`${component}/`);
       continue;
