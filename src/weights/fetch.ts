@@ -29,12 +29,7 @@ import {
   WeightsError,
 } from "./download.ts";
 import { type FolderLock, lockFolder, sleep } from "./folder_lock.ts";
-import {
-  type FileFilter,
-  lockedModel,
-  variantFilter,
-  type WeightsLock,
-} from "./lock.ts";
+import { type FileFilter, lockedModel, variantFilter, type WeightsLock } from "./lock.ts";
 
 /** Options of {@linkcode fetchModel}. */
 export interface FetchModelOptions {
@@ -121,7 +116,7 @@ function offlineMessage(
 /** The folders from `dir` up that do not exist yet, deepest first. */
 async function missingFolders(dir: string): Promise<string[]> {
   const out: string[] = [];
-  for (let d = resolve(dir); ; d = dirname(d)) {
+  for (let d = resolve(dir);; d = dirname(d)) {
     try {
       await Deno.stat(d);
       return out;
@@ -179,16 +174,16 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
   let folderLock: FolderLock;
   try {
     folderLock = await lockFolder(dir, () =>
-    progress({
-      kind: "waiting",
-      model: name,
-      dir,
-      path: "",
-      bytesDone: 0,
-      bytesTotal: 0,
-      index: 0,
-      count: 0,
-    }), signal);
+      progress({
+        kind: "waiting",
+        model: name,
+        dir,
+        path: "",
+        bytesDone: 0,
+        bytesTotal: 0,
+        index: 0,
+        count: 0,
+      }), signal);
   } catch (e) {
     await removeEmptyFolders(created);
     throw fileError(e, "cannot create the cache folder", dir);
