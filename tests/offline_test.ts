@@ -142,6 +142,19 @@ Deno.test("offline first run: one short line naming the host and the ways out, e
     );
     assert(smsg.includes("`sd fetch --model synth` once online"), smsg);
     assertEquals(tree(cache), before);
+
+    // A single file carries no tokenizer: the same, naming the file and --config DIR.
+    const file = fixture("tiny-sd-single.fp16.safetensors");
+    const single = await sd(dir, ["a cat", "--weights", file, "--lock", lock]);
+    assertEquals(single.code, 1, single.stderr);
+    oneErrorLine(single, "or --config DIR with tokenizer/");
+    assert(
+      message(single).startsWith(
+        `cannot reach ${host} (connection refused) for the CLIP tokenizer that tiny-sd-single.fp16.safetensors needs (a single file has none); `,
+      ),
+      single.stderr,
+    );
+    assertEquals(tree(cache), before);
   });
 });
 

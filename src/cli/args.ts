@@ -172,7 +172,8 @@ Usage:
   sd tokens "<prompt>"         the 77 CLIP token ids of a prompt, as a JSON array (as diffusers
                                reads it); with --chunks, the chunks sd encodes: a JSON array of
                                {"ids": [77 ids], "weights": [77 weights]}
-  sd fetch [--model sd15]      download and verify a model's weights into the cache
+  sd fetch [--model sd15]      download and verify a model's weights into the cache (with
+                               --model synth: only the CLIP tokenizer it needs)
   ("sd 42" is the prompt "42"; "sd -- tokens" is the prompt "tokens".)
 
 Image:
@@ -206,7 +207,8 @@ Prompt (as AUTOMATIC1111 reads it):
 
 Model:
   --model NAME           sd15 or sd14 (downloaded into the cache on first use), or synth (SD 1.5's
-                         architecture with synthetic weights: no download) (default: sd15)
+                         architecture with synthetic weights: downloads only the CLIP tokenizer)
+                         (default: sd15)
   --weights PATH         a local diffusers-layout folder, or a single-file .safetensors checkpoint
   --config DIR           configs (and tokenizer/) for a single-file checkpoint (default: SD 1.5's)
   --tokenizer DIR        a folder with CLIP's vocab.json and merges.txt
