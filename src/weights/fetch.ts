@@ -84,7 +84,7 @@ export async function verifyFile(
 }
 
 /** The host (and port) of `url`, for messages; the text itself when it is no URL. */
-export function hostOf(url: string): string {
+function hostOf(url: string): string {
   try {
     return new URL(url).host;
   } catch {
