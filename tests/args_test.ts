@@ -5,7 +5,7 @@
 
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { parseArgs } from "../src/std/args.ts";
-import { checkSeedRange, excerpt, LIMITS, MAX_SEED, parseCli } from "../src/cli/args.ts";
+import { checkSeedRange, excerpt, HELP, LIMITS, MAX_SEED, parseCli } from "../src/cli/args.ts";
 
 Deno.test("parseArgs wrapper: strings stay strings, -- and negative values, optional values", () => {
   const spec = { string: ["seed"], boolean: ["quiet"], optionalValue: ["profile"] };
@@ -182,6 +182,7 @@ Deno.test("parseCli: --allow-any-out", () => {
   const tty = { stdinIsTerminal: true };
   assertEquals(parseCli(["x"], tty).allowAnyOut, false);
   assertEquals(parseCli(["-", "--allow-any-out"], tty).allowAnyOut, true);
+  assert(HELP.includes("--allow-any-out") && HELP.includes("2^64−1"), "--help tells");
 });
 
 Deno.test("parseCli: --clip-skip, --no-emphasis, sd tokens --chunks", () => {

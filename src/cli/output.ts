@@ -139,9 +139,12 @@ export function isDiskFull(e: unknown): boolean {
 
 /** The disk filled up while writing an image: the batch stops (the images written stay). */
 export class DiskFullError extends UserError {
-  /** @param path the image being written @param cause the file system's error */
-  constructor(path: string, cause: unknown) {
-    super(`disk full writing ${path}: free some space or choose another --out`, { cause });
+  /**
+   * @param path the file being written @param cause the file system's error
+   * @param option where the user chose the place (default `--out`)
+   */
+  constructor(path: string, cause: unknown, option = "--out") {
+    super(`disk full writing ${path}: free some space or choose another ${option}`, { cause });
     this.name = "DiskFullError";
   }
 }

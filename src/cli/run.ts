@@ -34,6 +34,7 @@ import { type Job, parseJobLine, readLines } from "./batch.ts";
 import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
 import {
   DiskFullError,
+  isDiskFull,
   outFolder,
   type OutTarget,
   plannedPath,
@@ -420,6 +421,7 @@ async function reportProfile(s: Session, report: ProfileReport): Promise<void> {
     writeStderr(formatProfileTable(report) + "\n");
   } else if (req.file) {
     await Deno.writeTextFile(req.file, formatProfileJson(report) + "\n").catch((e) => {
+      if (isDiskFull(e)) throw new DiskFullError(req.file!, e, "--profile=json:FILE");
       throw fileError(e, "cannot write the profile to", req.file!);
     });
     writeStderr(`sd: profile written to ${req.file}\n`);
