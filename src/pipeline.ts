@@ -112,7 +112,8 @@ export interface LoadOptions {
 export interface GenerateParams {
   prompt: string;
   negative?: string;
-  seed: number;
+  /** torch's seed, 0 … 2^64−1 (a bigint above 2^53; `TorchGenerator` reads both). */
+  seed: number | bigint;
   steps: number;
   guidance: number;
   width: number;

@@ -28,7 +28,17 @@ export const TINY_ARGS: string[] = [
 export const BAD_INPUTS: [string[], string][] = [
   [["a cat", "--stepz", "2"], "unknown option --stepz"],
   [["a cat", "--steps", "0"], "--steps 0 is out of range"],
-  [["a cat", "--guidance", "-1"], "--guidance -1 is negative"],
+  [["a cat", "--guidance", "-1"], "--guidance -1 is out of range; use a scale from 0 to 50"],
+  [["a cat", "--guidance", "1e30"], "--guidance 1e30 is not a decimal number"],
+  [["a cat", "--height", "0x40"], "--height 0x40 is not a decimal integer"],
+  [["a cat", "--steps", "0x2"], "--steps 0x2 is not a decimal integer"],
+  [["a cat", "--seed", "1e3"], "--seed 1e3 is not a valid seed; use an integer from 0 to"],
+  [["a cat", "--seed", "18446744073709551616"], "--seed 18446744073709551616 is not a valid seed"],
+  [
+    ["a cat", "--seed", "18446744073709551615", "--batch", "2"],
+    "--seed 18446744073709551615 with --batch 2 needs seeds past 18446744073709551615",
+  ],
+  [["a cat ".repeat(1000)], "the prompt is 6000 characters long"],
   [["a cat", "--width", "100"], "--width 100 is not a multiple of 8"],
   [["a cat", "--height", "2056"], "--height 2056 is out of range"],
   [["a cat", "--scheduler", "plms"], 'unknown scheduler "plms"'],

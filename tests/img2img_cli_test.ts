@@ -112,7 +112,7 @@ Deno.test({
         [["--strength", "0.5"], "--strength applies to an init image"],
         [["--init-image", "init.png", "--strength", "0"], "--strength 0 is out of range"],
         [["--init-image", "init.png", "--strength", "1.5"], "--strength 1.5 is out of range"],
-        [["--init-image", "init.png", "--strength", "x"], "--strength x is not a number"],
+        [["--init-image", "init.png", "--strength", "x"], "--strength x is not a decimal number"],
         [["--init-image", "small.png"], "the width of --init-image small.png: 40 is out of range"],
         [["--init-image", "init.png", "--strength", "0.1"], "leaves no denoising step"],
       ];

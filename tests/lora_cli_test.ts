@@ -174,7 +174,7 @@ Deno.test({
         ]],
       ];
       const lines = jobs.map(([prompt, lora], i) =>
-        JSON.stringify({ prompt, seed: 7, out: join(dir, `batch-${i}.png`), lora })
+        JSON.stringify({ prompt, seed: 7, out: `batch-${i}.png`, lora })
       ).join("\n") + "\n";
       const batch = await sd(dir, ["-", ...common, ...common2], { stdin: lines });
       assertEquals(batch.code, 0, batch.stderr);

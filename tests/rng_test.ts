@@ -98,6 +98,9 @@ Deno.test("rng: seeds follow torch's manual_seed (low 32 bits, negative as two's
   assertEquals(first((1n << 32n) + 5n), first(5));
   assertEquals(first(-1), first(0xffffffff));
   assertEquals(first(-(1n << 63n)), first(0));
+  // The CLI's whole range, 0 … 2^64−1: above 2^53 as a bigint, exact.
+  assertEquals(first((1n << 64n) - 1n), first(0xffffffff));
+  assertEquals(first((1n << 53n) + 1n), first(1));
   assert(first(1).join() !== first(2).join(), "different seeds gave the same draws");
   assertThrows(() => new TorchGenerator(1.5), "integer");
   assertThrows(() => new TorchGenerator(1n << 64n), "seed must be in");

@@ -34,7 +34,14 @@ export const LIMITS = {
   maxSteps: 1000,
   /** Most images of one `--batch`. */
   maxBatch: 10000,
+  /** Largest guidance scale (A1111's slider stops at 30; beyond 50 images only burn out). */
+  maxGuidance: 50,
+  /** Longest prompt or negative prompt, in characters (≈ 1000 CLIP tokens, 13 chunks). */
+  maxPromptChars: 4000,
 } as const;
+
+/** The largest seed: torch's generators take any 64-bit unsigned seed (diffusers passes it on). */
+export const MAX_SEED: bigint = (1n << 64n) - 1n;
 
 /** The settings of one image; a batch line may override each. */
 export interface JobSettings {
@@ -42,8 +49,8 @@ export interface JobSettings {
   prompt: string;
   /** The negative prompt ("" for none). */
   negative: string;
-  /** The seed; null draws a random one. */
-  seed: number | null;
+  /** The seed, 0 … {@linkcode MAX_SEED}; null draws a random one. */
+  seed: bigint | null;
   /** Denoising steps. */
   steps: number;
   /** Classifier-free guidance scale. */
@@ -108,6 +115,8 @@ export interface CliOptions extends ModelOptions {
   text: { clipSkip: number; emphasis: boolean };
   /** `sd tokens --chunks`: the chunks with their weights instead of the 77 plain ids. */
   chunks: boolean;
+  /** `--allow-any-out`: a batch line's `"out"` may leave the output folder (`..`, absolute). */
+  allowAnyOut: boolean;
 }
 
 const VARIANT_CHOICES: { [K in keyof Variants]: readonly Variants[K][] } = {
@@ -158,7 +167,15 @@ const STRING_OPTIONS = [
   "gelu",
   "clip-skip",
 ] as const;
-const BOOLEAN_OPTIONS = ["quiet", "json", "help", "version", "no-emphasis", "chunks"] as const;
+const BOOLEAN_OPTIONS = [
+  "quiet",
+  "json",
+  "help",
+  "version",
+  "no-emphasis",
+  "chunks",
+  "allow-any-out",
+] as const;
 const OPTIONAL_VALUE_OPTIONS = ["profile"] as const;
 const ALIASES = { h: "help", V: "version", q: "quiet", o: "out" } as const;
 
@@ -178,9 +195,10 @@ Usage:
 
 Image:
   --negative TEXT        negative prompt (default: none)
-  --seed N               noise seed, an integer ≥ 0 (default: random; always printed and recorded)
+  --seed N               noise seed, an integer from 0 to 2^64−1 (torch's range: the same noise
+                         as diffusers); -1 or none: random (always printed and recorded)
   --steps N              denoising steps, 1–${LIMITS.maxSteps} (default: ${DEFAULTS.steps})
-  --guidance G           classifier-free guidance scale, ≥ 0; ≤ 1 turns it off (default: ${DEFAULTS.guidance})
+  --guidance G           classifier-free guidance scale, 0–${LIMITS.maxGuidance}; ≤ 1 turns it off (default: ${DEFAULTS.guidance})
   --width W              width in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.width}),
                          with --init-image the image's, rounded down to 8
   --height H             height in pixels, a multiple of 8 in ${LIMITS.minSize}–${LIMITS.maxSize} (default: ${DEFAULTS.height}),
@@ -192,10 +210,12 @@ Image:
                          with --mask)
   --mask MASK            inpainting: repaint where MASK is white (≥ 50% gray), keep where black;
                          resized to the output size like the image; needs --init-image
-  --batch N              N images per prompt, seeds seed, seed+1, … (default: 1)
-  -o, --out PATH         a .png file, or a directory for <prompt-slug>-<seed>.png (default: the
-                         current directory); an existing file is never overwritten: -1, -2, … is
-                         appended to the name
+  --batch N              N images per prompt, seeds seed, seed+1, … (default: 1; the last seed
+                         must stay ≤ 2^64−1: refused, not wrapped)
+  -o, --out PATH         a .png file (with --batch: FILE-<seed>.png), or a directory for
+                         <prompt-slug>-<seed>.png (default: the current directory); an existing
+                         file is never overwritten: -1, -2, … is appended to the name
+  --allow-any-out        let a stdin job's "out" leave the output folder (".." or absolute)
 
 Prompt (as AUTOMATIC1111 reads it):
   (word) ((word)) [word] (word:1.5)   weights ×1.1, ×1.21, ÷1.1, ×1.5; \( \) literal brackets;
@@ -231,7 +251,8 @@ Kernels (to measure each optimization):
 
 Output:
   --json                 one JSON line per image on stdout: {"path","seed","prompt","ms"}
-                         (always so for jobs from stdin)
+                         (always so for jobs from stdin); "seed" is the exact integer, also
+                         above 2^53 (where JavaScript's JSON.parse rounds it)
   -q, --quiet            no progress and no notes on stderr (errors still)
   --profile[=FORMAT]     after the run, GPU time per kernel and wall time per stage on stderr;
                          FORMAT: table (default), json, or json:FILE (the JSON into FILE)
@@ -242,7 +263,10 @@ Jobs from stdin: a plain line is a prompt with the command-line settings; a line
 object overrides them: {"prompt": "a cat", "negative": "", "seed": 1, "steps": 20,
 "guidance": 7.5, "width": 512, "height": 512, "scheduler": "ddim", "out": "cats/",
 "lora": ["style.safetensors:0.8"], "init_image": "cat.png", "mask": "mask.png", "strength": 0.6}
-(image paths are relative to the working directory).
+(image paths are relative to the working directory; "out" is relative to the output folder,
+-o's or the working directory, and stays inside it unless --allow-any-out is given). Each field
+has one JSON type: numbers as JSON numbers written as the options take them (20, not "20" or
+2e1), text as strings; null is the command line's value. Prompts: at most ${LIMITS.maxPromptChars} characters.
 The model loads once; each image prints {"path","seed","prompt","ms"} on stdout. Empty lines are
 skipped; a bad line is reported with its line number and the batch goes on.
 
@@ -263,72 +287,74 @@ Environment: SD_CACHE (weights cache; default ~/.cache/sd), SD_LOCK (weights loc
 SD_DEBUG=1 (stack traces).
 `;
 
-/** How a field is named in messages: `--steps` on the command line, `"steps"` in a batch line. */
-function show(field: string, raw: unknown): string {
-  return field.startsWith("-")
-    ? `${field} ${typeof raw === "string" ? raw : JSON.stringify(raw)}`
-    : `${field}: ${JSON.stringify(raw)}`;
+/**
+ * How a value is named in messages: `--steps 0x2` on the command line, `"steps": 2.5` in a batch
+ * line. `raw` is the value as written: a flag's text, or a batch line's JSON text.
+ */
+function show(field: string, raw: string): string {
+  return field.startsWith("-") ? `${field} ${raw}` : `${field}: ${raw}`;
 }
 
-function toNumber(raw: unknown, field: string, example: string): number {
-  const n = typeof raw === "number"
-    ? raw
-    : typeof raw === "string" && raw.trim() !== ""
-    ? Number(raw)
-    : NaN;
-  if (!Number.isFinite(n)) {
-    throw new UsageError(`${show(field, raw)} is not a number; write e.g. ${example}`);
+/**
+ * The grammar of numbers, the same for flags and batch lines (whose JSON numbers are read as
+ * written): an integer is decimal digits only — no sign, hex (`0x40`), exponent (`1e3`) or
+ * fraction (`20.0`); a decimal is digits with an optional sign and fraction — no exponent, hex,
+ * `Infinity` or `NaN`. Ranges are checked after.
+ */
+const INTEGER = /^\d+$/;
+const DECIMAL = /^-?(\d+(\.\d*)?|\.\d+)$/;
+
+function integer(raw: string, field: string, hint: string): number {
+  if (!INTEGER.test(raw)) {
+    throw new UsageError(`${show(field, raw)} is not a decimal integer; ${hint}`);
   }
-  return n;
+  return Number(raw);
+}
+
+function decimal(raw: string, field: string, hint: string): number {
+  if (!DECIMAL.test(raw)) {
+    throw new UsageError(`${show(field, raw)} is not a decimal number; ${hint}`);
+  }
+  return Number(raw);
 }
 
 /** Checks a step count (an integer in 1–1000). `field` names it in messages. */
-export function parseSteps(raw: unknown, field = "--steps"): number {
-  const n = toNumber(raw, field, `${field} ${DEFAULTS.steps}`);
-  if (!Number.isInteger(n) || n < 1 || n > LIMITS.maxSteps) {
-    throw new UsageError(
-      `${
-        show(field, raw)
-      } is out of range; use an integer from 1 to ${LIMITS.maxSteps} (default ${DEFAULTS.steps})`,
-    );
+export function parseSteps(raw: string, field = "--steps"): number {
+  const hint = `use an integer from 1 to ${LIMITS.maxSteps} (default ${DEFAULTS.steps})`;
+  const n = integer(raw, field, hint);
+  if (n < 1 || n > LIMITS.maxSteps) {
+    throw new UsageError(`${show(field, raw)} is out of range; ${hint}`);
   }
   return n;
 }
 
-/** Checks a guidance scale (finite, ≥ 0). */
-export function parseGuidance(raw: unknown, field = "--guidance"): number {
-  const n = toNumber(raw, field, `${field} ${DEFAULTS.guidance}`);
-  if (n < 0) {
-    throw new UsageError(
-      `${
-        show(field, raw)
-      } is negative; use a scale ≥ 0 (default ${DEFAULTS.guidance}; ≤ 1 turns guidance off)`,
-    );
+/** Checks a guidance scale (a decimal in 0–50). */
+export function parseGuidance(raw: string, field = "--guidance"): number {
+  const hint =
+    `use a scale from 0 to ${LIMITS.maxGuidance} (default ${DEFAULTS.guidance}; ≤ 1 turns guidance off)`;
+  const n = decimal(raw, field, hint);
+  if (n < 0 || n > LIMITS.maxGuidance) {
+    throw new UsageError(`${show(field, raw)} is out of range; ${hint}`);
   }
   return n;
 }
 
 /** Checks a width or height (an integer multiple of 8 in 64–2048). */
-export function parseSize(raw: unknown, field: string): number {
-  const n = toNumber(raw, field, `${field} 512`);
+export function parseSize(raw: string, field: string): number {
   const hint = `use a multiple of 8 from ${LIMITS.minSize} to ${LIMITS.maxSize} (default 512)`;
-  if (!Number.isInteger(n) || n % 8 !== 0) {
-    throw new UsageError(`${show(field, raw)} is not a multiple of 8; ${hint}`);
-  }
+  const n = integer(raw, field, hint);
+  if (n % 8 !== 0) throw new UsageError(`${show(field, raw)} is not a multiple of 8; ${hint}`);
   if (n < LIMITS.minSize || n > LIMITS.maxSize) {
     throw new UsageError(`${show(field, raw)} is out of range; ${hint}`);
   }
   return n;
 }
 
-/** Checks a strength (a number in (0, 1]). */
-export function parseStrength(raw: unknown, field = "--strength"): number {
-  const n = toNumber(raw, field, `${field} 0.8`);
-  if (!(n > 0 && n <= 1)) {
-    throw new UsageError(
-      `${show(field, raw)} is out of range; use a number in (0, 1] (default 0.8, 1.0 with a mask)`,
-    );
-  }
+/** Checks a strength (a decimal in (0, 1]). */
+export function parseStrength(raw: string, field = "--strength"): number {
+  const hint = "use a number in (0, 1] (default 0.8, 1.0 with a mask)";
+  const n = decimal(raw, field, hint);
+  if (!(n > 0 && n <= 1)) throw new UsageError(`${show(field, raw)} is out of range; ${hint}`);
   return n;
 }
 
@@ -353,40 +379,80 @@ export function checkImageInputs(
   }
 }
 
-/** Checks a seed (an integer in [0, 2^53)). */
-export function parseSeed(raw: unknown, field = "--seed"): number {
-  const n = toNumber(raw, field, `${field} 42`);
-  if (!Number.isSafeInteger(n) || n < 0) {
+/**
+ * Checks a seed: an integer from 0 to 2^64−1 (torch's range), or -1 for a random one (null), as
+ * A1111 and stable-diffusion.cpp read it.
+ */
+export function parseSeed(raw: string, field = "--seed"): bigint | null {
+  if (raw === "-1") return null;
+  if (!INTEGER.test(raw) || BigInt(raw) > MAX_SEED) {
     throw new UsageError(
       `${
         show(field, raw)
-      } is not a valid seed; use an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+      } is not a valid seed; use an integer from 0 to ${MAX_SEED} (2^64−1), or -1 for a random one`,
     );
   }
-  return n;
+  return BigInt(raw);
 }
 
-/** Checks an image count for `--batch` (an integer ≥ 1). */
-export function parseBatch(raw: unknown, field = "--batch"): number {
-  const n = toNumber(raw, field, `${field} 4`);
-  if (!Number.isInteger(n) || n < 1 || n > LIMITS.maxBatch) {
-    throw new UsageError(
-      `${show(field, raw)} is out of range; use an integer from 1 to ${LIMITS.maxBatch}`,
-    );
+/**
+ * Checks that a batch's seeds `seed`, `seed + 1`, … `seed + batch − 1` stay within 2^64−1 (they
+ * are refused up front, not wrapped: a wrapped seed would repeat another run's image).
+ */
+export function checkSeedRange(seed: bigint | null, batch: number, field = "--seed"): void {
+  if (seed === null || seed + BigInt(batch - 1) <= MAX_SEED) return;
+  throw new UsageError(
+    `${
+      show(field, String(seed))
+    } with --batch ${batch} needs seeds past ${MAX_SEED} (2^64−1); use a seed ≤ ${
+      MAX_SEED - BigInt(batch - 1)
+    }`,
+  );
+}
+
+/** Checks an image count for `--batch` (an integer in 1–10000). */
+export function parseBatch(raw: string, field = "--batch"): number {
+  const hint = `use an integer from 1 to ${LIMITS.maxBatch}`;
+  const n = integer(raw, field, hint);
+  if (n < 1 || n > LIMITS.maxBatch) {
+    throw new UsageError(`${show(field, raw)} is out of range; ${hint}`);
   }
   return n;
 }
 
 /** Checks a scheduler name. */
-export function parseScheduler(raw: unknown, field = "--scheduler"): SchedulerName {
-  if (typeof raw !== "string" || !isSchedulerName(raw)) {
+export function parseScheduler(raw: string, field = "--scheduler"): SchedulerName {
+  if (!isSchedulerName(raw)) {
     throw new UsageError(
-      `unknown scheduler ${
-        typeof raw === "string" ? `"${raw}"` : JSON.stringify(raw)
-      } (${field}); use one of ${SCHEDULER_NAMES.join(", ")}`,
+      `unknown scheduler "${raw}" (${field}); use one of ${SCHEDULER_NAMES.join(", ")}`,
     );
   }
   return raw;
+}
+
+/** The start of a long text for messages: its first words (≤ 40 characters), then `…`. */
+export function excerpt(text: string, max = 40): string {
+  const chars = Array.from(text.slice(0, 4 * max));
+  if (chars.length <= max && text.length <= 4 * max) return text;
+  const cut = chars.slice(0, max).join("");
+  const space = cut.lastIndexOf(" ");
+  return `${space >= max / 2 ? cut.slice(0, space) : cut}…`;
+}
+
+/**
+ * Checks a prompt's length: at most {@linkcode LIMITS.maxPromptChars} characters (code points).
+ * `what` names it in messages (`the prompt`, `"negative"`).
+ */
+export function checkPromptLength(text: string, what: string): void {
+  if (text.length <= LIMITS.maxPromptChars) return; // UTF-16 units ≥ code points
+  let n = 0;
+  for (const _ of text) n++;
+  if (n <= LIMITS.maxPromptChars) return;
+  throw new UsageError(
+    `${what} is ${n} characters long ("${
+      excerpt(text)
+    }"); the limit is ${LIMITS.maxPromptChars}: shorten it`,
+  );
 }
 
 function choice<T extends string>(raw: string, field: string, choices: readonly T[]): T {
@@ -397,13 +463,10 @@ function choice<T extends string>(raw: string, field: string, choices: readonly 
 }
 
 /** Checks a clip skip (an integer ≥ 1; its upper bound, the layer count, is the model's). */
-export function parseClipSkip(raw: unknown, field = "--clip-skip"): number {
-  const n = toNumber(raw, field, `${field} 2`);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new UsageError(
-      `${show(field, raw)} is out of range; use an integer ≥ 1 (1 = the last layer, default)`,
-    );
-  }
+export function parseClipSkip(raw: string, field = "--clip-skip"): number {
+  const hint = "use an integer ≥ 1 (1 = the last layer, default)";
+  const n = integer(raw, field, hint);
+  if (n < 1) throw new UsageError(`${show(field, raw)} is out of range; ${hint}`);
   return n;
 }
 
@@ -523,7 +586,7 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
       if (words.length > 1) {
         throw new UsageError(
           `"-" reads the prompts from stdin and takes no prompt (got "${
-            words.slice(1).join(" ")
+            excerpt(words.slice(1).join(" "))
           }"); give either`,
         );
       }
@@ -531,9 +594,15 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
     }
   } else if (command === "fetch" && words.length > 0) {
     throw new UsageError(
-      `sd fetch takes no prompt (got "${prompt}"); name the model with --model`,
+      `sd fetch takes no prompt (got "${excerpt(prompt)}"); name the model with --model`,
     );
   }
+  if (prompt !== null) checkPromptLength(prompt, "the prompt");
+  const negative = str("negative") ?? "";
+  checkPromptLength(negative, "the negative prompt");
+  const seed = str("seed") === undefined ? null : parseSeed(str("seed")!);
+  const batch = str("batch") === undefined ? DEFAULTS.batch : parseBatch(str("batch")!);
+  checkSeedRange(seed, batch);
 
   const precision = str("precision");
   const model = str("model") ?? null;
@@ -574,20 +643,20 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
     command,
     prompt,
     job: {
-      negative: str("negative") ?? "",
-      seed: str("seed") === undefined ? null : parseSeed(str("seed")),
-      steps: str("steps") === undefined ? DEFAULTS.steps : parseSteps(str("steps")),
-      guidance: str("guidance") === undefined ? DEFAULTS.guidance : parseGuidance(str("guidance")),
-      width: str("width") === undefined ? null : parseSize(str("width"), "--width"),
-      height: str("height") === undefined ? null : parseSize(str("height"), "--height"),
+      negative,
+      seed,
+      steps: str("steps") === undefined ? DEFAULTS.steps : parseSteps(str("steps")!),
+      guidance: str("guidance") === undefined ? DEFAULTS.guidance : parseGuidance(str("guidance")!),
+      width: str("width") === undefined ? null : parseSize(str("width")!, "--width"),
+      height: str("height") === undefined ? null : parseSize(str("height")!, "--height"),
       scheduler: str("scheduler") === undefined
         ? DEFAULTS.scheduler
-        : parseScheduler(str("scheduler")),
+        : parseScheduler(str("scheduler")!),
       out: outRaw ?? null,
       lora: ((v.lora ?? []) as string[]).map((raw) => parseLoraOption(raw)),
       ...imageOptions(str),
     },
-    batch: str("batch") === undefined ? DEFAULTS.batch : parseBatch(str("batch")),
+    batch,
     model,
     weights,
     config,
@@ -602,9 +671,10 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
     json: v.json === true,
     loraDir: str("lora-dir") ?? null,
     text: {
-      clipSkip: str("clip-skip") === undefined ? 1 : parseClipSkip(str("clip-skip")),
+      clipSkip: str("clip-skip") === undefined ? 1 : parseClipSkip(str("clip-skip")!),
       emphasis: v["no-emphasis"] !== true,
     },
     chunks: v.chunks === true,
+    allowAnyOut: v["allow-any-out"] === true,
   };
 }

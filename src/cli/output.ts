@@ -8,36 +8,43 @@
  */
 
 import { basename, dirname, extname, join } from "../std/path.ts";
-import { fileError, UsageError } from "../errors.ts";
+import { fileError, UsageError, UserError } from "../errors.ts";
 
 /** Longest slug taken from a prompt, in characters. */
 export const MAX_SLUG = 40;
+/** …and in UTF-8 bytes (file names hold 255 bytes; the seed, suffixes and `.tmp` need room). */
+export const MAX_SLUG_BYTES = 100;
+
+const utf8 = new TextEncoder();
 
 /**
- * A file-name-safe slug of a prompt: accents dropped, lower case, runs of anything but `a-z0-9`
- * turned into one `-`, at most {@linkcode MAX_SLUG} characters (cut at a word boundary where one
- * is near), `image` when nothing is left.
+ * A file-name-safe slug of a prompt, the same on Windows, macOS and Linux: NFC, lower case, the
+ * letters and digits of any script kept (with their combining marks), every run of anything else
+ * (spaces, punctuation, the characters Windows reserves, emoji, controls) turned into one `-`; at
+ * most {@linkcode MAX_SLUG} characters and {@linkcode MAX_SLUG_BYTES} bytes, cut at a word
+ * boundary where one is near; `image` when nothing is left. It never ends in a dot or a space.
  *
  * @example
  * ```ts
- * slugify("A Café at Night, oil on canvas!"); // "a-cafe-at-night-oil-on-canvas"
- * slugify(""); // "image"
+ * slugify("A Café at Night, oil on canvas!"); // "a-café-at-night-oil-on-canvas"
+ * slugify("夜の猫"); // "夜の猫"
+ * slugify("🐱🐶"); // "image"
  * ```
  */
 export function slugify(prompt: string, max = MAX_SLUG): string {
-  let s = prompt.normalize("NFKD").replace(/[\u0300-\u036f]/g, "").toLowerCase()
-    .replace(/[^a-z0-9]+/g, "-").replace(/^-+|-+$/g, "");
-  if (s.length > max) {
-    const cut = s.slice(0, max + 1);
-    const dash = cut.lastIndexOf("-");
-    s = dash >= max / 2 ? cut.slice(0, dash) : s.slice(0, max);
-    s = s.replace(/-+$/, "");
+  const s = prompt.slice(0, 16 * max).normalize("NFC").toLowerCase()
+    .replace(/[^\p{L}\p{N}\p{M}]+/gu, "-").replace(/^[-\p{M}]+|-+$/gu, "");
+  let chars = Array.from(s);
+  if (chars.length > max) {
+    const dash = chars.lastIndexOf("-", max);
+    chars = chars.slice(0, dash >= max / 2 ? dash : max);
   }
-  return s || "image";
+  while (utf8.encode(chars.join("")).length > MAX_SLUG_BYTES) chars.pop();
+  return chars.join("").replace(/-+$/, "").normalize("NFC") || "image";
 }
 
 /** The default file name of an image: `<slug>-<seed>.png`. */
-export function imageName(prompt: string, seed: number): string {
+export function imageName(prompt: string, seed: bigint): string {
   return `${slugify(prompt)}-${seed}.png`;
 }
 
@@ -101,10 +108,53 @@ function checkWritable(dir: string, field: string): void {
   }
 }
 
-/** The path an image would be written to before the never-overwrite suffix is applied. */
-export function plannedPath(target: OutTarget, prompt: string, seed: number): string {
-  return target.kind === "file" ? target.path : join(target.path, imageName(prompt, seed));
+/**
+ * The path an image would be written to before the never-overwrite suffix is applied: in a
+ * folder `<slug>-<seed>.png`; a file `NAME.png` as given, or `NAME-<seed>.png` for each image of a
+ * batch (so the names say which seed is which, apart from the `-1`, `-2` suffix).
+ */
+export function plannedPath(
+  target: OutTarget,
+  prompt: string,
+  seed: bigint,
+  batch = false,
+): string {
+  if (target.kind === "dir") return join(target.path, imageName(prompt, seed));
+  if (!batch) return target.path;
+  const ext = extname(target.path);
+  return `${target.path.slice(0, target.path.length - ext.length)}-${seed}${ext}`;
 }
+
+/** The folder an `--out` target writes into (a batch line's `"out"` is relative to it). */
+export function outFolder(target: OutTarget): string {
+  return target.kind === "dir" ? target.path : dirname(target.path);
+}
+
+/** Whether `e` says the disk (or the user's quota) is full. */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT" ||
+    (e instanceof Error && /\(os error 28\)|No space left on device/.test(e.message));
+}
+
+/** The disk filled up while writing an image: the batch stops (the images written stay). */
+export class DiskFullError extends UserError {
+  /**
+   * @param path the file being written @param cause the file system's error
+   * @param option where the user chose the place (default `--out`)
+   */
+  constructor(path: string, cause: unknown, option = "--out") {
+    super(`disk full writing ${path}: free some space or choose another ${option}`, { cause });
+    this.name = "DiskFullError";
+  }
+}
+
+/** How {@linkcode SafeWriter} writes a file's bytes (`Deno.writeFile`; tests inject failures). */
+export type WriteFile = (
+  path: string,
+  bytes: Uint8Array,
+  options: { createNew: boolean },
+) => Promise<void>;
 
 /** `x.png`, `x-1.png`, `x-2.png`, …: the k-th candidate name for `path`. */
 export function candidate(path: string, k: number): string {
@@ -119,6 +169,14 @@ export function candidate(path: string, k: number): string {
  */
 export class SafeWriter {
   readonly #temporaries = new Set<string>();
+  readonly #writeFile: WriteFile;
+
+  /** @param writeFile how bytes reach the disk (default `Deno.writeFile`) */
+  constructor(
+    writeFile: WriteFile = (path, bytes, options) => Deno.writeFile(path, bytes, options),
+  ) {
+    this.#writeFile = writeFile;
+  }
 
   /**
    * Writes `bytes` to `path`, or to the first of `path-1`, `path-2`, … that does not exist; returns
@@ -131,12 +189,13 @@ export class SafeWriter {
     const tmp = join(dir, `.${basename(path)}.${Deno.pid}-${crypto.randomUUID().slice(0, 8)}.tmp`);
     this.#temporaries.add(tmp);
     try {
-      await Deno.writeFile(tmp, bytes, { createNew: true });
+      await this.#writeFile(tmp, bytes, { createNew: true });
       for (let k = 0;; k++) {
         const name = candidate(path, k);
         if (await this.#claim(tmp, name)) return name;
       }
     } catch (e) {
+      if (isDiskFull(e)) throw new DiskFullError(path, e);
       throw fileError(e, "cannot write", path);
     } finally {
       await Deno.remove(tmp).catch(() => {}); // gone already, or not ours to report

@@ -24,7 +24,8 @@ export interface ImageParameters {
   /** The sampler's display name ("DDIM", "Euler a", "DPM++ 2M Karras"). */
   sampler: string;
   guidance: number;
-  seed: number;
+  /** The exact seed (up to 2^64−1). */
+  seed: number | bigint;
   width: number;
   height: number;
   /** First 10 hex digits of the UNet weights' sha256, or "synth". */

@@ -34,7 +34,16 @@ import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
 import { type CliOptions, DEFAULTS, defaultStrength, HELP, parseCli, parseSize } from "./args.ts";
 import { type Job, parseJobLine, readLines } from "./batch.ts";
 import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
-import { type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
+import {
+  DiskFullError,
+  isDiskFull,
+  outFolder,
+  type OutTarget,
+  plannedPath,
+  resolveOut,
+  SafeWriter,
+} from "./output.ts";
+import { ensureRuntimeDir } from "./runtime_dir.ts";
 import { formatParameters } from "./parameters.ts";
 import { hasLoraTags, loraHashes, resolveJobLoras } from "./lora.ts";
 import {
@@ -211,6 +220,7 @@ async function runGenerate(s: Session): Promise<number> {
   }
 
   progress.status("starting the GPU…");
+  ensureRuntimeDir(); // before the adapter is requested: keeps the Vulkan loader quiet
   const gpu = await Gpu.create({ profile: opts.profile !== null });
   if (Object.keys(opts.variants).length) setVariants(gpu, opts.variants);
   const precision = opts.precision ?? defaultPrecision(gpu);
@@ -260,9 +270,9 @@ async function runGenerate(s: Session): Promise<number> {
       );
     }
     const { sd, hash, name } = await model();
-    const seed0 = job.seed ?? randomSeed();
+    const seed0 = job.seed ?? BigInt(randomSeed());
     for (let i = 0; i < opts.batch; i++) {
-      const seed = seed0 + i;
+      const seed = seed0 + BigInt(i);
       const where = [
         job.line !== null ? `line ${job.line}` : "",
         opts.batch > 1 ? `${i + 1}/${opts.batch}` : "",
@@ -305,7 +315,10 @@ async function runGenerate(s: Session): Promise<number> {
       const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
         text: { parameters: text },
       });
-      const path = await s.writer.writeNew(plannedPath(target, lora.prompt, seed), png);
+      const path = await s.writer.writeNew(
+        plannedPath(target, lora.prompt, seed, opts.batch > 1),
+        png,
+      );
       const ms = performance.now() - t0;
       onStage?.("png", performance.now() - tPng);
       images++;
@@ -317,11 +330,7 @@ async function runGenerate(s: Session): Promise<number> {
         } ` +
           `${job.scheduler}, ${(ms / 1000).toFixed(1)} s`,
       );
-      writeStdout(
-        jsonLines
-          ? JSON.stringify({ path, seed, prompt: job.prompt, ms: Math.round(ms) }) + "\n"
-          : path + "\n",
-      );
+      writeStdout((jsonLines ? imageLine(path, seed, job.prompt, ms) : path) + "\n");
     }
   };
 
@@ -333,7 +342,11 @@ async function runGenerate(s: Session): Promise<number> {
       let lines = 0;
       for await (const raw of readLines(Deno.stdin.readable)) {
         lines++;
-        const item = parseJobLine(raw, lines, opts.job);
+        const item = parseJobLine(raw, lines, opts.job, {
+          batch: opts.batch,
+          allowAnyOut: opts.allowAnyOut,
+          outDir: outFolder(defaultOut),
+        });
         if (item.kind === "skip") {
           s.note(`sd: ${item.note}`);
           continue;
@@ -347,7 +360,8 @@ async function runGenerate(s: Session): Promise<number> {
         try {
           await runJob(item.job);
         } catch (e) {
-          // A model that cannot load fails every line: stop the batch.
+          // A model that cannot load, or a full disk, fails every line: stop the batch.
+          if (e instanceof DiskFullError) throw e;
           if (state.loaded && !(await state.loaded.then(() => true, () => false))) throw e;
           progress.clear();
           writeStderr(describeError(e, `sd: line ${lines}: `) + "\n");
@@ -386,6 +400,16 @@ async function runGenerate(s: Session): Promise<number> {
   return failed ? EXIT_FAILED : EXIT_OK;
 }
 
+/**
+ * The `--json` line of an image: `{"path", "seed", "prompt", "ms"}`, the seed as its exact
+ * integer (a JSON number of up to 20 digits: `JSON.stringify` cannot write a bigint).
+ */
+export function imageLine(path: string, seed: bigint, prompt: string, ms: number): string {
+  return `{"path":${JSON.stringify(path)},"seed":${seed},"prompt":${JSON.stringify(prompt)},"ms":${
+    Math.round(ms)
+  }}`;
+}
+
 /** The job's init image (and mask), read and prepared at its output size. */
 function readInit(job: Job): Promise<PreparedInit> {
   const cli = job.line === null;
@@ -397,7 +421,7 @@ function readInit(job: Job): Promise<PreparedInit> {
     job.mask,
     { width: job.width, height: job.height },
     names,
-    (value, what) => parseSize(value, what),
+    (value, what) => parseSize(String(value), what),
   );
 }
 
@@ -408,6 +432,7 @@ async function reportProfile(s: Session, report: ProfileReport): Promise<void> {
     writeStderr(formatProfileTable(report) + "\n");
   } else if (req.file) {
     await Deno.writeTextFile(req.file, formatProfileJson(report) + "\n").catch((e) => {
+      if (isDiskFull(e)) throw new DiskFullError(req.file!, e, "--profile=json:FILE");
       throw fileError(e, "cannot write the profile to", req.file!);
     });
     writeStderr(`sd: profile written to ${req.file}\n`);
