@@ -151,11 +151,17 @@ function checkContent(
   }
   const data = contentBytes(fo.content as string);
   if (data.length !== fo.bytes) {
-    fail(`${ff}.bytes`, `the content is ${data.length} bytes (UTF-8), not ${fo.bytes}`);
+    fail(
+      `${ff}.bytes`,
+      `the content is ${data.length} bytes (UTF-8), not ${fo.bytes}; correct "bytes" or "content"`,
+    );
   }
   const digest = newSha256().update(data).digest("hex");
   if (digest !== fo.sha256) {
-    fail(`${ff}.sha256`, `the content hashes to ${digest}, not ${fo.sha256}`);
+    fail(
+      `${ff}.sha256`,
+      `the content hashes to ${digest}, not ${fo.sha256}; correct "sha256" or "content"`,
+    );
   }
 }
 
@@ -312,7 +318,10 @@ export function lockedModel(lock: WeightsLock, name?: string): LockedModel {
   return m;
 }
 
-/** The download URL of `file`: its own `url`, else `model.base + file.path`. */
+/**
+ * The download URL of `file`: its own `url`, else `model.base + file.path` (for a file with
+ * `content`, which is never downloaded, only a name for messages).
+ */
 export function fileUrl(model: LockedModel, file: LockedFile): string {
   return file.url ?? model.base + file.path;
 }
