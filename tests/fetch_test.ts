@@ -2,8 +2,9 @@
  * Fetching against local HTTP servers on 127.0.0.1 that serve the `tiny-sd` fixture under
  * a test lock with the files' real sizes and sha256: clean fetch, interrupted and resumed fetch,
  * a server without Range, a corrupted byte, a 404, a redirect to another port, a second run with no
- * network, concurrent fetches (in-process and a second process), the offline message; and the CLIP
- * tokenizer fixtures against the shipped lock's SD 1.5 entries.
+ * network, concurrent fetches (in-process and a second process), the offline message, a config the
+ * lock carries inline (written, never requested); and the CLIP tokenizer fixtures against the
+ * shipped lock's SD 1.5 entries.
  */
 
 import { assert, assertEquals, assertRejects } from "../src/std/assert.ts";
@@ -11,10 +12,13 @@ import { join } from "../src/std/path.ts";
 import { isVerified, missingFiles, stampPath } from "../src/weights/cache.ts";
 import { type FetchProgress, OfflineError, WeightsError } from "../src/weights/download.ts";
 import { fetchModel, type FetchModelOptions, verifyFile } from "../src/weights/fetch.ts";
+import { loadConfigs } from "../src/models/config.ts";
 import {
+  contentBytes,
   loadLock,
   type LockedFile,
   lockedModel,
+  LockError,
   variantFilter,
   type WeightsLock,
 } from "../src/weights/lock.ts";
@@ -68,12 +72,15 @@ function lockFiles(files: Map<string, Served>): LockedFile[] {
   });
 }
 
+/** Writes the test lock: tiny-sd's files, where an `extra` entry replaces the one of its path. */
 async function writeTestLock(
   dir: string,
   base: string,
   extra: LockedFile[] = [],
 ): Promise<string> {
-  const files = [...lockFiles(await tinyFiles()), ...extra];
+  const byPath = new Map(lockFiles(await tinyFiles()).map((f) => [f.path, f]));
+  for (const f of extra) byPath.set(f.path, f);
+  const files = [...byPath.values()];
   const lock = {
     version: 1,
     default: "tiny",
@@ -540,6 +547,82 @@ Deno.test("a file put into the cache by hand is hashed once and kept, not downlo
     });
   } finally {
     await srv.close();
+  }
+});
+
+/** tiny-sd's `unet/config.json` as an inpainting model's (9 input channels), inline in the lock. */
+async function inlineInpaintConfig(): Promise<LockedFile> {
+  const text = (await Deno.readTextFile(join(TINY, "unet/config.json")))
+    .replace('"in_channels": 4,', '"in_channels": 9,');
+  assert(text.includes('"in_channels": 9,'));
+  const data = contentBytes(text);
+  return {
+    path: "unet/config.json",
+    bytes: data.length,
+    sha256: await sha256Hex(data),
+    content: text,
+  };
+}
+
+Deno.test("a config the lock carries inline is written and stamped without a request, and read as the model's", async () => {
+  const files = await tinyFiles();
+  const srv = startServer(files);
+  const config = await inlineInpaintConfig();
+  try {
+    await withEnv(srv.base, async ({ cache, lock, events, opts }) => {
+      // Something else already at its place (e.g. the repository's own file, copied by hand)
+      // is replaced by the lock's text.
+      const modelDir = join(cache, "tiny-01234567");
+      await Deno.mkdir(join(modelDir, "unet"), { recursive: true });
+      await Deno.writeTextFile(join(modelDir, "unet/config.json"), '{"in_channels": 4}');
+
+      const dir = await fetchModel(opts());
+      assertEquals(dir, modelDir);
+      assertEquals(srv.gets("unet/config.json").length, 0, "the inline file is never requested");
+      const selected = lockedModel(lock).files.filter(variantFilter("f16"));
+      assertEquals(srv.log.length, selected.length - 1, "every other file once");
+      assertEquals(await Deno.readTextFile(join(dir, "unet/config.json")), config.content);
+      await assertComplete(dir, lock, "f16");
+      assert(events.some((e) => e.kind === "done" && e.path === "unet/config.json"));
+      await assertRejects(() => Deno.stat(join(dir, "unet/config.json.part")));
+      // The pipeline reads the model's configs from this folder: the UNet takes 9 channels.
+      assertEquals((await loadConfigs(dir)).unet.in_channels, 9);
+
+      // Stamped like a download: the next run makes no request and writes nothing.
+      await srv.close();
+      events.length = 0;
+      const before = (await Deno.stat(join(dir, "unet/config.json"))).mtime;
+      assertEquals(await fetchModel(opts()), dir);
+      assertEquals(events.length, 0);
+      assertEquals((await Deno.stat(join(dir, "unet/config.json"))).mtime, before);
+    }, [config]);
+  } finally {
+    await srv.close();
+  }
+});
+
+Deno.test("a lock whose inline content disagrees with its sha256 is refused before any request", async () => {
+  const files = await tinyFiles();
+  const srv = startServer(files);
+  const config = await inlineInpaintConfig();
+  const dir = await Deno.makeTempDir({ prefix: "sd-fetch-" });
+  try {
+    const wrong = {
+      ...config,
+      content: config.content!.replace('"in_channels": 9', '"in_channels": 4'),
+    };
+    const lockPath = await writeTestLock(dir, srv.base, [wrong]);
+    const index = (JSON.parse(await Deno.readTextFile(lockPath)).models.tiny.files as LockedFile[])
+      .findIndex((f) => f.path === "unet/config.json");
+    const err = await assertRejects(
+      () => loadLock(lockPath),
+      `${lockPath}: models.tiny.files[${index}].sha256: the content hashes to`,
+    );
+    assert(err instanceof LockError);
+    assertEquals(srv.log.length, 0);
+  } finally {
+    await srv.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

@@ -2,7 +2,10 @@
 
 import { assert, assertEquals, assertRejects, assertThrows } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
+import { SD15_UNET } from "../src/models/config.ts";
+import { newSha256 } from "../src/weights/sha256.ts";
 import {
+  contentBytes,
   fileUrl,
   loadLock,
   type LockedFile,
@@ -19,7 +22,7 @@ const paths = (files: LockedFile[]) => files.map((f) => f.path).sort();
 Deno.test("the shipped lock pins SD 1.5 and SD 1.4 as the issue lists them", async () => {
   const lock = await loadLock();
   assertEquals(lock.default, "sd15");
-  assertEquals(Object.keys(lock.models).sort(), ["sd14", "sd15"]);
+  assertEquals(Object.keys(lock.models).sort(), ["sd14", "sd15", "sd15-inpaint"]);
   const sd15 = lockedModel(lock);
   assertEquals(sd15.revision, "451f4fe16113bff5a5d2269ed5ad43b0592e9a14");
   const unet = sd15.files.find((f) => f.path === "unet/diffusion_pytorch_model.fp16.safetensors")!;
@@ -83,6 +86,59 @@ Deno.test("the shipped lock pins SD 1.5 and SD 1.4 as the issue lists them", asy
   assert(sd14.note?.includes("SD 1.5"));
   // --precision f32 on SD 1.4 still gets a UNet (the f16 one).
   assert(sd14.files.filter(variantFilter("f32")).some((f) => f.path.startsWith("unet/")));
+});
+
+Deno.test("the shipped lock pins SD 1.5 inpainting: its f16 UNet, SD 1.5's other files, an inline 9-channel UNet config", async () => {
+  const lock = await loadLock();
+  const sd15 = lockedModel(lock, "sd15");
+  const inpaint = lockedModel(lock, "sd15-inpaint");
+  const rev = "8a4288a76071f7280aedbdb3253bdb9e9d5d84bb";
+  assertEquals(inpaint.revision, rev);
+  const unet = inpaint.files.find((f) =>
+    f.path === "unet/diffusion_pytorch_model.fp16.safetensors"
+  )!;
+  assertEquals(
+    [unet.bytes, unet.sha256],
+    [1719154104, "24b788b4a777748377cc20364eea4ae113c8c42f4468c16bc8c02fdae5492af9"],
+  );
+  assertEquals(
+    fileUrl(inpaint, unet),
+    `https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-inpainting/resolve/${rev}/` +
+      "unet/diffusion_pytorch_model.fp16.safetensors",
+  );
+  // Only f16 weights: --precision f32 fetches the same files (upcast at load), nothing else.
+  const expected = [
+    "scheduler/scheduler_config.json",
+    "text_encoder/config.json",
+    "text_encoder/model.fp16.safetensors",
+    "tokenizer/merges.txt",
+    "tokenizer/vocab.json",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.fp16.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.fp16.safetensors",
+  ];
+  assertEquals(paths(inpaint.files.filter(variantFilter("f16"))), expected);
+  assertEquals(paths(inpaint.files.filter(variantFilter("f32"))), expected);
+  // Everything but the UNet and its config is SD 1.5's pinned file, from SD 1.5's revision.
+  for (const f of inpaint.files.filter((f) => !f.path.startsWith("unet/"))) {
+    const twin = sd15.files.find((g) => g.path === f.path)!;
+    assertEquals([f.bytes, f.sha256], [twin.bytes, twin.sha256], f.path);
+    assertEquals(fileUrl(inpaint, f), SD15_BASE + f.path, f.path);
+  }
+  // unet/config.json travels inline: SD 1.5's pinned file byte for byte but for in_channels 9.
+  const config = inpaint.files.find((f) => f.path === "unet/config.json")!;
+  assert(config.content !== undefined && config.url === undefined);
+  const asSd15 = config.content.replace('"in_channels": 9,', '"in_channels": 4,');
+  assertEquals(asSd15.length, config.content.length);
+  const sd15Config = sd15.files.find((f) => f.path === "unet/config.json")!;
+  assertEquals(newSha256().update(contentBytes(asSd15)).digest("hex"), sd15Config.sha256);
+  const values = JSON.parse(config.content) as Record<string, unknown>;
+  assertEquals(values.in_channels, 9);
+  for (const [k, v] of Object.entries(SD15_UNET)) {
+    if (k !== "in_channels" && k in values) assertEquals(values[k], v, k);
+  }
+  assert(inpaint.note?.includes("unet/diffusion_pytorch_model.fp16.safetensors"));
 });
 
 Deno.test("loadLock: --lock FILE, then $SD_LOCK, then the shipped lock", async () => {
@@ -168,4 +224,53 @@ Deno.test("parseLock names the source and the bad field", () => {
   bad((j) => {
     j.models = { "Bad Name": j.models.m } as unknown as typeof j.models;
   }, "models.Bad Name: model names are");
+});
+
+Deno.test("parseLock: a file's inline content must match its bytes and sha256, and has no url", () => {
+  const text = '{\n  "in_channels": 9\n}\n';
+  const sha256 = newSha256().update(contentBytes(text)).digest("hex");
+  const lockWith = (file: Record<string, unknown>) =>
+    JSON.stringify({
+      version: 1,
+      models: { m: { revision: "r1", base: "https://example.org/r/", files: [file] } },
+    });
+  const good = { path: "unet/config.json", bytes: text.length, sha256, content: text };
+  const file = parseLock(lockWith(good), "t.lock").models.m.files[0];
+  assertEquals([file.content, file.bytes, file.sha256], [text, text.length, sha256]);
+  // Non-ASCII text counts its UTF-8 bytes.
+  const accented = '{"note": "é"}';
+  assertEquals(
+    parseLock(
+      lockWith({
+        path: "n.json",
+        bytes: 14,
+        sha256: newSha256().update(contentBytes(accented)).digest("hex"),
+        content: accented,
+      }),
+      "t.lock",
+    ).models.m.files[0].bytes,
+    accented.length + 1,
+  );
+
+  const refused = (edit: Record<string, unknown>, msg: string) =>
+    assertThrows(() => parseLock(lockWith({ ...good, ...edit }), "t.lock"), msg);
+  refused(
+    { sha256: "0".repeat(64) },
+    `t.lock: models.m.files[0].sha256: the content hashes to ${sha256}, not ${"0".repeat(64)}`,
+  );
+  refused(
+    { content: text.replace("9", "4") },
+    "t.lock: models.m.files[0].sha256: the content hashes to",
+  );
+  refused(
+    { bytes: text.length + 1 },
+    `t.lock: models.m.files[0].bytes: the content is ${text.length} bytes (UTF-8), not ${
+      text.length + 1
+    }`,
+  );
+  refused({ content: 42 }, "t.lock: models.m.files[0].content: expected the file's text");
+  refused(
+    { url: "https://example.org/o/config.json" },
+    'models.m.files[0].url: a file with "content" is written from the lock, not downloaded',
+  );
 });

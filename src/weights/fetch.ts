@@ -6,6 +6,9 @@
  * completed files and partial downloads kept for resuming: the lock file and the folders it
  * created that are still empty are removed.
  *
+ * A file whose lock entry carries its text (`content`, see `lock.ts`) is written from the lock —
+ * into `F.part`, then renamed and stamped like a download — and costs no request.
+ *
  * Concurrency: the model folder is locked while anything in it is written (`folder_lock.ts`). A
  * second process waits (reporting `waiting`), then finds the files stamped and downloads nothing.
  * Stamps are written atomically after the rename, so the lock-free fast path (all selected files
@@ -27,9 +30,16 @@ import {
   OfflineError,
   Transient,
   WeightsError,
+  writeAll,
 } from "./download.ts";
 import { type FolderLock, lockFolder, sleep } from "./folder_lock.ts";
-import { type FileFilter, lockedModel, variantFilter, type WeightsLock } from "./lock.ts";
+import {
+  contentBytes,
+  type FileFilter,
+  lockedModel,
+  variantFilter,
+  type WeightsLock,
+} from "./lock.ts";
 
 /** Options of {@linkcode fetchModel}. */
 export interface FetchModelOptions {
@@ -210,6 +220,10 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
       for (const d of await missingFolders(dirname(m.path))) createdInside.push(d);
       await Deno.mkdir(dirname(m.path), { recursive: true });
       await clearVerified(m.path);
+      if (m.file.content !== undefined) {
+        await writeContent(job, m.file.content);
+        continue;
+      }
       if (await adoptExisting(job)) continue;
       for (let tryNo = 0;; tryNo++) {
         try {
@@ -250,6 +264,37 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
     await removeEmptyFolders(created);
   }
   return dir;
+}
+
+/**
+ * Writes a file the lock carries inline (`content`, whose size and sha256 `parseLock` checked)
+ * into `<dest>.part`, then renames it into place and stamps it, as a download ends; whatever was
+ * at `dest` is replaced. No network.
+ */
+async function writeContent(job: FileJob, content: string): Promise<void> {
+  const report = (kind: "start" | "done", bytesDone: number) =>
+    job.progress({
+      kind,
+      model: job.name,
+      dir: job.dir,
+      path: job.file.path,
+      bytesDone,
+      bytesTotal: job.file.bytes,
+      index: job.index,
+      count: job.count,
+    });
+  report("start", 0);
+  const part = job.dest + ".part";
+  const out = await Deno.open(part, { write: true, create: true, truncate: true });
+  try {
+    await writeAll(out, contentBytes(content));
+    await out.syncData();
+  } finally {
+    out.close();
+  }
+  await Deno.rename(part, job.dest);
+  await markVerified(job.dest, job.file.sha256);
+  report("done", job.file.bytes);
 }
 
 /** A file already at its place without a stamp: hash once; stamp a match, delete a mismatch. */

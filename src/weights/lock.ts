@@ -13,11 +13,19 @@
  * A file's URL is `base + path` unless it has its own absolute `url`. A file without `variants` is
  * always needed; one with `variants` only when one of them is selected (`f16`, `f32`, `single`).
  *
+ * A small text file that no server publishes a sha256 for (a config that is not an LFS file) may
+ * carry its text inline instead: `{ "path": "unet/config.json", "bytes": 743, "sha256": "…",
+ * "content": "{\n  \"_class_name\": …" }`. `bytes` and `sha256` are still given and must be
+ * those of the content's UTF-8 encoding (checked here, so a lock whose content disagrees is
+ * refused); the fetch writes the content into the cache, verified and stamped like a download,
+ * and never asks the network for it. Such a file has no `url`.
+ *
  * @module
  */
 
 import { UserError } from "../errors.ts";
 import { fromFileUrl } from "../std/path.ts";
+import { newSha256 } from "./sha256.ts";
 
 /** One pinned file of a model. */
 export interface LockedFile {
@@ -31,6 +39,11 @@ export interface LockedFile {
   url?: string;
   /** Selections that need this file (`f16`, `f32`, `single`); absent: every selection does. */
   variants?: string[];
+  /**
+   * The file's text, written into the cache instead of downloaded; its UTF-8 encoding is `bytes`
+   * long and hashes to `sha256` (`parseLock` checks both). Never together with `url`.
+   */
+  content?: string;
   /** Free text for humans. */
   note?: string;
 }
@@ -118,6 +131,40 @@ function checkPath(p: string): string | null {
   return null;
 }
 
+/** The bytes a file entry's inline `content` stands for: its UTF-8 encoding. */
+export function contentBytes(content: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(content);
+}
+
+/**
+ * Checks an entry's inline `content` (already known: `bytes` and `sha256` are well-formed): text,
+ * no `url`, and `bytes`/`sha256` those of its UTF-8 encoding.
+ */
+function checkContent(
+  fail: (field: string, msg: string) => never,
+  ff: string,
+  fo: Record<string, Json>,
+): void {
+  if (typeof fo.content !== "string") fail(`${ff}.content`, "expected the file's text");
+  if (fo.url !== undefined) {
+    fail(`${ff}.url`, 'a file with "content" is written from the lock, not downloaded: drop "url"');
+  }
+  const data = contentBytes(fo.content as string);
+  if (data.length !== fo.bytes) {
+    fail(
+      `${ff}.bytes`,
+      `the content is ${data.length} bytes (UTF-8), not ${fo.bytes}; correct "bytes" or "content"`,
+    );
+  }
+  const digest = newSha256().update(data).digest("hex");
+  if (digest !== fo.sha256) {
+    fail(
+      `${ff}.sha256`,
+      `the content hashes to ${digest}, not ${fo.sha256}; correct "sha256" or "content"`,
+    );
+  }
+}
+
 /**
  * Parses and validates lock text. `source` names the lock in messages.
  *
@@ -166,7 +213,7 @@ export function parseLock(text: string, source: string): WeightsLock {
       const ff = `${mf}.files[${i}]`;
       if (!isObject(f)) fail(ff, "expected an object");
       const fo = f as Record<string, Json>;
-      checkKeys(fail, ff, fo, ["path", "bytes", "sha256", "url", "variants", "note"]);
+      checkKeys(fail, ff, fo, ["path", "bytes", "sha256", "url", "variants", "content", "note"]);
       if (typeof fo.path !== "string") fail(`${ff}.path`, "expected a string");
       const pathErr = checkPath(fo.path as string);
       if (pathErr) fail(`${ff}.path`, `${pathErr} (${JSON.stringify(fo.path)})`);
@@ -189,6 +236,7 @@ export function parseLock(text: string, source: string): WeightsLock {
           fail(`${ff}.variants`, 'expected a non-empty array of names like "f16"');
         }
       }
+      if (fo.content !== undefined) checkContent(fail, ff, fo);
       if (fo.note !== undefined && typeof fo.note !== "string") fail(`${ff}.note`, "expected text");
       const file: LockedFile = {
         path: fo.path as string,
@@ -197,6 +245,7 @@ export function parseLock(text: string, source: string): WeightsLock {
       };
       if (fo.url !== undefined) file.url = fo.url as string;
       if (fo.variants !== undefined) file.variants = [...(fo.variants as string[])];
+      if (fo.content !== undefined) file.content = fo.content as string;
       if (fo.note !== undefined) file.note = fo.note as string;
       files.push(file);
     });
@@ -269,7 +318,10 @@ export function lockedModel(lock: WeightsLock, name?: string): LockedModel {
   return m;
 }
 
-/** The download URL of `file`: its own `url`, else `model.base + file.path`. */
+/**
+ * The download URL of `file`: its own `url`, else `model.base + file.path` (for a file with
+ * `content`, which is never downloaded, only a name for messages).
+ */
 export function fileUrl(model: LockedModel, file: LockedFile): string {
   return file.url ?? model.base + file.path;
 }
