@@ -41,6 +41,13 @@ export function firstLine(e: unknown): string {
   return msg.split("\n")[0].trim();
 }
 
+/** Whether `e` says the disk (or the user's quota) is full (Deno: an `Error` with `code`). */
+export function isDiskFull(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code;
+  return code === "ENOSPC" || code === "EDQUOT" ||
+    (e instanceof Error && /\(os error 28\)|No space left on device/.test(e.message));
+}
+
 /** Deno's file-system errors (`NotFound`, `PermissionDenied`, …): each names the path. */
 export function isFileSystemError(e: unknown): e is Error {
   return Object.values(Deno.errors).some((C) => e instanceof C);
@@ -53,6 +60,11 @@ export function isFileSystemError(e: unknown): e is Error {
  * @param doing what was done to the file, e.g. `cannot write`
  */
 export function fileError(e: unknown, doing: string, path: string): unknown {
+  if (isDiskFull(e)) {
+    return new UserError(`disk full: ${doing} ${path}; free some space and run again`, {
+      cause: e,
+    });
+  }
   if (!isFileSystemError(e)) return e;
   return new UserError(`${doing} ${path}: ${firstLine(e)}`, { cause: e });
 }

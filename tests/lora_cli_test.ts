@@ -51,7 +51,12 @@ Deno.test("lora cli: --lora FILE[:SCALE], prompt tags, batch lines, parameters t
     { name: "y", te: 0.5, unet: 0.5 },
     { name: "z", te: 1, unet: 0.25 },
   ]);
-  assertThrows(() => extractLoraTags("<lora:x:strong>"), "is not a number");
+  assertThrows(() => extractLoraTags("<lora:x:strong>"), "is not a decimal number");
+  // Scales follow the options' decimal grammar: no exponent, hex or Infinity.
+  for (const bad of ["1e0", "0x1", "Infinity"]) {
+    assertThrows(() => extractLoraTags(`<lora:x:${bad}>`), "is not a decimal number");
+    assertEquals(opt(`x.safetensors:${bad}`)[0], `x.safetensors:${bad}`); // a colon of the name
+  }
 
   const cli = parseCli(["a cat", "--lora", "s.safetensors:0.7", "--lora", "t.safetensors"], {
     stdinIsTerminal: true,

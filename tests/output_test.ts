@@ -9,7 +9,6 @@ import {
   candidate,
   DiskFullError,
   imageName,
-  isDiskFull,
   MAX_SLUG,
   MAX_SLUG_BYTES,
   outFolder,
@@ -19,7 +18,7 @@ import {
   slugify,
   type WriteFile,
 } from "../src/cli/output.ts";
-import { UserError } from "../src/errors.ts";
+import { fileError, isDiskFull, UserError } from "../src/errors.ts";
 import { describeError, EXIT_FAILED, exitCodeOf } from "../src/cli/errors.ts";
 import { listDir, withTmp } from "./temp.ts";
 
@@ -105,6 +104,13 @@ Deno.test('SafeWriter: a full disk is a plain "disk full" UserError; no temporar
     );
     assert(!isDiskFull(new Deno.errors.PermissionDenied("Permission denied")));
     assert(!isDiskFull(null));
+    // Everywhere else a file is written (the weights cache, the profile file): the same words.
+    const cached = fileError(real, "cannot write", "/cache/unet.part");
+    assert(cached instanceof UserError, `${cached}`);
+    assertEquals(
+      cached.message,
+      "disk full: cannot write /cache/unet.part; free some space and run again",
+    );
 
     // Half the bytes reach the temporary file, then the disk is full.
     const full: WriteFile = async (path, bytes, options) => {

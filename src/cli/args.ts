@@ -12,6 +12,7 @@ import { isSchedulerName, SCHEDULER_NAMES, type SchedulerName } from "../../sche
 import { UsageError } from "../errors.ts";
 import { type LoraUse, parseLoraOption } from "./lora.ts";
 import { VERSION } from "./version.ts";
+import { isDecimal, isDecimalInteger } from "./numbers.ts";
 import { type ModelOptions, SYNTH_MODEL } from "../weights/source.ts";
 
 /** Defaults of the per-image settings. */
@@ -226,8 +227,9 @@ Prompt (as AUTOMATIC1111 reads it):
                          2 for models whose card says "Clip skip: 2"); prompt and negative alike
 
 Model:
-  --model NAME           sd15 or sd14 (downloaded into the cache on first use), or synth (SD 1.5's
-                         architecture with synthetic weights: downloads only the CLIP tokenizer)
+  --model NAME           sd15, sd14 or sd15-inpaint (a model of weights.lock, downloaded into the
+                         cache on first use), or synth (SD 1.5's architecture with synthetic
+                         weights: downloads only the CLIP tokenizer)
                          (default: sd15)
   --weights PATH         a local diffusers-layout folder, or a single-file .safetensors checkpoint
   --config DIR           configs (and tokenizer/) for a single-file checkpoint (default: SD 1.5's)
@@ -295,24 +297,15 @@ function show(field: string, raw: string): string {
   return field.startsWith("-") ? `${field} ${raw}` : `${field}: ${raw}`;
 }
 
-/**
- * The grammar of numbers, the same for flags and batch lines (whose JSON numbers are read as
- * written): an integer is decimal digits only — no sign, hex (`0x40`), exponent (`1e3`) or
- * fraction (`20.0`); a decimal is digits with an optional sign and fraction — no exponent, hex,
- * `Infinity` or `NaN`. Ranges are checked after.
- */
-const INTEGER = /^\d+$/;
-const DECIMAL = /^-?(\d+(\.\d*)?|\.\d+)$/;
-
 function integer(raw: string, field: string, hint: string): number {
-  if (!INTEGER.test(raw)) {
+  if (!isDecimalInteger(raw)) {
     throw new UsageError(`${show(field, raw)} is not a decimal integer; ${hint}`);
   }
   return Number(raw);
 }
 
 function decimal(raw: string, field: string, hint: string): number {
-  if (!DECIMAL.test(raw)) {
+  if (!isDecimal(raw)) {
     throw new UsageError(`${show(field, raw)} is not a decimal number; ${hint}`);
   }
   return Number(raw);
@@ -385,7 +378,7 @@ export function checkImageInputs(
  */
 export function parseSeed(raw: string, field = "--seed"): bigint | null {
   if (raw === "-1") return null;
-  if (!INTEGER.test(raw) || BigInt(raw) > MAX_SEED) {
+  if (!isDecimalInteger(raw) || BigInt(raw) > MAX_SEED) {
     throw new UsageError(
       `${
         show(field, raw)

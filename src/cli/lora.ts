@@ -13,6 +13,7 @@
  * @module
  */
 
+import { isDecimal } from "./numbers.ts";
 import type { LoraRequest } from "../models/lora_merge.ts";
 import { existsSync } from "../std/fs.ts";
 import { basename, join } from "../std/path.ts";
@@ -40,11 +41,10 @@ export interface JobLoras {
 const TAG = /<lora:([^:>]+)(?::([^:>]*))?(?::([^:>]*))?>/g;
 
 function scaleOf(raw: string, what: string): number {
-  const s = raw.trim() === "" ? NaN : Number(raw);
-  if (!Number.isFinite(s)) {
-    throw new UsageError(`${what}: "${raw}" is not a number; write a scale such as 0.8`);
+  if (!isDecimal(raw.trim())) {
+    throw new UsageError(`${what}: "${raw}" is not a decimal number; write a scale such as 0.8`);
   }
-  return s;
+  return Number(raw);
 }
 
 /**
@@ -54,7 +54,7 @@ function scaleOf(raw: string, what: string): number {
 export function parseLoraOption(raw: string, field = "--lora"): LoraUse {
   const colon = raw.lastIndexOf(":");
   const tail = colon >= 0 ? raw.slice(colon + 1) : "";
-  const numeric = tail.trim() !== "" && Number.isFinite(Number(tail));
+  const numeric = isDecimal(tail.trim());
   const path = numeric ? raw.slice(0, colon) : raw;
   if (path === "") {
     throw new UsageError(

@@ -8,7 +8,7 @@
  */
 
 import { basename, dirname, extname, join } from "../std/path.ts";
-import { fileError, UsageError, UserError } from "../errors.ts";
+import { fileError, isDiskFull, UsageError, UserError } from "../errors.ts";
 
 /** Longest slug taken from a prompt, in characters. */
 export const MAX_SLUG = 40;
@@ -128,13 +128,6 @@ export function plannedPath(
 /** The folder an `--out` target writes into (a batch line's `"out"` is relative to it). */
 export function outFolder(target: OutTarget): string {
   return target.kind === "dir" ? target.path : dirname(target.path);
-}
-
-/** Whether `e` says the disk (or the user's quota) is full. */
-export function isDiskFull(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code;
-  return code === "ENOSPC" || code === "EDQUOT" ||
-    (e instanceof Error && /\(os error 28\)|No space left on device/.test(e.message));
 }
 
 /** The disk filled up while writing an image: the batch stops (the images written stay). */

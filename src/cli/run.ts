@@ -28,7 +28,7 @@ import {
   resolveTokenizerDir,
   SYNTH_MODEL,
 } from "../weights/source.ts";
-import { fileError, UsageError } from "../errors.ts";
+import { fileError, isDiskFull, UsageError } from "../errors.ts";
 import type { FetchProgress } from "../weights/download.ts";
 import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
 import { type CliOptions, DEFAULTS, defaultStrength, HELP, parseCli, parseSize } from "./args.ts";
@@ -36,7 +36,6 @@ import { type Job, parseJobLine, readLines } from "./batch.ts";
 import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
 import {
   DiskFullError,
-  isDiskFull,
   outFolder,
   type OutTarget,
   plannedPath,
