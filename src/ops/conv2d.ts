@@ -152,7 +152,7 @@ export function prepareConv(w: Tensor, tile: 2 | 4 = winogradTile(w)): void {
   const [O, C] = w.shape;
   const Cp = roundUp(C, WINO_BK);
   const Op = roundUp(O, 64);
-  const { file, prefix, xi } = WINO[tile];
+  const { file, prefix } = WINO[tile];
   const name = `${prefix}_weight_transform_${w.dtype}`;
   const kernel = gpu.kernel(
     name,
