@@ -98,7 +98,7 @@ export function limitMessage(
   const ways = ["a smaller --width/--height"];
   if (hasF16) ways.push("--precision f16");
   ways.push(
-    mode === "default" ? `unset ${LIMITS_ENV} (set to default)` : "a GPU with larger limits",
+    mode === "default" ? `unset ${LIMITS_ENV} (now default)` : "a GPU with larger limits",
   );
   const last = ways.pop()!;
   return `this GPU's ${limit} is ${mib(max)}, and ${what} needs ${mib(bytes)}: use ${
@@ -198,7 +198,10 @@ export class Gpu {
     this.limitsMode = limitsMode;
     this.hasTimestamps = hasTimestamps;
     this.profiler = profile && hasTimestamps ? new Profiler(device) : null;
-    this.#pool = new BufferPool((size, label) => this.#createBuffer(size, label));
+    this.#pool = new BufferPool(
+      (size, label) => this.#createBuffer(size, label),
+      device.limits.maxBufferSize,
+    );
     this.#uniformRing = device.createBuffer({
       label: "uniform-ring",
       size: UNIFORM_RING_BYTES,
@@ -348,6 +351,7 @@ export class Gpu {
    * pool's size classes (weights, which live for the whole run).
    */
   alloc(bytes: number, label = "tensor", exact = false): GPUBuffer {
+    this.checkLimit("maxBufferSize", bytes, label);
     return this.#pool.alloc(bytes, label, exact);
   }
 
@@ -501,7 +505,10 @@ export class Gpu {
       // Each buffer is bound whole: over the binding limit, WebGPU would only log a validation
       // error and skip the dispatch.
       for (const b of buffers) {
-        this.checkLimit("maxStorageBufferBindingSize", b.size, `${b.label} (${kernel.name})`);
+        const what = b.label === kernel.name
+          ? `the result of kernel ${kernel.name}`
+          : `${b.label} (bound by kernel ${kernel.name})`;
+        this.checkLimit("maxStorageBufferBindingSize", b.size, what);
       }
       if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
       const entries: GPUBindGroupEntry[] = [{
