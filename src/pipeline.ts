@@ -266,7 +266,9 @@ export class StableDiffusion {
     const precision: DType = opts.precision ?? defaultPrecision(gpu);
     if (precision === "f16" && !gpu.hasF16) {
       throw new PipelineError(
-        "--precision f16 needs the shader-f16 feature, which this adapter lacks: use --precision f32",
+        `--precision f16 needs the shader-f16 feature, which ${
+          gpu.limitsMode === "default" ? "SD_WEBGPU_LIMITS=default turns off" : "this adapter lacks"
+        }: use --precision f32`,
       );
     }
     const stage = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {

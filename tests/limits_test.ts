@@ -195,7 +195,10 @@ Deno.test({
 
       const f16 = await sd(dir, ["a cat", ...tiny, "--precision", "f16"], { env });
       assertEquals(f16.code, 1, f16.stderr);
-      oneErrorLine(f16, "sd: --precision f16 needs the shader-f16 feature");
+      oneErrorLine(
+        f16,
+        "sd: --precision f16 needs the shader-f16 feature, which SD_WEBGPU_LIMITS=default turns off: use --precision f32",
+      );
 
       const bad = await sd(dir, ["a cat", ...tiny], { env: { [LIMITS_ENV]: "tiny" } });
       assertEquals(bad.code, 2, bad.stderr);

@@ -153,7 +153,10 @@ const MAX_BIND_GROUPS = 50_000;
 export class Gpu {
   /** The WebGPU device. */
   readonly device: GPUDevice;
-  /** Adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  /**
+   * Adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)";
+   * "… (WebGPU default limits)" under `SD_WEBGPU_LIMITS=default`.
+   */
   readonly description: string;
   /** Whether `shader-f16` is enabled on the device. */
   readonly hasF16: boolean;
@@ -245,7 +248,8 @@ export class Gpu {
     }
     const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits });
     const info = adapter.info;
-    const description = info.description || `${info.vendor} ${info.device}`.trim();
+    const name = info.description || `${info.vendor} ${info.device}`.trim();
+    const description = mode === "default" ? `${name} (WebGPU default limits)` : name;
     return new Gpu(
       device,
       description,
@@ -298,6 +302,11 @@ export class Gpu {
     const readOnly = parseBindings(name, code);
     // The tile choosers keep within this limit; a kernel over it is a bug in them. Checked here
     // because wgpu does not (drivers with less workgroup memory would fail or misbehave).
+    if (readOnly.length > this.limits.maxStorageBuffersPerShaderStage) {
+      throw new Error(
+        `kernel ${name} binds ${readOnly.length} storage buffers, over this GPU's maxStorageBuffersPerShaderStage (${this.limits.maxStorageBuffersPerShaderStage})`,
+      );
+    }
     const smem = workgroupBytes(code);
     if (smem > this.limits.maxComputeWorkgroupStorageSize) {
       throw new Error(
