@@ -366,6 +366,12 @@ export class StableDiffusion {
         `width and height must be multiples of 8 (got ${p.width}×${p.height})`,
       );
     }
+    // Before any step: a size whose VAE activations cannot be bound fails now, in one line.
+    gpu.checkLimit(
+      "maxStorageBufferBindingSize",
+      this.vae.largestActivationBytes(p.height, p.width, !!p.init),
+      `the VAE (${this.vae.store.dtype}) at ${p.width}×${p.height}`,
+    );
     const h = p.height / 8, w = p.width / 8;
     const latentC = this.configs.unet.out_channels;
     if (!p.init && this.configs.unet.in_channels !== latentC) {

@@ -6,11 +6,11 @@
  */
 
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { join } from "../src/std/path.ts";
 import { GpuLimitError, LIMITS_ENV, limitsModeFromEnv } from "../src/gpu/device.ts";
 import { UserError } from "../src/errors.ts";
 import { workgroupBytes } from "../src/gpu/wgsl.ts";
-import { encodePng } from "../src/png.ts";
+import { Vae } from "../src/models/vae.ts";
+import { sd15Configs } from "../src/models/config.ts";
 import { fixture } from "./fixtures.ts";
 import { defaultLimitsGpu, hasGpu, testGpu } from "./gpu.ts";
 import { oneErrorLine, sd } from "./sd_command.ts";
@@ -160,27 +160,30 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) { o[id.x] = f32(p.x); }`);
   },
 });
 
-/** A small RGB PNG (the init image is resized to --width × --height). */
-function smallPng(): Uint8Array {
-  const w = 64, h = 48;
-  return encodePng(new Uint8Array(w * h * 3).map((_, i) => (i * 7) % 251), w, h);
-}
+Deno.test("limits: the VAE's largest activation — SD 1.5 at 512×512: 256 MiB in f32, 128 MiB in f16", () => {
+  const vae = (dtype: "f32" | "f16") => new Vae(sd15Configs().vae, dtype);
+  // up_blocks.2's upsampler: 256 channels at 512×512.
+  assertEquals(vae("f32").largestActivationBytes(512, 512, false), 256 * 512 * 512 * 4);
+  assertEquals(vae("f16").largestActivationBytes(512, 512, true), 256 * MIB / 2);
+  assertEquals(vae("f32").largestActivationBytes(256, 384, false), 256 * 256 * 384 * 4);
+  // The tiny test VAE: 32 channels at full size, also the encoder's first level at 16.
+  const tiny = new Vae({ ...sd15Configs().vae, block_out_channels: [16, 32, 32, 32] }, "f32");
+  assertEquals(tiny.largestActivationBytes(1536, 2048, true), 32 * 1536 * 2048 * 4);
+});
 
 Deno.test({
   name:
-    "limits: `sd` under SD_WEBGPU_LIMITS=default — a run over 128 MiB bindings, f16, a bad mode",
+    "limits: `sd` under SD_WEBGPU_LIMITS=default — a size over 128 MiB bindings, f16, a bad mode",
   ignore: !hasGpu,
   async fn() {
     await withTmp(async (dir) => {
-      Deno.writeFileSync(join(dir, "init.png"), smallPng());
       const tiny = ["--weights", fixture("tiny-sd"), "--steps", "2", "--quiet"];
       const env = { [LIMITS_ENV]: "default" };
-      // 2048×1536 in f32: the VAE encoder's first activations (16 channels) need 192 MiB.
+      // 2048×1536 in f32: the VAE decoder's last level (32 channels) needs 384 MiB; refused
+      // before the first step.
       const big = await sd(dir, [
         "a cat",
         ...tiny,
-        "--init-image",
-        "init.png",
         "--width",
         "2048",
         "--height",
@@ -189,9 +192,11 @@ Deno.test({
         "out.png",
       ], { env });
       assertEquals(big.code, 1, big.stderr);
-      oneErrorLine(big, "sd: this GPU's maxStorageBufferBindingSize is 128 MiB, and ");
-      assert(big.stderr.includes(": use a smaller --width/--height"), big.stderr);
-      assertEquals(listDir(dir), ["init.png"]);
+      oneErrorLine(
+        big,
+        "sd: this GPU's maxStorageBufferBindingSize is 128 MiB, and the VAE (f32) at 2048×1536 needs 384 MiB: use a smaller --width/--height or unset SD_WEBGPU_LIMITS (now default)",
+      );
+      assertEquals(listDir(dir), []);
 
       const f16 = await sd(dir, ["a cat", ...tiny, "--precision", "f16"], { env });
       assertEquals(f16.code, 1, f16.stderr);
@@ -203,7 +208,7 @@ Deno.test({
       const bad = await sd(dir, ["a cat", ...tiny], { env: { [LIMITS_ENV]: "tiny" } });
       assertEquals(bad.code, 2, bad.stderr);
       oneErrorLine(bad, "sd: SD_WEBGPU_LIMITS=tiny is not a limits mode");
-      assertEquals(listDir(dir), ["init.png"]);
+      assertEquals(listDir(dir), []);
     });
   },
 });
