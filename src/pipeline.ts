@@ -267,7 +267,9 @@ export class StableDiffusion {
     const precision: DType = opts.precision ?? defaultPrecision(gpu);
     if (precision === "f16" && !gpu.hasF16) {
       throw new PipelineError(
-        "--precision f16 needs the shader-f16 feature, which this adapter lacks: use --precision f32",
+        `--precision f16 needs the shader-f16 feature, which ${
+          gpu.limitsMode === "default" ? "SD_WEBGPU_LIMITS=default turns off" : "this adapter lacks"
+        }: use --precision f32`,
       );
     }
     const stage = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -365,6 +367,12 @@ export class StableDiffusion {
         `width and height must be multiples of 8 (got ${p.width}×${p.height})`,
       );
     }
+    // Before any step: a size whose VAE activations cannot be bound fails now, in one line.
+    gpu.checkLimit(
+      "maxStorageBufferBindingSize",
+      this.vae.largestActivationBytes(p.height, p.width, !!p.init),
+      `the VAE (${this.vae.store.dtype}) at ${p.width}×${p.height}`,
+    );
     const h = p.height / 8, w = p.width / 8;
     const latentC = this.configs.unet.out_channels;
     if (!p.init && this.configs.unet.in_channels !== latentC) {

@@ -4,7 +4,7 @@ import { Tensor } from "../src/gpu/tensor.ts";
 import { attention, chunkLimits, flashChoice, type RowTiles } from "../src/ops/attention.ts";
 import { unrollLoops } from "../src/gpu/wgsl.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
-import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
+import { defaultLimitsGpu, hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
 /**
  * CPU reference (f64): out[b, i, h·d + c] = Σ_j softmax_j(q_h[i]·k_h[j]·scale + mask) v_h[j, c],
@@ -347,4 +347,39 @@ Deno.test("attention: unrollLoops expands #unroll loops over literal and const b
     })(),
     "a non-constant bound is an error",
   );
+});
+
+// Under WebGPU's default limits (16 KiB of workgroup memory): the rows kernel's SD tiles (20 KiB)
+// shrink (fewer keys a tile, fewer invocations a key split), the tiled kernel takes fewer rows an
+// invocation; every kernel fits (the device refuses any that does not) and matches the CPU.
+Deno.test({
+  name: "attention: under WebGPU's default limits — rows tiles shrink to fit, f32 vs CPU",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await defaultLimitsGpu())!;
+    const cases: Case[] = [
+      { name: "d 40 rows", b: 1, nq: 300, nk: 300, heads: 2, d: 40, causal: true },
+      { name: "d 80 rows, split keys", b: 1, nq: 256, nk: 256, heads: 2, d: 80 },
+      { name: "d 40 tiled", b: 1, nq: 300, nk: 77, heads: 8, d: 40, flash: "tiled" },
+      { name: "d 160", b: 1, nq: 256, nk: 256, heads: 8, d: 160, sampleRows: 32 },
+      { name: "d 512", b: 1, nq: 64, nk: 64, heads: 1, d: 512 },
+    ];
+    const sdTiles: Record<number, RowTiles> = {
+      40: { br: 128, rm: 2, ks: 1, bc: 64, sb: 8 },
+      80: { br: 64, rm: 1, ks: 2, bc: 32, sb: 4 },
+    };
+    for (const c of cases) {
+      const lines = await runCase(gpu, {
+        ...c,
+        dtypes: ["f32"],
+        flash: c.flash ?? sdTiles[c.d],
+      });
+      console.log(lines.join("\n"));
+    }
+    const rows = gpu.kernelNames().filter((n) => n.startsWith("attention_flash_rows_"));
+    assertEquals(rows.sort(), [
+      "attention_flash_rows_f32_d40_br128_rm2_ks1_bc32_sb8",
+      "attention_flash_rows_f32_d80_br32_rm1_ks2_bc16_sb4",
+    ]);
+  },
 });

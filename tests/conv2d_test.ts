@@ -3,7 +3,7 @@ import type { DType, Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { conv2d, prepareConv } from "../src/ops/conv2d.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
-import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
+import { defaultLimitsGpu, hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
 /** One convolution problem (torch.nn.Conv2d semantics). */
 interface Case {
@@ -367,6 +367,27 @@ Deno.test({
         console.log(`  small shapes ${mode} ${dtype}: worst rel L2 ${worst.toExponential(2)}`);
       }
     }
+  },
+});
+
+Deno.test({
+  name: "conv2d: small shapes under WebGPU's default limits (16 KiB workgroup memory), f32 vs CPU",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await defaultLimitsGpu())!;
+    assert(gpu.limits.maxComputeWorkgroupStorageSize === 16384 && !gpu.hasF16);
+    for (const { name: mode, v } of MODES) {
+      setVariants(gpu, v);
+      let worst = 0;
+      for (const c of SMALL) worst = Math.max(worst, await checkFull(gpu, c, "f32", mode));
+      console.log(
+        `  small shapes ${mode} f32, default limits: worst rel L2 ${worst.toExponential(2)}`,
+      );
+    }
+    // conv_out's 16 × 256 direct tile needs 17.3 KB of workgroup memory: 64 × 64 instead.
+    const direct = gpu.kernelNames().filter((n) => n.startsWith("conv2d_direct_3x3_f32"));
+    assert(direct.some((n) => n.includes("_64x64")), `direct kernels: ${direct}`);
+    assert(!direct.some((n) => n.includes("_16x256")), `direct kernels: ${direct}`);
   },
 });
 

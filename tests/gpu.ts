@@ -30,6 +30,28 @@ export function testGpu(): Promise<Gpu | null> {
   return shared;
 }
 
+let defaultShared: Promise<Gpu | null> | null = null;
+
+/**
+ * A second shared test device with WebGPU's spec-default limits and no `shader-f16`
+ * (`SD_WEBGPU_LIMITS=default`): what the smallest adapter grants. Op tests run their cases on
+ * both devices; null when there is no adapter outside CI.
+ */
+export function defaultLimitsGpu(): Promise<Gpu | null> {
+  defaultShared ??= (async () => {
+    try {
+      const gpu = await Gpu.create({ profile: false, limits: "default" });
+      globalThis.addEventListener("unload", () => gpu.destroy());
+      return gpu;
+    } catch (e) {
+      if (Deno.env.get("CI") === "true") throw e;
+      console.error(`skipping GPU tests: ${(e as Error).message}`);
+      return null;
+    }
+  })();
+  return defaultShared;
+}
+
 /** Whether GPU tests should be registered (always under CI; else only with an adapter). */
 export const hasGpu: boolean = Deno.env.get("CI") === "true" ||
   (await navigator.gpu?.requestAdapter()) != null;

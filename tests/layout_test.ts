@@ -10,7 +10,7 @@ import {
   sliceBatch,
   upsampleNearest2x,
 } from "../src/ops/layout.ts";
-import { hasGpu, randomData, testGpu } from "./gpu.ts";
+import { defaultLimitsGpu, hasGpu, randomData, testGpu } from "./gpu.ts";
 
 // CPU references on flat row-major arrays.
 
@@ -285,5 +285,34 @@ Deno.test({
     expectError(() => nlcToNchw(a.reshape([2, 3, 4]), 2, 3), "nlcToNchw");
     expectError(() => embedding(new Uint32Array([0, 4]), [1, 2], table), "token id 4");
     for (const t of [a, b, table]) t.release();
+  },
+});
+
+Deno.test({
+  name:
+    "layout: embedding from a table over the 128 MiB binding limit (rows gathered by copies), exact",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await defaultLimitsGpu())!;
+    // 530 000 × 64 f32 = 135.7 MB: as CLIP's f32 token table (152 MB) is under default limits.
+    const v = 530_000, c = 64, b = 2, l = 5, p = 8;
+    const table = new Float32Array(v * c);
+    for (let i = 0; i < table.length; i++) table[i] = (i % 9973) / 9973 - 0.5;
+    const ids = Uint32Array.from({ length: b * l }, (_, i) => (i * 104_729 + 3) % v);
+    ids[0] = v - 1;
+    const pos = randomData(p * c, 6, 0.02);
+    const tt = Tensor.from(gpu, table, [v, c], "f32");
+    assert(tt.bytes > gpu.maxBinding, "the table exceeds one binding");
+    const tp = Tensor.from(gpu, pos, [p, c], "f32");
+    const y = embedding(ids, [b, l], tt, tp);
+    const want = new Float32Array(b * l * c);
+    for (let r = 0; r < b * l; r++) {
+      for (let k = 0; k < c; k++) {
+        want[r * c + k] = Math.fround(table[ids[r] * c + k] + pos[(r % l) * c + k]);
+      }
+    }
+    assertSame(await y.read(), want, "embedding over the binding limit");
+    for (const t of [tt, tp, y]) t.release();
+    gpu.trimPool();
   },
 });

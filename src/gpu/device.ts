@@ -11,7 +11,7 @@
 import { UserError } from "../errors.ts";
 import { type DispatchCost, Profiler } from "./profiler.ts";
 import { bufferId, BufferPool } from "./pool.ts";
-import { parseBindings } from "./wgsl.ts";
+import { parseBindings, workgroupBytes } from "./wgsl.ts";
 
 /** Element type of a tensor on the GPU. */
 export type DType = "f32" | "f16";
@@ -26,12 +26,94 @@ export class GpuError extends UserError {
   override name = "GpuError";
 }
 
+/**
+ * Which limits the device is created with: `adapter` — the adapter's own (up to what it offers,
+ * the default); `default` — WebGPU's spec defaults (16 KiB workgroup storage, 256 invocations,
+ * 128 MiB storage bindings, 256 MiB buffers, …) and no `shader-f16`, the least any adapter
+ * grants: how `sd` runs on a small GPU (Apple, AMD, Intel), and what CI tests on llvmpipe.
+ */
+export type LimitsMode = "adapter" | "default";
+
+/** The environment variable that selects the {@linkcode LimitsMode} (`SD_WEBGPU_LIMITS=default`). */
+export const LIMITS_ENV = "SD_WEBGPU_LIMITS";
+
+/** The {@linkcode LimitsMode} asked for by `SD_WEBGPU_LIMITS` (unset or empty: `adapter`). */
+export function limitsModeFromEnv(): LimitsMode {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get(LIMITS_ENV);
+  } catch {
+    return "adapter"; // no --allow-env: the default
+  }
+  if (v === undefined || v === "" || v === "adapter") return "adapter";
+  if (v === "default") return "default";
+  throw new GpuError(
+    `${LIMITS_ENV}=${v} is not a limits mode: use ${LIMITS_ENV}=default (WebGPU's spec-default limits) or leave it unset`,
+    { kind: "usage" },
+  );
+}
+
+/**
+ * The limits `sd` asks of the adapter in `adapter` mode: every one its kernels and buffers can
+ * use more of. Each is requested at the adapter's value (never more); the kernels then read the
+ * granted values ({@linkcode Gpu.limits}) and choose tiles that fit.
+ */
+const WANTED_LIMITS = [
+  "maxStorageBufferBindingSize",
+  "maxBufferSize",
+  "maxComputeWorkgroupStorageSize",
+  "maxComputeInvocationsPerWorkgroup",
+  "maxComputeWorkgroupSizeX",
+  "maxComputeWorkgroupSizeY",
+  "maxComputeWorkgroupSizeZ",
+  "maxStorageBuffersPerShaderStage",
+  "maxComputeWorkgroupsPerDimension",
+] as const;
+
+/**
+ * A run that does not fit the device's limits: one line naming the limit, its value and what
+ * needed more, and what to do (first words: `this GPU's <limit> is`).
+ */
+export class GpuLimitError extends GpuError {
+  override name = "GpuLimitError";
+}
+
+const MIB = 1 << 20;
+
+/** Bytes as MiB for messages: whole where whole, else one decimal. */
+function mib(bytes: number): string {
+  const m = bytes / MIB;
+  return Number.isInteger(m) ? `${m} MiB` : `${m.toFixed(1)} MiB`;
+}
+
+/** The message of a {@linkcode GpuLimitError}. */
+export function limitMessage(
+  limit: string,
+  max: number,
+  bytes: number,
+  what: string,
+  hasF16: boolean,
+  mode: LimitsMode,
+): string {
+  const ways = ["a smaller --width/--height"];
+  if (hasF16) ways.push("--precision f16");
+  ways.push(
+    mode === "default" ? `unset ${LIMITS_ENV} (now default)` : "a GPU with larger limits",
+  );
+  const last = ways.pop()!;
+  return `this GPU's ${limit} is ${mib(max)}, and ${what} needs ${mib(bytes)}: use ${
+    ways.join(", ")
+  } or ${last}`;
+}
+
 /** Options for {@linkcode Gpu.create}. */
 export interface GpuOptions {
   /** Record per-dispatch GPU timestamps (needs `timestamp-query`). */
   profile?: boolean;
-  /** Use the `shader-f16` feature if the adapter has it (default true). */
+  /** Use the `shader-f16` feature if the adapter has it (default true; never in `default` mode). */
   wantF16?: boolean;
+  /** The limits to create the device with (default: from `SD_WEBGPU_LIMITS`, else `adapter`). */
+  limits?: LimitsMode;
 }
 
 /** A compiled compute kernel: its readable name (cache key and profiler label) and pipeline. */
@@ -71,10 +153,15 @@ const MAX_BIND_GROUPS = 50_000;
 export class Gpu {
   /** The WebGPU device. */
   readonly device: GPUDevice;
-  /** Adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  /**
+   * Adapter description, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)";
+   * "… (WebGPU default limits)" under `SD_WEBGPU_LIMITS=default`.
+   */
   readonly description: string;
   /** Whether `shader-f16` is enabled on the device. */
   readonly hasF16: boolean;
+  /** How the limits were chosen (`SD_WEBGPU_LIMITS`); the granted values are {@linkcode limits}. */
+  readonly limitsMode: LimitsMode;
   /** Whether `timestamp-query` is enabled on the device. */
   readonly hasTimestamps: boolean;
   /** Per-dispatch timings, when profiling was asked for and is possible. */
@@ -106,13 +193,18 @@ export class Gpu {
     hasF16: boolean,
     hasTimestamps: boolean,
     profile: boolean,
+    limitsMode: LimitsMode,
   ) {
     this.device = device;
     this.description = description;
     this.hasF16 = hasF16;
+    this.limitsMode = limitsMode;
     this.hasTimestamps = hasTimestamps;
     this.profiler = profile && hasTimestamps ? new Profiler(device) : null;
-    this.#pool = new BufferPool((size, label) => this.#createBuffer(size, label));
+    this.#pool = new BufferPool(
+      (size, label) => this.#createBuffer(size, label),
+      device.limits.maxBufferSize,
+    );
     this.#uniformRing = device.createBuffer({
       label: "uniform-ring",
       size: UNIFORM_RING_BYTES,
@@ -125,12 +217,14 @@ export class Gpu {
   }
 
   /**
-   * Requests the adapter and a device with the adapter's buffer and workgroup-storage limits and
-   * the features `shader-f16` and `timestamp-query` when present.
+   * Requests the adapter and a device with the adapter's buffer and workgroup limits and the
+   * features `shader-f16` and `timestamp-query` when present — or, in `default` limits mode,
+   * WebGPU's spec-default limits and no `shader-f16`.
    *
    * @throws {GpuError} with one line saying what to do when there is no adapter.
    */
   static async create(opts: GpuOptions = {}): Promise<Gpu> {
+    const mode = opts.limits ?? limitsModeFromEnv();
     if (!("gpu" in navigator) || !navigator.gpu) {
       throw new GpuError(
         "no WebGPU in this Deno: use Deno 2.x (deno.com); on Linux without a GPU install mesa-vulkan-drivers",
@@ -143,33 +237,32 @@ export class Gpu {
       );
     }
     const wanted: GPUFeatureName[] = [];
-    const hasF16 = (opts.wantF16 ?? true) && adapter.features.has("shader-f16");
+    const hasF16 = mode === "adapter" && (opts.wantF16 ?? true) &&
+      adapter.features.has("shader-f16");
     if (hasF16) wanted.push("shader-f16");
     const hasTimestamps = adapter.features.has("timestamp-query");
     if (hasTimestamps && opts.profile) wanted.push("timestamp-query");
-    const l = adapter.limits;
-    const device = await adapter.requestDevice({
-      requiredFeatures: wanted,
-      requiredLimits: {
-        maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-        maxBufferSize: l.maxBufferSize,
-        maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-        maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
-        maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
-        maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY,
-        maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
-        maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
-      },
-    });
+    const requiredLimits: Record<string, number> = {};
+    if (mode === "adapter") {
+      for (const name of WANTED_LIMITS) requiredLimits[name] = adapter.limits[name];
+    }
+    const device = await adapter.requestDevice({ requiredFeatures: wanted, requiredLimits });
     const info = adapter.info;
-    const description = info.description || `${info.vendor} ${info.device}`.trim();
+    const name = info.description || `${info.vendor} ${info.device}`.trim();
+    const description = mode === "default" ? `${name} (WebGPU default limits)` : name;
     return new Gpu(
       device,
       description,
       hasF16,
       hasTimestamps && !!opts.profile,
       !!opts.profile,
+      mode,
     );
+  }
+
+  /** The limits the device was granted: every kernel's tile choice reads them. */
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
   }
 
   /** Largest storage-buffer binding, in bytes. */
@@ -207,6 +300,19 @@ export class Gpu {
     const t0 = performance.now();
     const code = source();
     const readOnly = parseBindings(name, code);
+    // The tile choosers keep within this limit; a kernel over it is a bug in them. Checked here
+    // because wgpu does not (drivers with less workgroup memory would fail or misbehave).
+    if (readOnly.length > this.limits.maxStorageBuffersPerShaderStage) {
+      throw new Error(
+        `kernel ${name} binds ${readOnly.length} storage buffers, over this GPU's maxStorageBuffersPerShaderStage (${this.limits.maxStorageBuffersPerShaderStage})`,
+      );
+    }
+    const smem = workgroupBytes(code);
+    if (smem > this.limits.maxComputeWorkgroupStorageSize) {
+      throw new Error(
+        `kernel ${name} needs ${smem} bytes of workgroup memory, over this GPU's maxComputeWorkgroupStorageSize (${this.limits.maxComputeWorkgroupStorageSize})`,
+      );
+    }
     this.device.pushErrorScope("validation");
     const layout = this.device.createBindGroupLayout({
       label: name,
@@ -254,16 +360,27 @@ export class Gpu {
    * pool's size classes (weights, which live for the whole run).
    */
   alloc(bytes: number, label = "tensor", exact = false): GPUBuffer {
+    this.checkLimit("maxBufferSize", bytes, label);
     return this.#pool.alloc(bytes, label, exact);
+  }
+
+  /**
+   * Throws a {@linkcode GpuLimitError} when `bytes` for `what` exceed the device's `limit`
+   * (`maxBufferSize`, or `maxStorageBufferBindingSize` for a buffer a kernel binds whole).
+   */
+  checkLimit(
+    limit: "maxBufferSize" | "maxStorageBufferBindingSize",
+    bytes: number,
+    what: string,
+  ): void {
+    const max = this.device.limits[limit];
+    if (bytes <= max) return;
+    throw new GpuLimitError(limitMessage(limit, max, bytes, what, this.hasF16, this.limitsMode));
   }
 
   /** A new pool buffer of `size` bytes; its out-of-memory error surfaces at the next check. */
   #createBuffer(size: number, label: string): GPUBuffer {
-    if (size > this.device.limits.maxBufferSize) {
-      throw new GpuError(
-        `buffer of ${size} bytes exceeds this adapter's maxBufferSize (${this.device.limits.maxBufferSize}): use a smaller --width/--height`,
-      );
-    }
+    this.checkLimit("maxBufferSize", size, label);
     this.device.pushErrorScope("out-of-memory");
     const buf = this.device.createBuffer({
       label,
@@ -394,6 +511,14 @@ export class Gpu {
     for (const b of buffers) key += "|" + bufferId(b);
     let bindGroup = this.#bindGroups.get(key);
     if (!bindGroup) {
+      // Each buffer is bound whole: over the binding limit, WebGPU would only log a validation
+      // error and skip the dispatch.
+      for (const b of buffers) {
+        const what = b.label === kernel.name
+          ? `the result of kernel ${kernel.name}`
+          : `${b.label} (bound by kernel ${kernel.name})`;
+        this.checkLimit("maxStorageBufferBindingSize", b.size, what);
+      }
       if (this.#bindGroups.size >= MAX_BIND_GROUPS) this.#bindGroups.clear();
       const entries: GPUBindGroupEntry[] = [{
         binding: 0,

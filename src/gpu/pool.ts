@@ -37,8 +37,12 @@ export class BufferPool {
   #allocatedBytes = 0;
   #peakBytes = 0;
 
-  constructor(create: (size: number, label: string) => GPUBuffer) {
+  /** Largest buffer the device creates: a size class above it is clamped to it. */
+  readonly #maxSize: number;
+
+  constructor(create: (size: number, label: string) => GPUBuffer, maxSize = Infinity) {
     this.#create = create;
+    this.#maxSize = maxSize;
   }
 
   /** Bytes currently held in buffers (pooled ones included). */
@@ -61,7 +65,9 @@ export class BufferPool {
    * `exact` skips the size classes (weights, which live for the whole run).
    */
   alloc(bytes: number, label: string, exact: boolean): GPUBuffer {
-    const size = exact ? (Math.max(bytes, 4) + 3) & ~3 : sizeClass(Math.max(bytes, 4));
+    const size = exact
+      ? (Math.max(bytes, 4) + 3) & ~3
+      : Math.max(Math.min(sizeClass(Math.max(bytes, 4)), Math.floor(this.#maxSize / 4) * 4), bytes);
     const reused = this.#free.get(size)?.pop();
     if (reused) return reused;
     const buf = this.#create(size, label);

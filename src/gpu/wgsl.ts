@@ -209,3 +209,101 @@ export class Uniforms {
     return this.#view.buffer.slice(0, bytes);
   }
 }
+
+/** Bytes and alignment of a WGSL scalar or vector type of workgroup variables. */
+function typeLayout(type: string): { size: number; align: number } {
+  const scalar = (
+    t: string,
+  ) => (t === "f16" ? 2 : t === "f32" || t === "u32" || t === "i32" ? 4 : 0);
+  let m = /^(f16|f32|u32|i32)$/.exec(type);
+  if (m) return { size: scalar(m[1]), align: scalar(m[1]) };
+  m = /^atomic<(u32|i32)>$/.exec(type);
+  if (m) return { size: 4, align: 4 };
+  m = /^vec([234])<(f16|f32|u32|i32)>$/.exec(type);
+  if (m) {
+    const n = Number(m[1]), s = scalar(m[2]);
+    const align = (n === 2 ? 2 : 4) * s; // vec3 aligns (and strides, in arrays) as vec4
+    return { size: n * s, align };
+  }
+  throw new Error(`workgroup variable of type ${type}: not a scalar or vector`);
+}
+
+/**
+ * Evaluates an integer WGSL constant expression (`+ - * / %`, parentheses, `u`/`i` literals and
+ * names of module-scope `const`s from `consts`, themselves evaluated on demand).
+ */
+function evalConst(expr: string, consts: Map<string, string>, depth = 0): number {
+  if (depth > 32) throw new Error(`constant ${expr}: nested too deep`);
+  const tokens = expr.match(/\d+[ui]?|[A-Za-z_]\w*|[-+*/%()]/g) ?? [];
+  if (tokens.join("") !== expr.replace(/\s+/g, "")) {
+    throw new Error(`constant ${expr}: not integer`);
+  }
+  let i = 0;
+  const factor = (): number => {
+    const t = tokens[i++];
+    if (t === "(") {
+      const v = sum();
+      i++; // ")"
+      return v;
+    }
+    if (t === "-") return -factor();
+    if (/^\d/.test(t)) return parseInt(t, 10);
+    const def = consts.get(t);
+    if (def === undefined) throw new Error(`constant ${t}: not declared`);
+    return evalConst(def, consts, depth + 1);
+  };
+  const product = (): number => {
+    let v = factor();
+    while (tokens[i] === "*" || tokens[i] === "/" || tokens[i] === "%") {
+      const op = tokens[i++], r = factor();
+      v = op === "*" ? v * r : op === "/" ? Math.trunc(v / r) : v % r;
+    }
+    return v;
+  };
+  const sum = (): number => {
+    let v = product();
+    while (tokens[i] === "+" || tokens[i] === "-") {
+      const op = tokens[i++], r = product();
+      v = op === "+" ? v + r : v - r;
+    }
+    return v;
+  };
+  return sum();
+}
+
+/**
+ * Bytes of workgroup memory a (specialized) kernel declares: every `var<workgroup>` scalar,
+ * vector or array of them, array lengths evaluated from module-scope `const`s, each variable
+ * rounded up to 16 bytes. Wgpu (Deno 2.9) does not check this against
+ * `maxComputeWorkgroupStorageSize` — Metal, D3D12 and Vulkan drivers with 16 or 32 KiB do — so
+ * the device checks it itself ({@linkcode Gpu.kernel} in device.ts).
+ *
+ * @throws {Error} naming the variable when a type or length cannot be read (a bug in `kernels/`).
+ */
+export function workgroupBytes(code: string): number {
+  const src = code.replace(/\/\/.*$/gm, "");
+  const consts = new Map<string, string>();
+  for (const m of src.matchAll(/^\s*const\s+(\w+)\s*(?::\s*\w+\s*)?=\s*([^;]+);/gm)) {
+    consts.set(m[1], m[2].trim());
+  }
+  let total = 0;
+  for (const m of src.matchAll(/var<workgroup>\s+(\w+)\s*:\s*([^;]+);/g)) {
+    const [, name, type] = m;
+    const t = type.replace(/\s+/g, "");
+    let bytes: number;
+    const arr = /^array<(.+),([^,<>]+)>$/.exec(t);
+    try {
+      if (arr) {
+        const el = typeLayout(arr[1]);
+        const stride = Math.ceil(el.size / el.align) * el.align;
+        bytes = stride * evalConst(arr[2], consts);
+      } else {
+        bytes = typeLayout(t).size;
+      }
+    } catch (e) {
+      throw new Error(`var<workgroup> ${name}: ${(e as Error).message}`);
+    }
+    total += Math.ceil(bytes / 16) * 16;
+  }
+  return total;
+}

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { DType } from "../gpu/device.ts";
+import { bytesOf, type DType } from "../gpu/device.ts";
 import { scope, type Tensor } from "../gpu/tensor.ts";
 import { sliceChannels } from "../ops/slice.ts";
 import type { VaeConfig } from "./config.ts";
@@ -167,6 +167,31 @@ export class Vae {
     this.post_quant_conv = config.use_post_quant_conv
       ? new Conv2d(vs.pp("post_quant_conv"), lc, lc, 1)
       : null;
+  }
+
+  /**
+   * Bytes of the largest activation of one image `height` × `width` (multiples of 8) through the
+   * decoder — and the encoder, with `encoder` — in the VAE's dtype: a kernel binds each whole, so
+   * this is what must fit the device's storage-binding limit. The decoder's largest is an
+   * upsampler's output (SD's 256 channels at 512×512) or its last level's; the encoder's its first
+   * level's.
+   */
+  largestActivationBytes(height: number, width: number, encoder: boolean): number {
+    const ch = this.config.block_out_channels, rev = [...ch].reverse();
+    const h = height / 8, w = width / 8, n = ch.length;
+    let most = 0;
+    // Decoder: up block i works at 2^i × the latent size; its upsampler writes 2^(i+1).
+    rev.forEach((c, i) => {
+      const s = 2 ** (i < n - 1 ? i + 1 : i);
+      most = Math.max(most, c * h * s * w * s);
+    });
+    if (encoder) {
+      ch.forEach((c, i) => {
+        const s = 2 ** (n - 1 - i);
+        most = Math.max(most, c * h * s * w * s);
+      });
+    }
+    return most * bytesOf(this.store.dtype);
   }
 
   /** `vae.decode(z)`: z [B, 4, h, w] (already divided by scaling_factor) → image [B, 3, 8h, 8w] in [-1, 1]. */

@@ -60,11 +60,17 @@ export function attention(
   const causal = !!opts.causal;
   const out = Tensor.empty(q.gpu, q.shape, q.dtype, "attention");
   const call: Call = { q, k, v, out, s, scale, causal };
-  const chosen = variants(q.gpu).attention;
+  const gpu = q.gpu;
+  const chosen = variants(gpu).attention;
   // auto: flash where the rows kernel runs (d ≤ 80 with enough query rows), naive elsewhere —
   // CLIP's 2×12×77 rows, d 160, the VAE's d 512 — so a run compiles few attention kernels.
-  const useFlash = s.d <= AUTO_FLASH_MAX_HEAD_DIM && rowTiles(s) !== null;
-  switch (chosen === "auto" ? (useFlash ? "flash" : "naive") : chosen) {
+  const useFlash = s.d <= AUTO_FLASH_MAX_HEAD_DIM && rowTiles(gpu, s) !== null;
+  let run = chosen === "auto" ? (useFlash ? "flash" : "naive") : chosen;
+  // A flash or partitioned kernel whose tiles cannot fit the device's workgroup memory (WebGPU's
+  // 16 KiB default, wide heads): the naive kernels (8 KiB) instead.
+  if (run === "flash" && !rowTiles(gpu, s) && !flashTiles(gpu, s)) run = "naive";
+  if (run === "partitioned" && !partitionTiles(gpu, s)) run = "naive";
+  switch (run) {
     case "flash":
       flash(call);
       break;
@@ -202,8 +208,12 @@ const SMEM_WORDS = 8192;
 /** Fewer workgroups than this leave a large GPU idle: use fewer rows per invocation. */
 const MIN_GROUPS = 512;
 
-/** Tiles for head dim `s.d`, `partitions` workgroups per Q tile (1 for flash). */
-function flashTiles(s: Shape, partitions = 1): FlashTiles {
+/**
+ * Tiles for head dim `s.d`, `partitions` workgroups per Q tile (1 for flash), within
+ * {@linkcode SMEM_WORDS} and the device's workgroup memory; null when none fits.
+ */
+function flashTiles(gpu: Gpu, s: Shape, partitions = 1): FlashTiles | null {
+  const words = Math.min(SMEM_WORDS, gpu.limits.maxComputeWorkgroupStorageSize / 4);
   const d4 = Math.ceil(s.d / 4);
   // Fewest wasted column groups; among equals the widest row of invocations up to 10.
   let best = { tc: 4, cg: Math.ceil(d4 / 4) };
@@ -217,13 +227,32 @@ function flashTiles(s: Shape, partitions = 1): FlashTiles {
   while (rm > 1 && groups(rm) < MIN_GROUPS) rm /= 2;
   const kc4 = chunkVec4s(s.d);
   const bc = 4 * best.tc;
-  const stage = (16 * rm + bc) * (kc4 + 1) * 4;
-  const rest = bc * 16 * rm + 16 * rm * best.tc; // P and the reduction scratch
+  const stage = (rm: number) => (16 * rm + bc) * (kc4 + 1) * 4;
+  const rest = (rm: number) => bc * 16 * rm + 16 * rm * best.tc; // P and the reduction scratch
+  const need = (rm: number, vc: number) =>
+    Math.max(stage(rm), vc * best.tc * best.cg * 4) + rest(rm);
   let vc = bc;
-  while (vc % 2 === 0 && Math.max(stage, vc * best.tc * best.cg * 4) + rest > SMEM_WORDS) {
-    vc /= 2;
+  for (;;) {
+    while (vc % 2 === 0 && need(rm, vc) > words) vc /= 2;
+    if (need(rm, vc) <= words) return { rm, ...best, kc4, vc };
+    if (rm === 1) return null;
+    rm /= 2; // fewer Q rows per invocation: less staging (small workgroup memory)
+    vc = bc;
   }
-  return { rm, ...best, kc4, vc };
+}
+
+/** The partitioned kernel's partitions and tiles for `s`, or null when its tiles cannot fit. */
+function partitionTiles(
+  gpu: Gpu,
+  s: Shape,
+): { nsub: number; np: number; t: FlashTiles } | null {
+  // Partition = NSUB sub-tiles of 4·tc keys, S held in registers: 4 sub-tiles, 2 for wide O.
+  const base = flashTiles(gpu, s);
+  if (!base) return null;
+  const nsub = base.cg >= 3 ? 2 : 4;
+  const np = Math.ceil(s.nk / (nsub * 4 * base.tc));
+  const t = flashTiles(gpu, s, np);
+  return t && { nsub, np, t };
 }
 
 /** The name part that tells flash / partial kernel geometries apart. */
@@ -296,15 +325,34 @@ const MIN_ROWS = 1 << 14;
  * (f16): d 40 takes 2 rows an invocation (K and V loads shared by both); d 80 one row (two would
  * spill), with the keys split over 2 invocations to fill the GPU.
  */
-function rowTiles(s: Shape): RowTiles | null {
+function rowTiles(gpu: Gpu, s: Shape): RowTiles | null {
   if (flashChoice.kernel === "tiled" || s.d % 4 !== 0 || s.d > 80) return null;
-  if (flashChoice.rowTiles) return flashChoice.rowTiles;
+  if (flashChoice.rowTiles) return fitRowTiles(gpu, flashChoice.rowTiles, s.d / 4);
   if (s.b * s.h * s.nq < MIN_ROWS) return null;
   // One geometry per head dim for long (self) and short (77 text tokens) key sequences alike:
   // narrower tiles for the short ones saved little and cost a pipeline each (~0.6 s to compile).
-  return s.d <= 40
-    ? { br: 128, rm: 2, ks: 1, bc: 64, sb: 8 }
-    : { br: 64, rm: 1, ks: 2, bc: 32, sb: 4 };
+  return fitRowTiles(
+    gpu,
+    s.d <= 40 ? { br: 128, rm: 2, ks: 1, bc: 64, sb: 8 } : { br: 64, rm: 1, ks: 2, bc: 32, sb: 4 },
+    s.d / 4,
+  );
+}
+
+/**
+ * `t` shrunk until its workgroup memory fits the device (both geometries above need 20 KiB, over
+ * WebGPU's 16 KiB default): fewer keys per K/V tile while those dominate, then fewer invocations
+ * per key split (the split merge), then no split; null when nothing fits.
+ */
+function fitRowTiles(gpu: Gpu, t: RowTiles, d4: number): RowTiles | null {
+  const limit = gpu.limits.maxComputeWorkgroupStorageSize;
+  while (16 * rowSmemVec4s(t, d4) > limit) {
+    const kv = 2 * t.bc * d4, merge = (t.ks - 1) * t.br * t.rm * (d4 + 1);
+    if (kv >= merge && (t.bc / 2) % (t.ks * t.sb) === 0) t = { ...t, bc: t.bc / 2 };
+    else if (merge > 0 && t.br > 32) t = { ...t, br: t.br / 2 };
+    else if (t.ks > 1) t = { ...t, ks: 1 };
+    else return null;
+  }
+  return t;
 }
 
 /** Workgroup memory of the rows kernel in vec4s: the K and V tiles, or the split merge. */
@@ -313,7 +361,7 @@ function rowSmemVec4s(t: RowTiles, d4: number): number {
 }
 
 function flash(c: Call): void {
-  const rt = rowTiles(c.s);
+  const rt = rowTiles(c.q.gpu, c.s);
   if (rt) flashRows(c, rt);
   else flashTiled(c);
 }
@@ -358,7 +406,7 @@ function flashRows(c: Call, t: RowTiles): void {
 function flashTiled(c: Call): void {
   const { q, s } = c;
   const gpu = q.gpu;
-  const t = flashTiles(s);
+  const t = flashTiles(gpu, s)!; // attention() runs naive where it is null
   const vec = s.d % 4 === 0;
   const name = `attention_flash_${q.dtype}${tilesName(t, vec)}`;
   const kernel = gpu.kernel(
@@ -391,11 +439,7 @@ function partitioned(c: Call): void {
   const { q, k, v, out, s, scale, causal } = c;
   const gpu = q.gpu;
   const vec = s.d % 4 === 0;
-  // Partition = NSUB sub-tiles of 4·tc keys, S held in registers: 4 sub-tiles, 2 for wide O.
-  const base = flashTiles(s);
-  const nsub = base.cg >= 3 ? 2 : 4;
-  const np = Math.ceil(s.nk / (nsub * 4 * base.tc));
-  const t = flashTiles(s, np);
+  const { nsub, np, t } = partitionTiles(gpu, s)!; // attention() runs naive where it is null
   const partial = `attention_partitioned_partial_${q.dtype}${tilesName(t, vec)}_sub${nsub}`;
   const combine = `attention_partitioned_combine_${q.dtype}`;
   const src = kernelSource("attention_partitioned.wgsl");

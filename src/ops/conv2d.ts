@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { DType } from "../gpu/device.ts";
+import { bytesOf, type DType, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
 import { channelProjection } from "./linear.ts";
@@ -91,8 +91,9 @@ export function conv2d(
   }
 
   const route = variants(x.gpu).conv;
+  // Winograd where its transformed filter fits one storage binding (F(2×2)'s is the smaller).
   const winograd = kh === 3 && stride === 1 && pt === 1 && pb === 1 && pl === 1 && pr === 1 &&
-    route !== "direct";
+    route !== "direct" && winogradFits(w, 2);
   const geom: Geometry = { B, C, H, W, O, OH, OW, k: kh, stride, pt, pl, dtype };
   const epi: Epilogue = { bias, residual, silu: act === "silu" };
   if (winograd) return runWinograd(x, w, geom, epi);
@@ -109,10 +110,25 @@ export function conv2d(
  */
 export function winogradTile(w: Tensor): 2 | 4 {
   const v = variants(w.gpu).winograd;
+  if (v === "f2" || !winogradFits(w, 4)) return 2; // F(4×4)'s filter over the binding limit
   if (v === "f4") return 4;
-  if (v === "f2") return 2;
   const [O, C] = w.shape;
   return O <= WINO4_MAX_CHANNELS && C <= WINO4_MAX_CHANNELS ? 4 : 2;
+}
+
+/** Bytes of the Winograd transform `[ξ, Cp, Op]` of a 3×3 weight `[O, C, 3, 3]` for `tile`. */
+function winogradFilterBytes(w: Tensor, tile: 2 | 4): number {
+  const [O, C] = w.shape;
+  return WINO[tile].xi * roundUp(C, WINO_BK) * roundUp(O, 64) * bytesOf(w.dtype);
+}
+
+/**
+ * Whether the Winograd filter of `w` for `tile` fits one storage binding of its device (e.g. SD's
+ * 2560 → 1280 convolution in f32 needs 210 MB for F(2×2): over the 128 MiB WebGPU guarantees, it
+ * runs direct there).
+ */
+export function winogradFits(w: Tensor, tile: 2 | 4): boolean {
+  return winogradFilterBytes(w, tile) <= w.gpu.maxBinding;
 }
 
 /**
@@ -128,6 +144,7 @@ export function winogradTile(w: Tensor): 2 | 4 {
  */
 export function prepareConv(w: Tensor, tile: 2 | 4 = winogradTile(w)): void {
   if (w.shape.length !== 4 || w.shape[2] !== 3 || w.shape[3] !== 3) return;
+  if (!winogradFits(w, tile)) return; // conv2d runs it direct
   const have = transformed.get(w);
   if (have?.tile === tile) return;
   if (have) releaseConv(w);
@@ -135,13 +152,13 @@ export function prepareConv(w: Tensor, tile: 2 | 4 = winogradTile(w)): void {
   const [O, C] = w.shape;
   const Cp = roundUp(C, WINO_BK);
   const Op = roundUp(O, 64);
-  const { file, prefix, xi } = WINO[tile];
+  const { file, prefix } = WINO[tile];
   const name = `${prefix}_weight_transform_${w.dtype}`;
   const kernel = gpu.kernel(
     name,
     () => specialize(kernelSource(file), { T: w.dtype, WEIGHT_TRANSFORM: true }),
   );
-  const bytes = xi * Cp * Op * (w.dtype === "f16" ? 2 : 4);
+  const bytes = winogradFilterBytes(w, tile);
   const u = gpu.alloc(bytes, "winograd-weight", true);
   const uni = winogradUniforms({ C, H: 0, W: 0, O, Cp, Op, P: 0, p0: 0, Pc: 0, Pp: 0 });
   gpu.dispatch(kernel, uni, [w.buffer, u], [Op / 64, Cp], { bytes: w.bytes + bytes });
@@ -247,13 +264,22 @@ function epilogueBuffers(epi: Epilogue): GPUBuffer[] {
  * and 64 × 128 were never better by more than 5%.
  */
 function directTile(
+  gpu: Gpu,
   O: number,
   pixels: number,
   batch: number,
 ): { TY: number; TX: number; TM: number } {
-  if (O <= 16) return { TY: 4, TX: 64, TM: 4 }; // 16 × 256: conv_out (3–4 channels)
-  const big = Math.ceil(pixels / 64) * Math.ceil(O / 128) * batch >= 256;
-  return { TY: 16, TX: 16, TM: big ? 8 : 4 };
+  // 16 × 256 for conv_out (3–4 channels), where its 17.3 KB of workgroup memory fit.
+  if (O <= 16 && directSmemBytes(16, 256) <= gpu.limits.maxComputeWorkgroupStorageSize) {
+    return { TY: 4, TX: 64, TM: 4 };
+  }
+  const big = O > 16 && Math.ceil(pixels / 64) * Math.ceil(O / 128) * batch >= 256;
+  return { TY: 16, TX: 16, TM: big ? 8 : 4 }; // 64 or 128 × 64: at most 12.3 KB
+}
+
+/** Workgroup memory of conv2d_direct.wgsl's As and Bs for a BM × BN tile (BK = 16, vec4 rows). */
+function directSmemBytes(bm: number, bn: number): number {
+  return 16 * 16 * (bm / 4 + 1 + bn / 4);
 }
 
 /** 1×1, stride 1, unpadded: x [B, C, H·W] is already the GEMM's right-hand side. */
@@ -308,7 +334,7 @@ function runDirect(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
   const gpu = x.gpu;
   const N = g.OH * g.OW;
   const pointwise = isPointwise(g);
-  const t = directTile(g.O, N, g.B);
+  const t = directTile(gpu, g.O, N, g.B);
   const BM = t.TY * t.TM, BN = t.TX * 4;
   const name = `conv2d_direct_${g.k}x${g.k}${pointwise ? "_pointwise" : ""}_${g.dtype}_${BM}x${BN}${
     epilogueSuffix(epi)

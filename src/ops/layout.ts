@@ -240,19 +240,34 @@ export function embedding(
     );
   }
   const gpu = table.gpu;
-  const idBuf = gpu.upload(ids, "token-ids");
+  const rowBytes = c * bytesOf(table.dtype);
+  // A table over one storage binding (CLIP's 49408 × 768 in f32: 152 MB, over WebGPU's 128 MiB
+  // default): its rows are gathered by buffer copies, which no binding limit applies to, and the
+  // kernel looks up rows 0 … B·L−1 of the gathered table.
+  let gathered: Tensor | null = null;
+  let lookup = ids;
+  if (table.bytes > gpu.maxBinding && rowBytes % 4 === 0) {
+    gathered = Tensor.empty(gpu, [ids.length, c], table.dtype, "embedding-rows");
+    ids.forEach((id, r) =>
+      gpu.copy(table.buffer, id * rowBytes, gathered!.buffer, r * rowBytes, rowBytes)
+    );
+    lookup = Uint32Array.from(ids.keys());
+  }
+  const source = gathered ?? table;
+  const idBuf = gpu.upload(lookup, "token-ids");
   const y = Tensor.empty(gpu, [b, l, c], table.dtype, "embedding");
   const n = y.size;
   const bufs = positions
-    ? [idBuf, table.buffer, positions.buffer, y.buffer]
-    : [idBuf, table.buffer, y.buffer];
+    ? [idBuf, source.buffer, positions.buffer, y.buffer]
+    : [idBuf, source.buffer, y.buffer];
   gpu.dispatch(
     layoutKernel(gpu, "embedding", table.dtype, { pos: !!positions }),
-    uniforms(n, l, c, v),
+    uniforms(n, l, c, source.shape[0]),
     bufs,
     grid1d(n),
     { bytes: ids.byteLength + (positions ? 3 : 2) * y.bytes },
   );
   gpu.free(idBuf);
+  gathered?.release();
   return y;
 }
