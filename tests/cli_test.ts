@@ -13,6 +13,7 @@ import { BAD_INPUTS, corruptTinyCopy, TINY, TINY_ARGS } from "./bad_inputs.ts";
 import { fixture } from "./fixtures.ts";
 import { hasGpu } from "./gpu.ts";
 import { listDir, withTmp } from "./temp.ts";
+import { serveTiny, writeTinyLock } from "./tiny_lock.ts";
 import { childEnv, MAIN, oneErrorLine, pngText, REPO, type Result, sd } from "./sd_command.ts";
 
 function sha256Hex(path: string): string {
@@ -318,56 +319,14 @@ Deno.test({
   fn: async () => {
     await withTmp(async (dir) => {
       // A lock for tiny-sd served from 127.0.0.1: real sizes and sha256 of the fixture files.
-      const files = [];
-      for (const sub of Deno.readDirSync(TINY)) {
-        const names = sub.isDirectory
-          ? [...Deno.readDirSync(join(TINY, sub.name))].map((f) => `${sub.name}/${f.name}`)
-          : [sub.name];
-        for (const path of names) {
-          const full = join(TINY, ...path.split("/"));
-          const variants = path.endsWith(".fp16.safetensors")
-            ? { variants: ["f16"] }
-            : path.endsWith(".safetensors")
-            ? { variants: ["f32"] }
-            : {};
-          files.push({
-            path,
-            bytes: Deno.statSync(full).size,
-            sha256: sha256Hex(full),
-            ...variants,
-          });
-        }
-      }
-      const served: string[] = [];
-      const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-        const path = decodeURIComponent(new URL(req.url).pathname.slice(1));
-        served.push(path);
-        try {
-          return new Response(Deno.readFileSync(join(TINY, ...path.split("/"))));
-        } catch {
-          return new Response("not found", { status: 404 });
-        }
-      });
-      const lock = join(dir, "test.lock");
-      Deno.writeTextFileSync(
-        lock,
-        JSON.stringify({
-          version: 1,
-          default: "tiny",
-          models: {
-            tiny: {
-              revision: "0123456789abcdef",
-              base: `http://127.0.0.1:${server.addr.port}/`,
-              files,
-            },
-          },
-        }),
-      );
+      const server = serveTiny();
+      const served = server.served;
+      const lock = await writeTinyLock(dir, server.base);
       let fetched: Result;
       try {
         fetched = await sd(dir, ["fetch", "--lock", lock, "--precision", "f32", "-q"]);
       } finally {
-        await server.shutdown();
+        await server.close();
       }
       assertEquals(fetched.code, 0, fetched.stderr);
       const cacheDir = fetched.stdout.trim();
@@ -380,11 +339,11 @@ Deno.test({
       const r = await sd(dir, [...args, ...TINY_ARGS.slice(2)]);
       assertEquals(r.code, 0, r.stderr);
       assertEquals(r.stdout, "a-cat-4.png\n");
-      const unet = files.find((f) => f.path === "unet/diffusion_pytorch_model.safetensors")!;
+      const unetSha = sha256Hex(join(TINY, "unet", "diffusion_pytorch_model.safetensors"));
       const params = pngText(Deno.readFileSync(join(dir, "a-cat-4.png"))).parameters;
       assert(
         params.endsWith(
-          `Model hash: ${unet.sha256.slice(0, 10)}, Model: tiny, Version: sd ${VERSION}`,
+          `Model hash: ${unetSha.slice(0, 10)}, Model: tiny, Version: sd ${VERSION}`,
         ),
         params,
       );

@@ -9,28 +9,41 @@
  * @module
  */
 
-import { Gpu } from "../src/gpu/device.ts";
+import { Gpu, type LimitsMode } from "../src/gpu/device.ts";
 import { absDiff } from "../src/compare.ts";
 
-let shared: Promise<Gpu | null> | null = null;
+const shared = new Map<LimitsMode | "env", Promise<Gpu | null>>();
 
-/** The shared test device, or null when there is no adapter outside CI. */
-export function testGpu(): Promise<Gpu | null> {
-  shared ??= (async () => {
-    try {
-      const gpu = await Gpu.create({ profile: false });
-      globalThis.addEventListener("unload", () => gpu.destroy());
-      return gpu;
-    } catch (e) {
-      if (Deno.env.get("CI") === "true") throw e;
-      console.error(`skipping GPU tests: ${(e as Error).message}`);
-      return null;
-    }
-  })();
-  return shared;
+/**
+ * One shared device per limits mode (`undefined`: as `SD_WEBGPU_LIMITS` says), destroyed on
+ * unload; null when there is no adapter outside CI.
+ */
+function sharedGpu(limits?: LimitsMode): Promise<Gpu | null> {
+  let gpu = shared.get(limits ?? "env");
+  if (!gpu) {
+    gpu = (async () => {
+      try {
+        const gpu = await Gpu.create({ profile: false, limits });
+        globalThis.addEventListener("unload", () => gpu.destroy());
+        return gpu;
+      } catch (e) {
+        if (Deno.env.get("CI") === "true") throw e;
+        console.error(`skipping GPU tests: ${(e as Error).message}`);
+        return null;
+      }
+    })();
+    shared.set(limits ?? "env", gpu);
+  }
+  return gpu;
 }
 
-let defaultShared: Promise<Gpu | null> | null = null;
+/**
+ * The shared test device (limits as `SD_WEBGPU_LIMITS` says: CI runs the golden tests again with
+ * `default`), or null when there is no adapter outside CI.
+ */
+export function testGpu(): Promise<Gpu | null> {
+  return sharedGpu();
+}
 
 /**
  * A second shared test device with WebGPU's spec-default limits and no `shader-f16`
@@ -38,18 +51,7 @@ let defaultShared: Promise<Gpu | null> | null = null;
  * both devices; null when there is no adapter outside CI.
  */
 export function defaultLimitsGpu(): Promise<Gpu | null> {
-  defaultShared ??= (async () => {
-    try {
-      const gpu = await Gpu.create({ profile: false, limits: "default" });
-      globalThis.addEventListener("unload", () => gpu.destroy());
-      return gpu;
-    } catch (e) {
-      if (Deno.env.get("CI") === "true") throw e;
-      console.error(`skipping GPU tests: ${(e as Error).message}`);
-      return null;
-    }
-  })();
-  return defaultShared;
+  return sharedGpu("default");
 }
 
 /** Whether GPU tests should be registered (always under CI; else only with an adapter). */

@@ -11,33 +11,7 @@ import { join } from "../src/std/path.ts";
 import { TINY_ARGS } from "./bad_inputs.ts";
 import { hasGpu } from "./gpu.ts";
 import { listDir, withTmp } from "./temp.ts";
-import { childEnv, oneErrorLine, pngText, REPO, type Result, sd } from "./sd_command.ts";
-
-/** Runs `script args…` (a test entry point standing in for main.ts) like {@linkcode sd}. */
-async function run(
-  cwd: string,
-  script: string,
-  args: string[],
-  opts: { stdin?: string; env?: Record<string, string>; clearEnv?: boolean } = {},
-): Promise<Result> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", join(REPO, script), ...args],
-    cwd,
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    clearEnv: opts.clearEnv,
-    env: opts.env ?? childEnv(join(cwd, ".cache")),
-  }).spawn();
-  if (opts.stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { oneErrorLine, pngText, sd } from "./sd_command.ts";
 
 Deno.test({
   name: "sd: seeds up to 2^64−1 exactly, -1 random; -o FILE --batch 2 names each image by seed",
@@ -138,10 +112,9 @@ Deno.test({
   ignore: !hasGpu,
   fn: async () => {
     await withTmp(async (dir) => {
-      const env = (images: number) =>
-        childEnv(join(dir, ".cache"), { SD_TEST_DISK_IMAGES: String(images) });
+      const env = (images: number) => ({ SD_TEST_DISK_IMAGES: String(images) });
       const args = ["a cat", ...TINY_ARGS, "--seed", "5", "--batch", "2", "-o", "one.png", "-q"];
-      const r = await run(dir, "tests/disk_full_sd.ts", args, { env: env(1) });
+      const r = await sd(dir, args, { script: "tests/disk_full_sd.ts", env: env(1) });
       assertEquals(r.code, 1, r.stderr);
       assertEquals(r.stdout, "one-5.png\n");
       oneErrorLine(r, "disk full writing one-6.png: free some space or choose another --out");
@@ -150,7 +123,8 @@ Deno.test({
       assertEquals(listDir(dir), ["one-5.png"]);
 
       // Jobs from stdin: the batch stops at the full disk (the next lines would fail alike).
-      const jobs = await run(dir, "tests/disk_full_sd.ts", ["-", ...TINY_ARGS, "-o", "jobs"], {
+      const jobs = await sd(dir, ["-", ...TINY_ARGS, "-o", "jobs"], {
+        script: "tests/disk_full_sd.ts",
         env: env(0),
         stdin: '{"prompt": "a", "seed": 1}\n{"prompt": "b", "seed": 2}\n',
       });
@@ -168,15 +142,9 @@ Deno.test({
     await withTmp(async (dir) => {
       const tmp = join(dir, "tmp");
       Deno.mkdirSync(tmp);
-      const env: Record<string, string> = {
-        ...Deno.env.toObject(),
-        ...childEnv(join(dir, ".cache")),
-        TMPDIR: tmp,
-      };
-      delete env.XDG_RUNTIME_DIR;
-      const r = await run(dir, "main.ts", ["a cat", ...TINY_ARGS, "--seed", "3"], {
-        env,
-        clearEnv: true,
+      const r = await sd(dir, ["a cat", ...TINY_ARGS, "--seed", "3"], {
+        env: { TMPDIR: tmp },
+        unset: ["XDG_RUNTIME_DIR"],
       });
       assertEquals(r.code, 0, r.stderr);
       assertEquals(r.stdout, "a-cat-3.png\n");

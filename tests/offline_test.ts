@@ -11,62 +11,7 @@ import { join } from "../src/std/path.ts";
 import { fixture } from "./fixtures.ts";
 import { oneErrorLine, type Result, sd } from "./sd_command.ts";
 import { withTmp } from "./temp.ts";
-
-const TINY = fixture("tiny-sd");
-
-async function sha256Hex(path: string): Promise<string> {
-  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", await Deno.readFile(path)));
-  return [...d].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Writes a lock of tiny-sd's files (real sizes and sha256) served from `base`; returns its path. */
-async function writeLock(dir: string, base: string): Promise<string> {
-  const files = [];
-  for (const sub of Deno.readDirSync(TINY)) {
-    const names = sub.isDirectory
-      ? [...Deno.readDirSync(join(TINY, sub.name))].map((f) => `${sub.name}/${f.name}`)
-      : [sub.name];
-    for (const path of names) {
-      const full = join(TINY, ...path.split("/"));
-      const variants = path.endsWith(".fp16.safetensors")
-        ? { variants: ["f16"] }
-        : path.endsWith(".safetensors")
-        ? { variants: ["f32"] }
-        : {};
-      files.push({
-        path,
-        bytes: Deno.statSync(full).size,
-        sha256: await sha256Hex(full),
-        ...variants,
-      });
-    }
-  }
-  const lock = join(dir, "test.lock");
-  await Deno.writeTextFile(
-    lock,
-    JSON.stringify({
-      version: 1,
-      default: "tiny",
-      models: { tiny: { revision: "0123456789abcdef", base, files } },
-    }),
-  );
-  return lock;
-}
-
-/** A server of tiny-sd's files on 127.0.0.1, and the paths it was asked for. */
-function serveTiny(): { base: string; served: string[]; close: () => Promise<void> } {
-  const served: string[] = [];
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
-    const path = decodeURIComponent(new URL(req.url).pathname.slice(1));
-    served.push(path);
-    try {
-      return new Response(Deno.readFileSync(join(TINY, ...path.split("/"))));
-    } catch {
-      return new Response("not found", { status: 404 });
-    }
-  });
-  return { base: `http://127.0.0.1:${server.addr.port}/`, served, close: () => server.shutdown() };
-}
+import { serveTiny, writeTinyLock } from "./tiny_lock.ts";
 
 /** A base URL on 127.0.0.1 where nothing listens (a port just closed). */
 async function closedBase(): Promise<string> {
@@ -102,7 +47,7 @@ Deno.test("offline first run: one short line naming the host and the ways out, e
   await withTmp(async (dir) => {
     const base = await closedBase();
     const host = new URL(base).host;
-    const lock = await writeLock(dir, base);
+    const lock = await writeTinyLock(dir, base);
     const cache = join(dir, ".cache");
 
     // Nothing cached yet, the cache folder does not even exist.
@@ -163,7 +108,7 @@ Deno.test("sd fetch --model synth fetches only the tokenizer, verified; then off
     const srv = serveTiny();
     let up = true;
     try {
-      const lock = await writeLock(dir, srv.base);
+      const lock = await writeTinyLock(dir, srv.base);
       const r = await sd(dir, ["fetch", "--model", "synth", "--lock", lock]);
       assertEquals(r.code, 0, r.stderr);
       const tokenizer = join(dir, ".cache", "tiny-01234567", "tokenizer");

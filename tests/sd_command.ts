@@ -34,19 +34,36 @@ export function childEnv(
   };
 }
 
+/** How {@linkcode sd} runs the program. */
+export interface SdOptions {
+  /** Text on stdin (none: stdin is null). */
+  stdin?: string;
+  /** Variables on top of {@linkcode childEnv}'s. */
+  env?: Record<string, string>;
+  /** Variables the child must not inherit (e.g. `XDG_RUNTIME_DIR`). */
+  unset?: string[];
+  /** A compiled executable to run instead of `deno run -A <script>`. */
+  bin?: string;
+  /** The entry point, relative to the repository (default `main.ts`; tests stand-ins too). */
+  script?: string;
+}
+
 /** Runs `sd args…` (through `deno run -A main.ts`, or `bin`) in `cwd` with `stdin` text or none. */
-export async function sd(
-  cwd: string,
-  args: string[],
-  opts: { stdin?: string; env?: Record<string, string>; bin?: string } = {},
-): Promise<Result> {
+export async function sd(cwd: string, args: string[], opts: SdOptions = {}): Promise<Result> {
+  const env = childEnv(join(cwd, ".cache"), opts.env);
+  const inherited = Deno.env.toObject();
+  for (const name of opts.unset ?? []) {
+    delete inherited[name];
+    delete env[name];
+  }
   const cmd = new Deno.Command(opts.bin ?? Deno.execPath(), {
-    args: opts.bin ? args : ["run", "-A", MAIN, ...args],
+    args: opts.bin ? args : ["run", "-A", join(REPO, opts.script ?? "main.ts"), ...args],
     cwd,
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    env: childEnv(join(cwd, ".cache"), opts.env),
+    clearEnv: opts.unset !== undefined,
+    env: opts.unset !== undefined ? { ...inherited, ...env } : env,
   });
   const child = cmd.spawn();
   if (opts.stdin !== undefined) {

@@ -174,6 +174,26 @@ export interface FileJob {
   signal?: AbortSignal;
 }
 
+/** Tells `job`'s listener where the file stands. */
+export function reportProgress(
+  job: FileJob,
+  kind: FetchProgress["kind"],
+  bytesDone: number,
+  resumeFrom?: number,
+): void {
+  job.progress({
+    kind,
+    model: job.name,
+    dir: job.dir,
+    path: job.file.path,
+    bytesDone,
+    bytesTotal: job.file.bytes,
+    resumeFrom,
+    index: job.index,
+    count: job.count,
+  });
+}
+
 /** The error for a file whose size or sha256 differs from the lock (`where` says where it came from). */
 export function mismatch(
   job: FileJob,
@@ -208,17 +228,7 @@ export async function downloadFile(job: FileJob): Promise<void> {
     have = 0;
   }
   const report = (kind: FetchProgress["kind"], bytesDone: number, resumeFrom?: number) =>
-    job.progress({
-      kind,
-      model: job.name,
-      dir: job.dir,
-      path: file.path,
-      bytesDone,
-      bytesTotal: file.bytes,
-      resumeFrom,
-      index: job.index,
-      count: job.count,
-    });
+    reportProgress(job, kind, bytesDone, resumeFrom);
 
   for (let restart = 0; restart < 2; restart++) {
     const headers: Record<string, string> = { "accept-encoding": "identity" };

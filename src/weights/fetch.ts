@@ -28,6 +28,7 @@ import {
   type FileJob,
   mismatch,
   OfflineError,
+  reportProgress,
   Transient,
   WeightsError,
   writeAll,
@@ -273,16 +274,7 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
  */
 async function writeContent(job: FileJob, content: string): Promise<void> {
   const report = (kind: "start" | "done", bytesDone: number) =>
-    job.progress({
-      kind,
-      model: job.name,
-      dir: job.dir,
-      path: job.file.path,
-      bytesDone,
-      bytesTotal: job.file.bytes,
-      index: job.index,
-      count: job.count,
-    });
+    reportProgress(job, kind, bytesDone);
   report("start", 0);
   const part = job.dest + ".part";
   const out = await Deno.open(part, { write: true, create: true, truncate: true });
@@ -308,17 +300,7 @@ async function adoptExisting(job: FileJob): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
-  const report = (bytesDone: number) =>
-    job.progress({
-      kind: "hashing",
-      model: job.name,
-      dir: job.dir,
-      path: job.file.path,
-      bytesDone,
-      bytesTotal: job.file.bytes,
-      index: job.index,
-      count: job.count,
-    });
+  const report = (bytesDone: number) => reportProgress(job, "hashing", bytesDone);
   let got: VerifyResult;
   if (size !== job.file.bytes) {
     got = { ok: false, bytes: size, sha256: null };
