@@ -55,7 +55,7 @@ export const BAD_INPUTS: [string[], string][] = [
   [["a cat", "--lora", "no-such.safetensors:0.5"], "--lora no-such.safetensors: no such file"],
   [["a cat <lora:style:0.5>"], "no --lora-dir was given"],
   [["a cat <lora:style:0.5>", "--lora-dir", "."], "no style.safetensors in ."],
-  [["a cat <lora:style:strong>"], '"strong" is not a number'],
+  [["a cat <lora:style:strong>"], '"strong" is not a decimal number'],
   [[], "no prompt and no jobs on stdin"],
 ];
 
