@@ -63,7 +63,7 @@ for (const precision of ["f32", "f16"] as const) {
             width: c.width,
             height: c.height,
             scheduler: schedulerFromIdentifier(c.scheduler),
-            out: `${dir}/case-${i}.png`,
+            out: `case-${i}.png`,
           })
         ).join("\n") + "\n";
         const cmd = new Deno.Command(Deno.execPath(), {
@@ -77,6 +77,8 @@ for (const precision of ["f32", "f16"] as const) {
             "--precision",
             precision,
             "--quiet",
+            "-o",
+            dir,
           ],
           stdin: "piped",
           stdout: "piped",
