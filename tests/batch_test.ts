@@ -5,7 +5,14 @@
 
 import { assert, assertEquals } from "../src/std/assert.ts";
 import { parseCli } from "../src/cli/args.ts";
-import { type LineOptions, parseJobLine, readLines, staysInside } from "../src/cli/batch.ts";
+import {
+  type LineOptions,
+  parseJobLine,
+  readLines,
+  resolvesInside,
+  staysInside,
+} from "../src/cli/batch.ts";
+import { withTmp } from "./temp.ts";
 import { join } from "../src/std/path.ts";
 
 Deno.test("batch lines: plain prompts, JSON overrides, skips and errors with line numbers", () => {
@@ -168,6 +175,31 @@ Deno.test('batch lines: "out" stays inside the output folder unless --allow-any-
     job: { ...defaults, prompt: "x", out: "/tmp/abs.png", line: 3 },
   });
   assert(staysInside("a..b/c.png") && staysInside("...png") && staysInside("x"));
+});
+
+Deno.test({
+  name: 'batch lines: an "out" through a symbolic link out of the output folder is refused',
+  ignore: Deno.build.os === "windows",
+  fn: async () => {
+    await withTmp((dir) => {
+      const outDir = join(dir, "imgs"), elsewhere = join(dir, "elsewhere");
+      Deno.mkdirSync(join(outDir, "sub"), { recursive: true });
+      Deno.mkdirSync(elsewhere);
+      Deno.symlinkSync(elsewhere, join(outDir, "esc"));
+      Deno.symlinkSync(join(outDir, "sub"), join(outDir, "in"));
+      const defaults = parseCli(["x", "-o", outDir], { stdinIsTerminal: true }).job;
+      const out = (o: string, allowAnyOut = false) =>
+        parseJobLine(JSON.stringify({ prompt: "x", out: o }), 2, defaults, { outDir, allowAnyOut });
+      for (const bad of ["esc/x.png", "esc/new/deeper/x.png", "esc"]) {
+        const item = out(bad);
+        assert(item.kind === "error", `${bad} is refused`);
+        assert(item.message.includes("through a symbolic link"), item.message);
+      }
+      for (const ok of ["in/x.png", "new/x.png", "x.png"]) assertEquals(out(ok).kind, "job", ok);
+      assertEquals(out("esc/x.png", true).kind, "job", "--allow-any-out lifts it");
+      assert(resolvesInside(join(dir, "not-yet"), "esc/x.png"), "no folder yet: no links");
+    });
+  },
 });
 
 Deno.test("readLines: LF and CRLF, a last line without newline, split UTF-8", async () => {

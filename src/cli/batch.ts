@@ -31,7 +31,7 @@ import {
 } from "./args.ts";
 import { type LoraUse, parseLoraOption } from "./lora.ts";
 import { UsageError } from "../errors.ts";
-import { isAbsolute, join } from "../std/path.ts";
+import { dirname, isAbsolute, join, relative } from "../std/path.ts";
 
 /** Every key a batch line may hold. */
 const LINE_KEYS: readonly string[] = [...JOB_FIELDS, ...Object.keys(IMAGE_FIELDS)];
@@ -62,6 +62,28 @@ export interface LineOptions {
 export function staysInside(out: string): boolean {
   if (/^[\\/]/.test(out) || /^[A-Za-z]:/.test(out)) return false; // POSIX, UNC, Windows drive
   return !out.split(/[\\/]/).includes("..");
+}
+
+/**
+ * Whether `out` (which {@linkcode staysInside} passed) also stays inside `outDir` on disk: the
+ * nearest part of `outDir/out` that exists, with its symbolic links resolved, is `outDir` or in
+ * it. A folder that does not exist yet holds no links.
+ */
+export function resolvesInside(outDir: string, out: string): boolean {
+  let root: string;
+  try {
+    root = Deno.realPathSync(outDir);
+  } catch {
+    return true;
+  }
+  for (let p = join(outDir, out);; p = dirname(p)) {
+    try {
+      const rel = relative(root, Deno.realPathSync(p));
+      return rel === "" || (!isAbsolute(rel) && !rel.split(/[\\/]/).includes(".."));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound) || dirname(p) === p) return true;
+    }
+  }
 }
 
 /**
@@ -222,6 +244,13 @@ export function parseJobLine(
         `"out": ${
           JSON.stringify(excerpt(out))
         } leaves the output folder; give a path inside it (no "..", not absolute), or run sd with --allow-any-out`,
+      );
+    }
+    if (out !== undefined && !opts.allowAnyOut && !resolvesInside(opts.outDir ?? ".", out)) {
+      throw new UsageError(
+        `"out": ${
+          JSON.stringify(excerpt(out))
+        } leads out of the output folder through a symbolic link; give a path inside it, or run sd with --allow-any-out`,
       );
     }
     const path = (key: "init_image" | "mask") => {
