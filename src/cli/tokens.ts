@@ -9,6 +9,7 @@
 import { CHUNK_TOKENS } from "../prompt/chunks.ts";
 import { textChunks, type TextOptions } from "../prompt/encoder.ts";
 import type { ClipTokenizer } from "../tokenizer.ts";
+import { excerpt } from "./args.ts";
 
 /** The stdout JSON of `sd tokens` and a note for stderr (null for none). */
 export interface TokensOutput {
@@ -41,7 +42,7 @@ export function tokensOutput(
     json: JSON.stringify(ids),
     note:
       `sd: the prompt has ${n} tokens: these ids stop at ${CHUNK_TOKENS} (diffusers' truncation, dropping ${
-        JSON.stringify(dropped)
+        JSON.stringify(excerpt(dropped))
       }); sd encodes it all, in ${k} chunks (sd tokens --chunks shows them)`,
   };
 }
