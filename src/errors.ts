@@ -48,6 +48,18 @@ export function isDiskFull(e: unknown): boolean {
     (e instanceof Error && /\(os error 28\)|No space left on device/.test(e.message));
 }
 
+/** The disk (or quota) filled up while writing a file: what was written before stays. */
+export class DiskFullError extends UserError {
+  /**
+   * @param path the file being written @param cause the file system's error
+   * @param alternative what else to do besides freeing space (e.g. `choose another --out`)
+   */
+  constructor(path: string, cause: unknown, alternative = "run again") {
+    super(`disk full writing ${path}: free some space and ${alternative}`, { cause });
+    this.name = "DiskFullError";
+  }
+}
+
 /** Deno's file-system errors (`NotFound`, `PermissionDenied`, …): each names the path. */
 export function isFileSystemError(e: unknown): e is Error {
   return Object.values(Deno.errors).some((C) => e instanceof C);
@@ -60,11 +72,7 @@ export function isFileSystemError(e: unknown): e is Error {
  * @param doing what was done to the file, e.g. `cannot write`
  */
 export function fileError(e: unknown, doing: string, path: string): unknown {
-  if (isDiskFull(e)) {
-    return new UserError(`disk full: ${doing} ${path}; free some space and run again`, {
-      cause: e,
-    });
-  }
+  if (isDiskFull(e)) return new DiskFullError(path, e);
   if (!isFileSystemError(e)) return e;
   return new UserError(`${doing} ${path}: ${firstLine(e)}`, { cause: e });
 }

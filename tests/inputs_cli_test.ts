@@ -117,7 +117,7 @@ Deno.test({
       const r = await sd(dir, args, { script: "tests/disk_full_sd.ts", env: env(1) });
       assertEquals(r.code, 1, r.stderr);
       assertEquals(r.stdout, "one-5.png\n");
-      oneErrorLine(r, "disk full writing one-6.png: free some space or choose another --out");
+      oneErrorLine(r, "disk full writing one-6.png: free some space and choose another --out");
       assert(r.stderr.startsWith("sd: disk full writing "), r.stderr);
       assert(!r.stderr.includes("unexpected"), r.stderr);
       assertEquals(listDir(dir), ["one-5.png"]);

@@ -7,7 +7,6 @@ import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
 import { join } from "../src/std/path.ts";
 import {
   candidate,
-  DiskFullError,
   imageName,
   MAX_SLUG,
   MAX_SLUG_BYTES,
@@ -18,7 +17,7 @@ import {
   slugify,
   type WriteFile,
 } from "../src/cli/output.ts";
-import { fileError, isDiskFull, UserError } from "../src/errors.ts";
+import { DiskFullError, fileError, isDiskFull, UserError } from "../src/errors.ts";
 import { describeError, EXIT_FAILED, exitCodeOf } from "../src/cli/errors.ts";
 import { listDir, withTmp } from "./temp.ts";
 
@@ -109,7 +108,7 @@ Deno.test('SafeWriter: a full disk is a plain "disk full" UserError; no temporar
     assert(cached instanceof UserError, `${cached}`);
     assertEquals(
       cached.message,
-      "disk full: cannot write /cache/unet.part; free some space and run again",
+      "disk full writing /cache/unet.part: free some space and run again",
     );
 
     // Half the bytes reach the temporary file, then the disk is full.
@@ -127,7 +126,7 @@ Deno.test('SafeWriter: a full disk is a plain "disk full" UserError; no temporar
     }
     assert(e instanceof DiskFullError && e instanceof UserError, `${e}`);
     assertEquals(e.kind, "failed");
-    assertEquals(e.message, `disk full writing ${path}: free some space or choose another --out`);
+    assertEquals(e.message, `disk full writing ${path}: free some space and choose another --out`);
     assertEquals(exitCodeOf(e), EXIT_FAILED);
     assertEquals(describeError(e), `sd: ${e.message}`, "not reported as unexpected");
     assertEquals(listDir(dir), ["one-1.png"], "the image written before stays; no temporary file");

@@ -8,7 +8,7 @@
  */
 
 import { basename, dirname, extname, join } from "../std/path.ts";
-import { fileError, isDiskFull, UsageError, UserError } from "../errors.ts";
+import { DiskFullError, fileError, isDiskFull, UsageError } from "../errors.ts";
 
 /** Longest slug taken from a prompt, in characters. */
 export const MAX_SLUG = 40;
@@ -130,18 +130,6 @@ export function outFolder(target: OutTarget): string {
   return target.kind === "dir" ? target.path : dirname(target.path);
 }
 
-/** The disk filled up while writing an image: the batch stops (the images written stay). */
-export class DiskFullError extends UserError {
-  /**
-   * @param path the file being written @param cause the file system's error
-   * @param option where the user chose the place (default `--out`)
-   */
-  constructor(path: string, cause: unknown, option = "--out") {
-    super(`disk full writing ${path}: free some space or choose another ${option}`, { cause });
-    this.name = "DiskFullError";
-  }
-}
-
 /** How {@linkcode SafeWriter} writes a file's bytes (`Deno.writeFile`; tests inject failures). */
 export type WriteFile = (
   path: string,
@@ -188,7 +176,7 @@ export class SafeWriter {
         if (await this.#claim(tmp, name)) return name;
       }
     } catch (e) {
-      if (isDiskFull(e)) throw new DiskFullError(path, e);
+      if (isDiskFull(e)) throw new DiskFullError(path, e, "choose another --out");
       throw fileError(e, "cannot write", path);
     } finally {
       await Deno.remove(tmp).catch(() => {}); // gone already, or not ours to report

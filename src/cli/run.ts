@@ -28,20 +28,13 @@ import {
   resolveTokenizerDir,
   SYNTH_MODEL,
 } from "../weights/source.ts";
-import { fileError, isDiskFull, UsageError } from "../errors.ts";
+import { DiskFullError, fileError, isDiskFull, UsageError } from "../errors.ts";
 import type { FetchProgress } from "../weights/download.ts";
 import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
 import { type CliOptions, DEFAULTS, defaultStrength, HELP, parseCli, parseSize } from "./args.ts";
 import { type Job, parseJobLine, readLines } from "./batch.ts";
 import { describeError, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, exitCodeOf } from "./errors.ts";
-import {
-  DiskFullError,
-  outFolder,
-  type OutTarget,
-  plannedPath,
-  resolveOut,
-  SafeWriter,
-} from "./output.ts";
+import { outFolder, type OutTarget, plannedPath, resolveOut, SafeWriter } from "./output.ts";
 import { ensureRuntimeDir } from "./runtime_dir.ts";
 import { formatParameters } from "./parameters.ts";
 import { hasLoraTags, loraHashes, resolveJobLoras } from "./lora.ts";
@@ -431,7 +424,9 @@ async function reportProfile(s: Session, report: ProfileReport): Promise<void> {
     writeStderr(formatProfileTable(report) + "\n");
   } else if (req.file) {
     await Deno.writeTextFile(req.file, formatProfileJson(report) + "\n").catch((e) => {
-      if (isDiskFull(e)) throw new DiskFullError(req.file!, e, "--profile=json:FILE");
+      if (isDiskFull(e)) {
+        throw new DiskFullError(req.file!, e, "choose another --profile=json:FILE");
+      }
       throw fileError(e, "cannot write the profile to", req.file!);
     });
     writeStderr(`sd: profile written to ${req.file}\n`);
