@@ -355,6 +355,7 @@ async function runGenerate(s: Session): Promise<number> {
           // A model that cannot load, or a full disk, fails every line: stop the batch.
           if (e instanceof DiskFullError) throw e;
           if (state.loaded && !(await state.loaded.then(() => true, () => false))) throw e;
+          gpu.abandonRecorded(); // the failed job's half-recorded work must not run with the next
           progress.clear();
           writeStderr(describeError(e, `sd: line ${lines}: `) + "\n");
           failed = true;

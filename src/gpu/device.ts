@@ -597,6 +597,27 @@ export class Gpu {
     return r;
   }
 
+  /**
+   * Drops, unsubmitted, every command recorded since the last submit, and forgets commands
+   * finished but never handed to {@linkcode submitRecorded}: after a job failed halfway (a batch
+   * then goes on with its next job), whose half-recorded work would otherwise run with the next
+   * job's, on buffers the pool may have handed out again.
+   */
+  abandonRecorded(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+    this.#encoder?.finish();
+    this.#encoder = null;
+    for (const b of this.#staging) b.destroy();
+    this.#staging = [];
+    this.#uniformOffset = 0;
+    this.#dispatches = 0;
+    this.#held = 0;
+    this.profiler?.afterSubmit();
+  }
+
   /** Submits commands from {@linkcode finishCommands} (after their dispatches' uniforms). */
   submitRecorded(r: RecordedCommands): void {
     // queue.writeBuffer runs before the command buffer and after everything submitted earlier.
