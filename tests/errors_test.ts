@@ -45,6 +45,11 @@ Deno.test("every bad input of the CLI tests throws a UserError of kind usage", a
       ): [string[], string] => [args, args.length ? msg : "no prompt"]),
       [["tokens", "x", "--tokenizer", dir], "has no vocab.json and merges.txt"],
       [["fetch", "--weights", dir], "--weights names local files, which have nothing to fetch"],
+      [
+        ["fetch", "--tokenizer", dir],
+        "--tokenizer names a local folder, which has nothing to fetch",
+      ],
+      [["fetch", "--config", dir], "--config names a local folder, which has nothing to fetch"],
       [["fetch", "--model", "sd9"], 'unknown model "sd9"'],
       [["a cat", "--lock", join(dir, "no.lock")], "cannot read the weights lock"],
       [["a cat", "--config", dir, "--weights", join(dir, "x.safetensors")], "no unet/config.json"],

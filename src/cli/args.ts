@@ -607,6 +607,13 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
         `names local files, which have nothing to fetch: run sd --weights ${weights} "<prompt>"`,
     );
   }
+  if (command === "fetch" && (config !== null || str("tokenizer") !== undefined)) {
+    const opt = config !== null ? "--config" : "--tokenizer";
+    throw new UsageError(
+      `sd fetch downloads a model of the weights lock into the cache (--model NAME); ${opt} ` +
+        `names a local folder, which has nothing to fetch: give ${opt} when you generate`,
+    );
+  }
   if (model !== null && weights !== null) {
     throw new UsageError(
       "--model and --weights exclude each other; --weights names the model files itself",
