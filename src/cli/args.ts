@@ -601,18 +601,22 @@ export function parseCli(args: readonly string[], io: { stdinIsTerminal: boolean
   const model = str("model") ?? null;
   const weights = str("weights") ?? null;
   const config = str("config") ?? null;
-  if (command === "fetch" && weights !== null) {
-    throw new UsageError(
-      `sd fetch downloads a model of the weights lock into the cache (--model NAME); --weights ` +
-        `names local files, which have nothing to fetch: run sd --weights ${weights} "<prompt>"`,
-    );
-  }
-  if (command === "fetch" && (config !== null || str("tokenizer") !== undefined)) {
-    const opt = config !== null ? "--config" : "--tokenizer";
-    throw new UsageError(
-      `sd fetch downloads a model of the weights lock into the cache (--model NAME); ${opt} ` +
-        `names a local folder, which has nothing to fetch: give ${opt} when you generate`,
-    );
+  if (command === "fetch") {
+    // fetch fills the cache from the lock: options that name local files have nothing to fetch.
+    const folder = config !== null
+      ? "--config"
+      : str("tokenizer") !== undefined
+      ? "--tokenizer"
+      : null;
+    const why = weights !== null
+      ? `--weights names local files, which have nothing to fetch: run sd --weights ${weights} "<prompt>"`
+      : folder &&
+        `${folder} names a local folder, which has nothing to fetch: give ${folder} when you generate`;
+    if (why) {
+      throw new UsageError(
+        `sd fetch downloads a model of the weights lock into the cache (--model NAME); ${why}`,
+      );
+    }
   }
   if (model !== null && weights !== null) {
     throw new UsageError(
