@@ -87,6 +87,25 @@ export function resolvesInside(outDir: string, out: string): boolean {
 }
 
 /**
+ * Checks that a line's `out` stays inside `outDir`, by its text ({@linkcode staysInside}) and on
+ * disk ({@linkcode resolvesInside}).
+ *
+ * @throws {UsageError} naming the way out and `--allow-any-out`
+ */
+function checkOutInside(outDir: string, out: string): void {
+  const how = !staysInside(out)
+    ? 'leaves the output folder; give a path inside it (no "..", not absolute)'
+    : !resolvesInside(outDir, out)
+    ? "leads out of the output folder through a symbolic link; give a path inside it"
+    : null;
+  if (how) {
+    throw new UsageError(
+      `"out": ${JSON.stringify(excerpt(out))} ${how}, or run sd with --allow-any-out`,
+    );
+  }
+}
+
+/**
  * A batch line's JSON object with each field checked for its one JSON type: text fields are
  * strings; numeric fields are JSON numbers, handed on as written (their source text) so that
  * the option parsers read them with the flags' grammar, exactly (seeds up to 2^64−1 included).
@@ -239,20 +258,7 @@ export function parseJobLine(
     if (negative !== undefined) checkPromptLength(negative, '"negative"');
     const out = f.text("out");
     if (out === "") throw new Error(`"out" is empty; give a .png file or a directory`);
-    if (out !== undefined && !opts.allowAnyOut && !staysInside(out)) {
-      throw new UsageError(
-        `"out": ${
-          JSON.stringify(excerpt(out))
-        } leaves the output folder; give a path inside it (no "..", not absolute), or run sd with --allow-any-out`,
-      );
-    }
-    if (out !== undefined && !opts.allowAnyOut && !resolvesInside(opts.outDir ?? ".", out)) {
-      throw new UsageError(
-        `"out": ${
-          JSON.stringify(excerpt(out))
-        } leads out of the output folder through a symbolic link; give a path inside it, or run sd with --allow-any-out`,
-      );
-    }
+    if (out !== undefined && !opts.allowAnyOut) checkOutInside(opts.outDir ?? ".", out);
     const path = (key: "init_image" | "mask") => {
       const v = f.text(key);
       if (v === "") throw new Error(`"${key}" is empty; give a PNG or JPEG file`);
