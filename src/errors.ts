@@ -69,10 +69,13 @@ export function isFileSystemError(e: unknown): e is Error {
  * `e` as a {@linkcode UserError} naming `path` when it is a file-system error (a folder that is
  * not writable, a file that vanished); any other error unchanged.
  *
+ * A full disk is a {@linkcode DiskFullError}.
+ *
  * @param doing what was done to the file, e.g. `cannot write`
+ * @param alternative for a full disk, what else to do besides freeing space (default `run again`)
  */
-export function fileError(e: unknown, doing: string, path: string): unknown {
-  if (isDiskFull(e)) return new DiskFullError(path, e);
+export function fileError(e: unknown, doing: string, path: string, alternative?: string): unknown {
+  if (isDiskFull(e)) return new DiskFullError(path, e, alternative);
   if (!isFileSystemError(e)) return e;
   return new UserError(`${doing} ${path}: ${firstLine(e)}`, { cause: e });
 }

@@ -8,7 +8,7 @@
  */
 
 import { basename, dirname, extname, join } from "../std/path.ts";
-import { DiskFullError, fileError, isDiskFull, UsageError } from "../errors.ts";
+import { fileError, UsageError } from "../errors.ts";
 
 /** Longest slug taken from a prompt, in characters. */
 export const MAX_SLUG = 40;
@@ -176,8 +176,7 @@ export class SafeWriter {
         if (await this.#claim(tmp, name)) return name;
       }
     } catch (e) {
-      if (isDiskFull(e)) throw new DiskFullError(path, e, "choose another --out");
-      throw fileError(e, "cannot write", path);
+      throw fileError(e, "cannot write", path, "choose another --out");
     } finally {
       await Deno.remove(tmp).catch(() => {}); // gone already, or not ours to report
       this.#temporaries.delete(tmp);

@@ -28,7 +28,7 @@ import {
   resolveTokenizerDir,
   SYNTH_MODEL,
 } from "../weights/source.ts";
-import { DiskFullError, fileError, isDiskFull, UsageError } from "../errors.ts";
+import { DiskFullError, fileError, UsageError } from "../errors.ts";
 import type { FetchProgress } from "../weights/download.ts";
 import { DISPLAY_NAMES } from "../../scheduler/mod.ts";
 import { type CliOptions, DEFAULTS, defaultStrength, HELP, parseCli, parseSize } from "./args.ts";
@@ -425,10 +425,12 @@ async function reportProfile(s: Session, report: ProfileReport): Promise<void> {
     writeStderr(formatProfileTable(report) + "\n");
   } else if (req.file) {
     await Deno.writeTextFile(req.file, formatProfileJson(report) + "\n").catch((e) => {
-      if (isDiskFull(e)) {
-        throw new DiskFullError(req.file!, e, "choose another --profile=json:FILE");
-      }
-      throw fileError(e, "cannot write the profile to", req.file!);
+      throw fileError(
+        e,
+        "cannot write the profile to",
+        req.file!,
+        "choose another --profile=json:FILE",
+      );
     });
     writeStderr(`sd: profile written to ${req.file}\n`);
   } else {
