@@ -174,6 +174,16 @@ export interface FileJob {
   signal?: AbortSignal;
 }
 
+/**
+ * Moves `job`'s verified `<dest>.part` into place and stamps it with `sha256` (the stamp comes
+ * after the rename, see `cache.ts`); tells the listener it is done.
+ */
+export async function installPart(job: FileJob, sha256: string): Promise<void> {
+  await Deno.rename(job.dest + ".part", job.dest);
+  await markVerified(job.dest, sha256);
+  reportProgress(job, "done", job.file.bytes);
+}
+
 /** Tells `job`'s listener where the file stands. */
 export function reportProgress(
   job: FileJob,
@@ -360,9 +370,7 @@ export async function downloadFile(job: FileJob): Promise<void> {
       await removeIfExists(part);
       throw mismatch(job, { bytes: done, sha256: digest }, "downloaded from");
     }
-    await Deno.rename(part, job.dest);
-    await markVerified(job.dest, digest);
-    report("done", done);
+    await installPart(job, digest);
     return;
   }
   throw new Transient(

@@ -26,6 +26,7 @@ import {
   downloadFile,
   type FetchProgress,
   type FileJob,
+  installPart,
   mismatch,
   OfflineError,
   reportProgress,
@@ -273,20 +274,15 @@ export async function fetchModel(opts: FetchModelOptions): Promise<string> {
  * at `dest` is replaced. No network.
  */
 async function writeContent(job: FileJob, content: string): Promise<void> {
-  const report = (kind: "start" | "done", bytesDone: number) =>
-    reportProgress(job, kind, bytesDone);
-  report("start", 0);
-  const part = job.dest + ".part";
-  const out = await Deno.open(part, { write: true, create: true, truncate: true });
+  reportProgress(job, "start", 0);
+  const out = await Deno.open(job.dest + ".part", { write: true, create: true, truncate: true });
   try {
     await writeAll(out, contentBytes(content));
     await out.syncData();
   } finally {
     out.close();
   }
-  await Deno.rename(part, job.dest);
-  await markVerified(job.dest, job.file.sha256);
-  report("done", job.file.bytes);
+  await installPart(job, job.file.sha256);
 }
 
 /** A file already at its place without a stamp: hash once; stamp a match, delete a mismatch. */
