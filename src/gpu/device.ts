@@ -378,9 +378,12 @@ export class Gpu {
     throw new GpuLimitError(limitMessage(limit, max, bytes, what, this.hasF16, this.limitsMode));
   }
 
-  /** A new pool buffer of `size` bytes; its out-of-memory error surfaces at the next check. */
+  /**
+   * A new pool buffer of `size` bytes (within `maxBufferSize`: {@linkcode alloc} checked the
+   * request, and the pool clamps its size classes); its out-of-memory error surfaces at the next
+   * check.
+   */
   #createBuffer(size: number, label: string): GPUBuffer {
-    this.checkLimit("maxBufferSize", size, label);
     this.device.pushErrorScope("out-of-memory");
     const buf = this.device.createBuffer({
       label,
