@@ -269,6 +269,11 @@ for (const [i, c] of CONFIGS.entries()) {
   });
   console.error(`${c.name}: ${plain.totalMs.toFixed(0)} ms`);
 }
+console.error(
+  `slowest pipeline creations (ms): ${
+    gpu.compileTimes().slice(0, 12).map((k) => `${k.name} ${k.ms.toFixed(0)}`).join(", ")
+  }`,
+);
 
 const header = `sd bench — ${gpu.description}; Deno ${Deno.version.deno}; ${modelName}, ` +
   `${size}×${size}, ${steps} steps (PNDM, ${

@@ -17,8 +17,10 @@ Deno.test("profile report: shares, achieved rates, stage stats; a note without t
     images: 1,
     stages,
     generateMs: 400,
-    compileMs: 12,
-    pipelines: 2,
+    compiles: [
+      { name: "groupnorm_fused_f16", ms: 4 },
+      { name: "matmul_tiled_f16", ms: 8 },
+    ],
     loadMs: 100,
     peakBytes: 3 * 2 ** 30,
   };
@@ -44,9 +46,19 @@ Deno.test("profile report: shares, achieved rates, stage stats; a note without t
     maxMs: 110,
     ms: [100, 110, 90],
   });
+  assertEquals([r.compileMs, r.pipelines], [12, 2]);
+  assertEquals(r.slowestCompiles.map((c) => c.name), ["matmul_tiled_f16", "groupnorm_fused_f16"]);
   const table = formatProfileTable(r);
   for (
-    const s of ["matmul_tiled_f16", "75.0%", "10.00 TFLOP/s", "200.0 GB/s", "unet_step", "3.00 GiB"]
+    const s of [
+      "pipeline compile: 12.0 ms (2 pipelines; slowest: matmul_tiled_f16 8.00, groupnorm",
+      "matmul_tiled_f16",
+      "75.0%",
+      "10.00 TFLOP/s",
+      "200.0 GB/s",
+      "unet_step",
+      "3.00 GiB",
+    ]
   ) {
     assert(table.includes(s), `${s} in\n${table}`);
   }

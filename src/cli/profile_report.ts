@@ -86,6 +86,8 @@ export interface ProfileReport {
   compileMs: number;
   /** Number of distinct pipelines (kernel variants) created. */
   pipelines: number;
+  /** The slowest pipeline creations (at most {@linkcode SLOWEST_COMPILES}), slowest first. */
+  slowestCompiles: { name: string; ms: number }[];
   /** Wall time of loading the weights onto the GPU, ms. */
   loadMs: number;
   /** Highest GPU memory held in buffers, bytes. */
@@ -101,11 +103,14 @@ export interface ProfileInputs {
   kernels: KernelStat[];
   stages: StageLog;
   generateMs: number;
-  compileMs: number;
-  pipelines: number;
+  /** Every pipeline created, with its creation time (`Gpu.compileTimes()`). */
+  compiles: { name: string; ms: number }[];
   loadMs: number;
   peakBytes: number;
 }
+
+/** How many of the slowest pipeline creations the report lists. */
+export const SLOWEST_COMPILES = 5;
 
 /** Computes shares and achieved rates. */
 export function buildProfile(inp: ProfileInputs): ProfileReport {
@@ -125,8 +130,9 @@ export function buildProfile(inp: ProfileInputs): ProfileReport {
     gpuMs,
     stages: inp.stages.summary(),
     generateMs: inp.generateMs,
-    compileMs: inp.compileMs,
-    pipelines: inp.pipelines,
+    compileMs: inp.compiles.reduce((a, c) => a + c.ms, 0),
+    pipelines: inp.compiles.length,
+    slowestCompiles: [...inp.compiles].sort((a, b) => b.ms - a.ms).slice(0, SLOWEST_COMPILES),
     loadMs: inp.loadMs,
     peakBytes: inp.peakBytes,
   };
@@ -204,7 +210,12 @@ export function formatProfileTable(r: ProfileReport): string {
       ]),
     ),
   );
-  out.push(`pipeline compile: ${ms(r.compileMs)} ms (${r.pipelines} pipelines)`);
+  const slowest = r.slowestCompiles.map((c) => `${c.name} ${ms(c.ms)}`).join(", ");
+  out.push(
+    `pipeline compile: ${ms(r.compileMs)} ms (${r.pipelines} pipelines${
+      slowest ? `; slowest: ${slowest} ms` : ""
+    })`,
+  );
   out.push(`weight load:      ${ms(r.loadMs)} ms`);
   out.push(`generation:       ${ms(r.generateMs)} ms`);
   out.push(`peak GPU memory:  ${bytes(r.peakBytes)}`);

@@ -124,6 +124,8 @@ export interface Kernel {
   readonly layout: GPUBindGroupLayout;
   /** Bindings 1…n: read-only storage (true) or read-write storage (false). */
   readonly readOnly: readonly boolean[];
+  /** Wall time its creation took (WGSL expansion, shader module, pipeline), ms. */
+  readonly compileMs: number;
 }
 
 /** Commands finished by {@linkcode Gpu.finishCommands}, waiting for {@linkcode Gpu.submitRecorded}. */
@@ -344,8 +346,9 @@ export class Gpu {
         }
       }),
     );
-    this.#compileMs += performance.now() - t0;
-    const k: Kernel = { name, pipeline, layout, readOnly };
+    const compileMs = performance.now() - t0;
+    this.#compileMs += compileMs;
+    const k: Kernel = { name, pipeline, layout, readOnly, compileMs };
     this.#pipelines.set(name, k);
     return k;
   }
@@ -353,6 +356,13 @@ export class Gpu {
   /** Names of every kernel compiled so far. */
   kernelNames(): string[] {
     return [...this.#pipelines.keys()];
+  }
+
+  /** Every kernel compiled so far with its creation time, slowest first. */
+  compileTimes(): { name: string; ms: number }[] {
+    return [...this.#pipelines.values()]
+      .map((k) => ({ name: k.name, ms: k.compileMs }))
+      .sort((a, b) => b.ms - a.ms);
   }
 
   /**
