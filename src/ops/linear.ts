@@ -28,7 +28,9 @@ export interface MatmulVariant {
    * bounded by the chunk, not by K; the Winograd F(4×4) GEMM stays f32, see `winogradChunked` in
    * src/ops/conv2d.ts); `f16` — the tiled kernel accumulates in f16 all along K (packed half
    * arithmetic, rounding error growing with K; Winograd stays f32). f32 tensors always accumulate
-   * in f32.
+   * in f32. The f16 chunks are safe where one factor is a weight (|w| ≲ 1: products stay near the
+   * activation's size); a {@linkcode matmul} of two large activations (e.g. unscaled attention
+   * scores, |q·k| summed over 32 k) can overflow a chunk where f32 accumulation would not.
    */
   accumulate: "f32" | "chunked" | "f16";
   /**
