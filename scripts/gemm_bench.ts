@@ -7,8 +7,9 @@
  * TFLOP/s per kernel (Winograd: the direct convolution's FLOPs, "effective", and the GEMM's own).
  * Takes well under a minute on an H100.
  *
- * Usage: `deno run --allow-read --allow-env scripts/gemm_bench.ts [--reps 20] [--only TEXT]`
- * (`--only`: the cases whose name contains TEXT).
+ * Usage: `deno run --allow-read --allow-env scripts/gemm_bench.ts [--reps 20] [--only TEXT]
+ * [--chunk 32,16]` (`--only`: the cases whose name contains TEXT; `--chunk`: one chunked column per
+ * `MatmulVariant.chunkK`, default 32).
  *
  * @module
  */
@@ -21,9 +22,13 @@ import { geglu, linear, type MatmulVariant, setMatmulVariant } from "../src/ops/
 import { conv2d, releaseConv } from "../src/ops/conv2d.ts";
 import { setVariants } from "../src/ops/variants.ts";
 
-const { values } = parseArgs(Deno.args, { string: ["reps", "only"] });
+const { values } = parseArgs(Deno.args, { string: ["reps", "only", "chunk"] });
 const reps = Number(values.reps ?? 20);
 const only = values.only as string | undefined;
+const chunks = String(values.chunk ?? "32").split(",").map(Number) as MatmulVariant["chunkK"][];
+if (!chunks.every((c) => [4, 8, 16, 32].includes(c))) {
+  throw new UserError(`gemm_bench: --chunk ${values.chunk}: give sizes among 4, 8, 16, 32`);
+}
 
 const gpu = await Gpu.create({ profile: true });
 if (!gpu.profiler || !gpu.hasF16) {
@@ -111,7 +116,15 @@ const CASES: Case[] = [
   convCase("winograd F2 640ch 32×32", 640, 32, 2),
 ];
 
-const ACCUMULATIONS: MatmulVariant["accumulate"][] = ["f32", "chunked", "f16"];
+/** The columns: f32, chunked per `--chunk` size, f16 all along K. */
+const ACCUMULATIONS: { label: string; v: Partial<MatmulVariant> }[] = [
+  { label: "f32", v: { accumulate: "f32" } },
+  ...chunks.map((chunkK) => ({
+    label: chunks.length > 1 ? `chunked k${chunkK}` : "chunked",
+    v: { accumulate: "chunked" as const, chunkK },
+  })),
+  { label: "f16", v: { accumulate: "f16" } },
+];
 /** The kernels that count as the case's GEMM (not transforms, not the split-K reduce). */
 const isGemm = (name: string) => /^matmul_(tiled|gemv)|_gemm_/.test(name);
 
@@ -120,8 +133,8 @@ const t0 = performance.now();
 for (const c of CASES.filter((c) => !only || c.name.includes(only))) {
   const cells: string[] = [];
   let kernels = "";
-  for (const accumulate of ACCUMULATIONS) {
-    setMatmulVariant(gpu, { accumulate });
+  for (const { v } of ACCUMULATIONS) {
+    setMatmulVariant(gpu, { accumulate: "f32", chunkK: 32, ...v });
     const { call, done } = c.make();
     call().release(); // warm-up: compiles, and makes the Winograd filter
     await gpu.flush();
@@ -154,8 +167,8 @@ console.log(
 );
 console.log(
   `| case | ${
-    ACCUMULATIONS.map((a) => `${a} ms | ${a} TFLOP/s`).join(" | ")
-  } | kernels (f32 · chunked · f16) |`,
+    ACCUMULATIONS.map(({ label }) => `${label} ms | ${label} TFLOP/s`).join(" | ")
+  } | kernels (${ACCUMULATIONS.map(({ label }) => label).join(" · ")}) |`,
 );
 console.log(`|---|${ACCUMULATIONS.map(() => "---:|---:").join("|")}|---|`);
 for (const r of rows) console.log(`| ${r.join(" | ")} |`);

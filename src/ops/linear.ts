@@ -24,8 +24,8 @@ export interface MatmulVariant {
   /**
    * Accumulation of the tiled kernel and the Winograd F(2×2) GEMM for f16 tensors: `f32` (default,
    * safe for long sums); `chunked` — f16 workgroup tiles and f16 products summed in f16 over
-   * {@linkcode ACC16C_CHUNK_K} k-values at a time, each chunk added into f32 accumulators (error
-   * bounded by the chunk, not by K; the Winograd F(4×4) GEMM stays f32, see `winogradChunked` in
+   * `chunkK` k-values at a time, each chunk added into f32 accumulators (error bounded by the
+   * chunk, not by K; the Winograd F(4×4) GEMM stays f32, see `winogradChunked` in
    * src/ops/conv2d.ts); `f16` — the tiled kernel accumulates in f16 all along K (packed half
    * arithmetic, rounding error growing with K; Winograd stays f32). f32 tensors always accumulate
    * in f32. The f16 chunks are safe where one factor is a weight (|w| ≲ 1: products stay near the
@@ -51,6 +51,15 @@ export interface MatmulVariant {
    * shapes, no GEGLU).
    */
   splitK: "auto" | "off" | number;
+  /**
+   * k-values per f16 chunk of the tiled kernel under `accumulate: "chunked"` (default 32; a power
+   * of two from 4, capped at the tile's BK, which it then divides; the Winograd GEMM's chunk is
+   * its BK, 16). The f16 part of the rounding error grows with it (~√KC·2⁻¹¹ of a chunk's
+   * magnitude) and so does the worst-case chunk sum (KC products must stay under 65504); smaller
+   * chunks cost more f32 adds (TM·TN4 vec4 per chunk). The f16 partial accumulators take the same
+   * registers whatever the chunk is.
+   */
+  chunkK: 4 | 8 | 16 | 32;
 }
 
 const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
@@ -59,6 +68,7 @@ const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
   tile: "auto",
   smallM: "gemv",
   splitK: "auto",
+  chunkK: 32,
 };
 const chosen = new WeakMap<Gpu, MatmulVariant>();
 
@@ -174,15 +184,6 @@ function fitTile(gpu: Gpu, t: Tile, s: DType): Tile {
   return t;
 }
 
-/**
- * k-values per f16 chunk under `accumulate: "chunked"` (the kernel's KC; capped at the tile's BK,
- * which it divides: both are powers of two). The f16 part of the rounding error grows with it
- * (~√KC·2⁻¹¹ of a chunk's magnitude) and so does the worst-case chunk sum (KC products must stay
- * under 65504); smaller chunks cost more f32 adds (TM·TN4 vec4 per chunk). The f16 partial
- * accumulators take the same registers whatever KC is.
- */
-export const ACC16C_CHUNK_K = 32;
-
 /** Most rows of A the GEMV specialization takes (see `kernels/linear.wgsl`). */
 const GEMV_MAX_M = 8;
 
@@ -249,7 +250,7 @@ function run(pr: Problem): Tensor {
     pr.geglu ? "_geglu" : "",
   ].join("");
   const epilogue = epilogueDefines(pr, vec);
-  const kc = tile ? Math.min(tile.bk, ACC16C_CHUNK_K) : 0;
+  const kc = tile ? Math.min(tile.bk, cfg.chunkK) : 0;
   // Only the tiled kernel has workgroup tiles and accumulators of type S (GEMV and naive: f32).
   const accName = !tile
     ? ""
