@@ -505,6 +505,7 @@ Deno.test({
       { splitK: 3 },
       { splitK: "auto" },
       { splitK: "auto", accumulate: "chunked" },
+      { splitK: 3, accumulate: "chunked", chunkK: 8 }, // 4 chunks per BK = 32 tile
     ];
     await eachVariant(gpu, list, async (v) => {
       const label0 = `${v}/splitK ${matmulVariant(gpu).splitK}`;
@@ -554,6 +555,7 @@ Deno.test({
     if (gpu.hasF16) {
       const chunked = names.filter((n) => n.includes("_acc16c"));
       assert(chunked.some((n) => n.endsWith("_splitk")), `no chunked split-K kernel: ${names}`);
+      assert(chunked.some((n) => n.includes("_acc16c8_")), `no 8-k chunks: ${names}`);
     }
   },
 });
