@@ -33,10 +33,25 @@
 // averages weights (|U| ≤ 2.25·max|g|): as safe in f16 as the weights themselves. V (inputs
 // amplified up to 4×) and M (sums over C of products, up to 9× a direct conv's partial sums) are
 // kept in f32, so f16 activations that are large — the VAE decoder's — cannot overflow in the
-// transformed domain; all arithmetic is f32 and y is rounded to T once.
+// transformed domain; all arithmetic is f32 (the GEMM's products in f16 under ACC16C, below) and
+// y is rounded to T once.
+//
+// ACC16C (GEMM only, f16 models, label _acc16c; src/ops/conv2d.ts `winogradChunked` decides: the
+// F(2×2) GEMM under `accumulate: "chunked"`): As and Bs hold f16 — U as stored, V scaled by
+// V_SCALE = 1/4 (exact) so that it cannot overflow: F(2×2)'s Bᵀ rows have |entries| summing to 2,
+// so |V| ≤ 4·max|x| ≤ 4·65504, and |V|/4 fits f16 for any f16 input. Each step's BK = 16 products
+// are summed in f16 (h00, h01: mat4x4<f16>), then scaled back by 4 and added into the f32 block
+// (c00, c01): the f16 error is that of a 16-term sum whatever C is. Half the workgroup memory
+// (4 or 6 KiB instead of 8 or 12). F(4×4) keeps this GEMM in f32: its Bᵀ rows sum to 10, so V
+// reaches 100·|x| (10⁶ at |x| = 10⁴) and a scale that keeps that in range (1/128) would push
+// ordinary values into f16's subnormals.
+// ACC0 / ACC1 / RANK1 name what the inner loop sums into (c00 / c01 with rank1, or h00 / h01 with
+// rank1_f16), WS the workgroup-memory type. Measured error (f16 storage, rel L2 vs f64 at UNet
+// shapes; tests/conv2d_test.ts): F(2×2) f32 ≤ 3.5e-4, F(2×2) ACC16C ≤ 9.6e-4 at |x| ≈ 1 to 1e4
+// and ≤ 2.0e-3 at |x| ≈ 1e-2 (products in f16's subnormals), F(4×4) f32 ≤ 1.8e-3.
 //
 // Specializations (pipeline-cache key / profiler label):
-//   winograd_weight_transform_<T>, winograd_input_transform_<T>, winograd_gemm_<T>_64x<BN>,
+//   winograd_weight_transform_<T>, winograd_input_transform_<T>, winograd_gemm_<T>[_acc16c]_64x<BN>,
 //   winograd_output_transform_<T>[_bias][_residual][_silu]
 
 struct Params {
@@ -158,10 +173,35 @@ const BK = 16u;
 const AV = BM / 4u;  // vec4 per row of As
 const BV = BN / 4u;  // vec4 per row of Bs
 
-var<workgroup> As: array<vec4<f32>, BK * AV>;  // As[kk][o]
-var<workgroup> Bs: array<vec4<f32>, BK * BV>;  // Bs[kk][p]
+var<workgroup> As: array<vec4<${WS}>, BK * AV>;  // As[kk][o]
+var<workgroup> Bs: array<vec4<${WS}>, BK * BV>;  // Bs[kk][p]
 
 #include "rank1.wgsl"
+
+#if ACC16C
+const V_SCALE = 0.25;  // V in f16 workgroup memory is V · V_SCALE (see ACC16C above)
+
+// rank1 in f16: the chunk's products.
+fn rank1_f16(c: mat4x4<f16>, a: vec4<f16>, b: vec4<f16>) -> mat4x4<f16> {
+  return mat4x4<f16>(
+    fma(vec4<f16>(a.x), b, c[0]),
+    fma(vec4<f16>(a.y), b, c[1]),
+    fma(vec4<f16>(a.z), b, c[2]),
+    fma(vec4<f16>(a.w), b, c[3]),
+  );
+}
+
+// c + h / V_SCALE: a chunk's f16 sums into the f32 block.
+fn add_chunk(c: mat4x4<f32>, h: mat4x4<f16>) -> mat4x4<f32> {
+  let s = 1.0 / V_SCALE;
+  return mat4x4<f32>(
+    fma(vec4<f32>(h[0]), vec4<f32>(s), c[0]),
+    fma(vec4<f32>(h[1]), vec4<f32>(s), c[1]),
+    fma(vec4<f32>(h[2]), vec4<f32>(s), c[2]),
+    fma(vec4<f32>(h[3]), vec4<f32>(s), c[3]),
+  );
+}
+#endif
 
 // Stores the 4 × 4 block c: rows o … o + 3, tile columns as the vec4 at index col of M[ξ][o].
 fn store_block(c: mat4x4<f32>, row: u32, col: u32, ppv: u32) {
@@ -189,12 +229,20 @@ fn main(
   let vb = xi * p.Cp * ppv + n0 / 4u + (tid / BV) * ppv + tid % BV;  // V[ξ][kk][n0 + …]
   let vba = (256u / BV) * ppv;  // second load of a step: 256 vec4 further in Bs
 
-  var ra0: vec4<f32>;
-  var rb0: vec4<f32>;
+  var ra0: vec4<${WS}>;
+  var rb0: vec4<${WS}>;
   var c00: mat4x4<f32>;
 #if TN8
-  var rb1: vec4<f32>;
+  var rb1: vec4<${WS}>;
   var c01: mat4x4<f32>;
+#endif
+#if ACC16C
+  // One step's f16 sums, zeroed after each is added into c00 / c01 (declared here: a `var` in the
+  // loop body was not re-zeroed per iteration on llvmpipe through naga's SPIR-V).
+  var h00: mat4x4<f16>;
+#if TN8
+  var h01: mat4x4<f16>;
+#endif
 #endif
 
   let steps = p.Cp / BK;
@@ -211,22 +259,37 @@ fn main(
     if (t < steps) {
       let ka = t * BK * opv;
       let kb = t * BK * ppv;
-      ra0 = vec4<f32>(u[ub + ka]);
+      ra0 = vec4<${WS}>(u[ub + ka]);
+#if ACC16C
+      rb0 = vec4<f16>(v[vb + kb] * V_SCALE);
+#if TN8
+      rb1 = vec4<f16>(v[vb + kb + vba] * V_SCALE);
+#endif
+#else
       rb0 = v[vb + kb];
 #if TN8
       rb1 = v[vb + kb + vba];
+#endif
 #endif
     }
     if (t > 0u) {
       for (var kk = 0u; kk < BK; kk++) {
         let a0 = As[kk * AV + ty];
         let b0 = Bs[kk * BV + tx];
-        c00 = rank1(c00, a0, b0);
+        ${ACC0} = ${RANK1}(${ACC0}, a0, b0);
 #if TN8
         let b1 = Bs[kk * BV + tx + 16u];
-        c01 = rank1(c01, a0, b1);
+        ${ACC1} = ${RANK1}(${ACC1}, a0, b1);
 #endif
       }
+#if ACC16C
+      c00 = add_chunk(c00, h00);
+      h00 = mat4x4<f16>();
+#if TN8
+      c01 = add_chunk(c01, h01);
+      h01 = mat4x4<f16>();
+#endif
+#endif
     }
   }
 

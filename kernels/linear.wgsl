@@ -4,12 +4,24 @@
 // TRANS_B [batch_b, N, K] (torch Linear weight layout: rows of w along K); C [batch, M, N].
 // Batch items are p.batch_a / p.batch_b / p.batch_c elements apart (batch_b = 0 broadcasts B).
 //
-// Specializations (pipeline-cache key / profiler label matmul_<tiled|naive>_<T>[_acc16][_nt][_v4]
-// [_<BM>x<BN>x<BK>_<TM>x<TN>][_bias][_<act>][_res][_geglu], e.g.
+// Specializations (pipeline-cache key / profiler label matmul_<tiled|naive>_<T>[_acc16|_acc16c]
+// [_nt][_v4][_<BM>x<BN>x<BK>_<TM>x<TN>][_bias][_<act>][_res][_geglu], e.g.
 // matmul_tiled_f16_nt_v4_128x64x32_8x4_bias_res):
 //   T        storage type of A, B, C, bias and residual (f32 | f16).
-//   S        accumulator and workgroup-memory type: f32 (default), or f16 (name _acc16; packed
-//            half FMAs, ~1.3× faster on an H200, rounding error growing with K: opt-in only).
+//   S        workgroup-memory and product type: f32 (default) or f16 (_acc16, _acc16c).
+//   SA       accumulator type: f32 (default, and _acc16c), or f16 (_acc16: packed half FMAs all
+//            along K, ~1.3× faster on an H200, rounding error growing with K: opt-in only).
+//   ACC16C   (_acc16c, f16 storage) chunked f16 accumulation: S = f16, SA = f32. Each run of KC
+//            k-values (KC4 = KC / 4 steps of the inner loop; KC divides BK, KC = BK unless the
+//            name says _acc16c<KC>) is summed in f16 partial accumulators `part` (TM × TN4
+//            vec4<f16>, zeroed per chunk), which are then added into the f32 accumulators. The
+//            f16 error is that of a KC-term sum (~√KC·2⁻¹¹ of the chunk's magnitude, whatever K
+//            is) and a chunk overflows only if KC products of f16 inputs pass 65504; the running
+//            sum over K stays f32. Registers: TM·TN4 vec4<f32> + TM·TN4 vec4<f16> (8×8 tile: 64
+//            + 32 if the driver packs halves) plus the f16 prefetch and A fragments. ACC names
+//            the array the inner loop sums into: acc, or part under ACC16C. Measured error (f16
+//            storage, rel L2 vs f64 at UNet shapes, |x| to 1e4; tests/linear_test.ts): f32
+//            ≤ 2.2e-4, _acc16c ≤ 1.2e-3, _acc16 ≤ 5.4e-3 (K = 1280).
 //   BM, BN, BK, TM, TN4 (TN = 4·TN4): the tile, chosen per problem by src/ops/linear.ts.
 //   TRANS_B  B is [N, K] (torch Linear weight) instead of [K, N].
 //   VEC      K % 4 == 0 and N % 4 == 0: global memory is read and written as vec4 (8 or 16 bytes);
@@ -63,8 +75,9 @@
 // reading A and B straight from global memory (scalar loads, never VEC), f32 sums. The baseline
 // the tiled kernel is measured against.
 //
-// Precision: products accumulate in S (f32 unless ACC16); the epilogue (alpha, bias, activation,
-// residual) runs in f32 and rounds to T once, at the store.
+// Precision: products are formed in S and accumulate in SA (f32 unless _acc16; in f16 chunks of
+// KC k-values under _acc16c, see ACC16C); the epilogue (alpha, bias, activation, residual) runs
+// in f32 and rounds to T once, at the store.
 
 struct Params {
   M: u32,        // rows of A and C
@@ -298,6 +311,9 @@ const BN4 = BN / 4u;
 const A_LOADS = ${A_LOADS}u;  // vec4 of A each invocation moves per tile = BM·BK4 / THREADS
 const B_LOADS = ${B_LOADS}u;  // vec4 of B each invocation moves per tile = BK·BN4 / THREADS
 const BN_OUT = select(BN, BN / 2u, ${GEGLU_ON});
+#if ACC16C
+const KC4 = ${KC4}u;        // inner-loop steps (4 k each) per f16 chunk; divides BK4
+#endif
 
 var<workgroup> As: array<vec4<${S}>, BM * BK4>;
 var<workgroup> Bs: array<vec4<${S}>, BK * BN4>;
@@ -374,7 +390,7 @@ fn load_b(bb: u32, k: u32, n: u32) -> vec4<${S}> {
 
 #if !SPLIT_K
 // Epilogue of one accumulator vec4 (rows ≥ M and columns ≥ N are not stored).
-fn store4(cb: u32, m: u32, n: u32, h: vec4<${S}>, g: vec4<${S}>) {
+fn store4(cb: u32, m: u32, n: u32, h: vec4<${SA}>, g: vec4<${SA}>) {
   if (m < p.M && n < p.N) { finish(cb, m, n, vec4<f32>(h), vec4<f32>(g), 4u); }
 }
 #endif
@@ -401,7 +417,12 @@ fn main(
   let ab = bz * p.batch_a;
   let bb = bz * p.batch_b;
 
-  var acc: array<array<vec4<${S}>, TN4>, TM>;
+  var acc: array<array<vec4<${SA}>, TN4>, TM>;
+#if ACC16C
+  // The chunk's f16 sums, zeroed after each is added into acc (declared here: a `var` in the loop
+  // body was not re-zeroed per iteration on llvmpipe through naga's SPIR-V).
+  var part: array<array<vec4<f16>, TN4>, TM>;
+#endif
   var pa: array<vec4<${S}>, A_LOADS>;
   var pb: array<vec4<${S}>, B_LOADS>;
 
@@ -464,8 +485,14 @@ fn main(
       }
     }
 
-    // acc[i][j] += A[row i][k] · B[k][vec4 column j] for the tile's k, 4 at a time.
+    // acc[i][j] += A[row i][k] · B[k][vec4 column j] for the tile's k, 4 at a time (ACC16C: into
+    // part[i][j], KC k-values at a time, each chunk then added into acc in f32).
+#if ACC16C
+    for (var kc = 0u; kc < BK4; kc += KC4) {
+      for (var kk = kc; kk < kc + KC4; kk++) {
+#else
     for (var kk = 0u; kk < BK4; kk++) {
+#endif
       var a: array<vec4<${S}>, TM>;
       #unroll
       for (var i = 0u; i < ${TM}u; i++) {
@@ -478,11 +505,22 @@ fn main(
           let b = Bs[(4u * kk + e) * BN4 + lid.x + j * WX];
           #unroll
           for (var i = 0u; i < ${TM}u; i++) {
-            acc[i][j] = fma(vec4<${S}>(a[i][e]), b, acc[i][j]);
+            ${ACC}[i][j] = fma(vec4<${S}>(a[i][e]), b, ${ACC}[i][j]);
           }
         }
       }
     }
+#if ACC16C
+      #unroll
+      for (var i = 0u; i < ${TM}u; i++) {
+        #unroll
+        for (var j = 0u; j < ${TN4}u; j++) {
+          acc[i][j] += vec4<f32>(part[i][j]);
+          part[i][j] = vec4<f16>();
+        }
+      }
+    }
+#endif
   }
 
 #if SPLIT_K
@@ -511,7 +549,7 @@ fn main(
 #else
     #unroll
     for (var j = 0u; j < ${TN4}u; j++) {
-      store4(cb, m, n0 + 4u * (lid.x + j * WX), acc[i][j], vec4<${S}>());
+      store4(cb, m, n0 + 4u * (lid.x + j * WX), acc[i][j], vec4<${SA}>());
     }
 #endif
   }

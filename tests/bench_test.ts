@@ -7,7 +7,8 @@ import { fixture } from "./fixtures.ts";
 const ROOT = new URL("../", import.meta.url).pathname;
 
 Deno.test({
-  name: "bench: all eight configurations run on tiny-sd and report times and memory",
+  name:
+    "bench: all nine configurations run (the last, chunked f16 accumulation, opt-in) on tiny-sd and report times and memory",
   ignore: !hasGpu,
   async fn() {
     const r = await new Deno.Command(Deno.execPath(), {
@@ -28,7 +29,7 @@ Deno.test({
     }).output();
     assert(r.code === 0, new TextDecoder().decode(r.stderr));
     const out = JSON.parse(new TextDecoder().decode(r.stdout));
-    assert(out.rows.length === 8, `${out.rows.length} rows`);
+    assert(out.rows.length === 9, `${out.rows.length} rows`);
     for (const row of out.rows) {
       assert(row.totalMs > 0 && row.unetStepMs > 0 && row.vaeMs > 0, JSON.stringify(row));
       assert(row.peakGB > 0, "peak memory");

@@ -3,6 +3,7 @@ import type { DType, Gpu } from "../src/gpu/device.ts";
 import { Tensor } from "../src/gpu/tensor.ts";
 import { conv2d, prepareConv } from "../src/ops/conv2d.ts";
 import { setVariants, type Variants } from "../src/ops/variants.ts";
+import { matmulVariant, setMatmulVariant } from "../src/ops/linear.ts";
 import { defaultLimitsGpu, hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
 /** One convolution problem (torch.nn.Conv2d semantics). */
@@ -547,5 +548,122 @@ Deno.test({
       }
     }
     console.log(`  worst rel L2: f2 ${worst.f2.toExponential(2)}, f4 ${worst.f4.toExponential(2)}`);
+  },
+});
+
+Deno.test({
+  name:
+    "conv2d: Winograd F(2×2) GEMM with chunked f16 accumulation (acc16c): small shapes vs CPU, F(4×4) stays f32",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    if (!gpu.hasF16) return;
+    const saved = matmulVariant(gpu).accumulate;
+    setMatmulVariant(gpu, { accumulate: "chunked" });
+    try {
+      for (const { name: mode, v } of MODES.filter((m) => m.v.conv !== "direct")) {
+        setVariants(gpu, v);
+        let worst = 0;
+        for (const c of SMALL) worst = Math.max(worst, await checkFull(gpu, c, "f16", mode));
+        console.log(`  small shapes ${mode} f16 acc16c: worst rel L2 ${worst.toExponential(2)}`);
+      }
+      // x ∈ [2·10⁴, 3·10⁴) as in the large-activation test above: V reaches 1.2·10⁵, past f16,
+      // and stays finite in the chunked GEMM's f16 tiles only because they hold V / 4.
+      setVariants(gpu, { conv: "winograd", winograd: "f2" });
+      const c: Case = { name: "large", B: 1, C: 4, O: 4, H: 9, W: 9, k: 3, stride: 1, padding: 1 };
+      const d = makeData(c, "f16", 7);
+      d.x = roundTo("f16", d.x.map((v) => 2.5e4 + v * 5e3));
+      d.w = roundTo("f16", d.w.map((v) => v / 6));
+      const got = await runGpu(gpu, c, d, "f16");
+      const want = got.map((_, i) =>
+        refAt(c, d, 0, Math.floor(i / 81), Math.floor(i / 9) % 9, i % 9)
+      );
+      const e = relL2(got, want);
+      console.log(`  large f16 winograd f2 acc16c: rel L2 ${e.toExponential(2)}`);
+      assert(got.every(Number.isFinite) && e < TOL.f16, `large f16 f2 acc16c: rel L2 ${e}`);
+    } finally {
+      setMatmulVariant(gpu, { accumulate: saved });
+    }
+    const names = gpu.kernelNames();
+    assert(names.includes("winograd_gemm_f16_acc16c_64x64"), `kernels: ${names}`);
+    assert(!names.some((n) => n.startsWith("winograd4_gemm") && n.includes("acc16c")), `${names}`);
+  },
+});
+
+Deno.test({
+  name:
+    "conv2d: per-layer error study, f16 Winograd GEMM f32 vs chunked f16 (acc16c) vs f64 at SD shapes, |x| to 1e4",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    if (!gpu.hasF16) return;
+    // The UNet's 3×3 convolutions at each level (batch 1 at 64×64 and 32×32 for the software
+    // adapter's sake: the error of an output does not depend on the batch). F(2×2) with f32 and
+    // chunked accumulation; F(4×4) (f32, what `auto` runs at ≤ 640 channels) for comparison.
+    // Inputs |x| < 1e-2 (subnormal products in the chunked GEMM), 1 and 1e4 (near f16's range).
+    const same3x3 = (name: string, B: number, C: number, H: number, extra: Partial<Case> = {}) =>
+      ({ name, B, C, O: C, H, W: H, k: 3, stride: 1, padding: 1, ...extra }) as Case;
+    const layers: Case[] = [
+      same3x3("UNet 320->320 B1 64x64", 1, 320, 64),
+      same3x3("UNet 640->640 B1 32x32 residual", 1, 640, 32, { residual: true }),
+      same3x3("UNet 1280->1280 B2 16x16", 2, 1280, 16),
+      same3x3("UNet 1280->1280 B2 8x8 silu", 2, 1280, 8, { silu: true }),
+    ];
+    const runs = [
+      { label: "f2 f32", winograd: "f2", accumulate: "f32" },
+      { label: "f2 acc16c", winograd: "f2", accumulate: "chunked" },
+      { label: "f4 f32", winograd: "f4", accumulate: "f32" },
+    ] as const;
+    const saved = matmulVariant(gpu).accumulate;
+    const table = [
+      `| layer | |x| < | max |y| | ${runs.map((r) => `${r.label} rel L2 / max abs`).join(" | ")} |`,
+      `|---|---:|---:|${runs.map(() => "---:").join("|")}|`,
+    ];
+    const worst: Record<string, number> = {};
+    try {
+      for (const c of layers) {
+        for (const scale of [1e-2, 1, 1e4]) {
+          // x, bias and residual scaled together, so y scales with them (at 1e-2 many products
+          // of the chunked GEMM fall into f16's subnormals: V / 4 · U ≈ 1e-2 / 4 · 1e-2).
+          const d = makeData(c, "f16", 31);
+          d.x = roundTo("f16", d.x.map((v) => v * scale));
+          if (d.b) d.b = roundTo("f16", d.b.map((v) => v * scale));
+          if (d.r) d.r = roundTo("f16", d.r.map((v) => v * scale));
+          const { at, want } = sampleOutputs(c, d, 400, 77);
+          const cells: string[] = [];
+          const errs: Record<string, number> = {};
+          for (const r of runs) {
+            if (r.winograd === "f4" && c.C > 640) {
+              cells.push("–");
+              continue;
+            }
+            setVariants(gpu, { conv: "winograd", winograd: r.winograd });
+            setMatmulVariant(gpu, { accumulate: r.accumulate });
+            const got = await runGpu(gpu, c, d, "f16");
+            const g = Float32Array.from(at, (i) => got[i]);
+            const e = relL2(g, want);
+            errs[r.label] = e;
+            worst[r.label] = Math.max(worst[r.label] ?? 0, e);
+            cells.push(`${e.toExponential(2)} / ${maxAbs(g, want).toPrecision(3)}`);
+          }
+          const top = maxAbs(want, new Float32Array(want.length));
+          table.push(`| ${c.name} | ${scale} | ${top.toPrecision(3)} | ${cells.join(" | ")} |`);
+          const where = `${c.name} |x| < ${scale}`;
+          const chunked = errs["f2 acc16c"];
+          assert(
+            Number.isFinite(chunked) && chunked < 3e-3,
+            `${where}: f2 acc16c rel L2 ${chunked}`,
+          );
+        }
+      }
+    } finally {
+      setMatmulVariant(gpu, { accumulate: saved });
+    }
+    table.push(
+      `worst rel L2: ${
+        Object.entries(worst).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(", ")
+      }`,
+    );
+    console.log(table.join("\n"));
   },
 });

@@ -12,7 +12,7 @@ import {
   setMatmulVariant,
 } from "../src/ops/linear.ts";
 import { setVariants, variants } from "../src/ops/variants.ts";
-import { hasGpu, randomData, relL2, testGpu } from "./gpu.ts";
+import { hasGpu, maxAbs, randomData, relL2, testGpu } from "./gpu.ts";
 
 // ---- CPU references (float64 loops) ----
 
@@ -146,7 +146,7 @@ async function eachVariant(
       setMatmulVariant(gpu, { ...saved, ...v });
       await fn(
         `${v.kernel ?? saved.kernel}/${v.tile ?? saved.tile}` +
-          (v.accumulate === "f16" ? "/acc16" : ""),
+          (v.accumulate === "f16" ? "/acc16" : v.accumulate === "chunked" ? "/acc16c" : ""),
       );
     }
   } finally {
@@ -160,6 +160,7 @@ const SMALL_VARIANTS: Partial<MatmulVariant>[] = [
   { kernel: "tiled", tile: "128x128_8x8" },
   { kernel: "tiled", tile: "64x32_4x4" },
   { kernel: "tiled", tile: "auto", accumulate: "f16" }, // f16 tensors: f16 accumulators
+  { kernel: "tiled", tile: "128x128_8x8", accumulate: "chunked" }, // f16: per-32-k f16 sums
   { kernel: "naive" },
 ];
 
@@ -500,7 +501,13 @@ Deno.test({
     // 70×100→36: forced 3 slices become 2 of 64 (k_split is a multiple of BK = 32), the last
     // partial; 64×1024→64: auto splits (1 workgroup of 64×64) into 8 slices of 128.
     const shapes = [{ m: 70, k: 100, n: 36 }, { m: 64, k: 1024, n: 64 }];
-    await eachVariant(gpu, [{ splitK: 3 }, { splitK: "auto" }], async (v) => {
+    const list: Partial<MatmulVariant>[] = [
+      { splitK: 3 },
+      { splitK: "auto" },
+      { splitK: "auto", accumulate: "chunked" },
+      { splitK: 3, accumulate: "chunked", chunkK: 8 }, // 4 chunks per BK = 32 tile
+    ];
+    await eachVariant(gpu, list, async (v) => {
       const label0 = `${v}/splitK ${matmulVariant(gpu).splitK}`;
       for (const dtype of dtypes(gpu)) {
         for (const { m, k, n } of shapes) {
@@ -545,5 +552,166 @@ Deno.test({
       assert(names.some((n) => n.includes(k)), `no ${k} kernel ran: ${names.join(", ")}`);
     }
     assert(!names.some((n) => n.includes("gemv") && n.includes("splitk")), "GEMV never splits");
+    if (gpu.hasF16) {
+      const chunked = names.filter((n) => n.includes("_acc16c"));
+      assert(chunked.some((n) => n.endsWith("_splitk")), `no chunked split-K kernel: ${names}`);
+      assert(chunked.some((n) => n.includes("_acc16c8_")), `no 8-k chunks: ${names}`);
+    }
+  },
+});
+
+/** The accumulations under study, by the kernel-name part that marks them. */
+const ACCUMULATIONS = [
+  { label: "f32", accumulate: "f32" },
+  { label: "acc16c", accumulate: "chunked" },
+  { label: "acc16", accumulate: "f16" },
+] as const;
+
+Deno.test({
+  name:
+    "linear: per-layer error study, f16 storage, f32 vs chunked f16 (acc16c) vs f16 accumulation at SD shapes, |x| to 1e4",
+  ignore: !hasGpu,
+  async fn() {
+    const gpu = (await testGpu())!;
+    if (!gpu.hasF16) return;
+    // The UNet's GEMMs at their K (rows reduced: the error of an output depends on K, not M), each
+    // on the tile and split the UNet runs them with or a forced one so every code path is studied.
+    // Inputs x and residual scaled to |x| < 1, 1e2, 1e4 (real checkpoints' activations are larger
+    // than synthetic ones); weights ±1/√K like torch's init, bias ±0.1.
+    interface Layer {
+      name: string;
+      m: number;
+      k: number;
+      n: number;
+      v: Partial<MatmulVariant>;
+      residual?: boolean;
+      geglu?: boolean;
+      scales: number[];
+    }
+    const layers: Layer[] = [
+      {
+        name: "attn out [512,320]→320 +res (64x32_4x4)",
+        m: 512,
+        k: 320,
+        n: 320,
+        v: { tile: "auto", splitK: "off" },
+        residual: true,
+        scales: [1, 1e2, 1e4],
+      },
+      {
+        name: "FF out [256,1280]→320 (128x64_8x4)",
+        m: 256,
+        k: 1280,
+        n: 320,
+        v: { tile: "128x64_8x4", splitK: "off" },
+        scales: [1, 1e2, 1e4],
+      },
+      {
+        name: "GEGLU proj [256,320]→2560 (128x64_8x8)",
+        m: 256,
+        k: 320,
+        n: 2560,
+        v: { tile: "128x64_8x8", splitK: "off" },
+        scales: [1, 1e2, 1e4],
+      },
+      // h·GELU(g) at |x| ~ 1e4 is ~1e7: past f16 in every variant, so studied up to 1e2 (the
+      // projection above carries the large inputs through the same tile).
+      {
+        name: "GEGLU fused [256,320]→1280 (128x64_8x8)",
+        m: 256,
+        k: 320,
+        n: 1280,
+        v: { tile: "128x64_8x8", splitK: "off" },
+        geglu: true,
+        scales: [1, 1e2],
+      },
+      {
+        name: "FF out [128,5120]→1280 +res (split-K auto)",
+        m: 128,
+        k: 5120,
+        n: 1280,
+        v: { tile: "auto", splitK: "auto" },
+        residual: true,
+        scales: [1, 1e2, 1e4],
+      },
+    ];
+    const saved = { ...matmulVariant(gpu) };
+    const table = [
+      "| layer | |x| < | max |y| | f32 rel L2 / max abs | acc16c rel L2 / max abs | acc16 rel L2 / max abs |",
+      "|---|---:|---:|---:|---:|---:|",
+    ];
+    const worst = { f32: 0, acc16c: 0, acc16: 0 };
+    try {
+      for (const L of layers) {
+        for (const scale of L.scales) {
+          const cols = L.geglu ? 2 * L.n : L.n;
+          const x = stored(randomData(L.m * L.k, 81, scale), "f16");
+          const w = stored(randomData(cols * L.k, 82, 1 / Math.sqrt(L.k)), "f16");
+          const b = stored(randomData(cols, 83, 0.1), "f16");
+          const r = L.residual ? stored(randomData(L.m * L.n, 84, scale), "f16") : undefined;
+          const p: RefProblem = {
+            a: x,
+            b: w,
+            batch: 1,
+            m: L.m,
+            n: L.n,
+            k: L.k,
+            bBatched: false,
+            transB: true,
+            bias: b,
+            residual: r,
+          };
+          const q = { ...p, n: cols };
+          const at = L.geglu
+            ? (_z: number, i: number, j: number) =>
+              refAt(q, 0, i, j) * ACT.gelu(refAt(q, 0, i, L.n + j))
+            : (z: number, i: number, j: number) => refAt(p, z, i, j);
+          const idx = randomData(1000, 85, 0.5).map((u) => Math.floor((u + 0.5) * L.m * L.n));
+          const want = Float64Array.from(idx, (f) => at(0, Math.floor(f / L.n), f % L.n));
+          const cells: string[] = [];
+          const errs: Record<string, number> = {};
+          for (const { label, accumulate } of ACCUMULATIONS) {
+            setMatmulVariant(gpu, { ...saved, ...L.v, accumulate });
+            const tx = Tensor.from(gpu, x, [L.m, L.k], "f16");
+            const tw = Tensor.from(gpu, w, [cols, L.k], "f16");
+            const tb = Tensor.from(gpu, b, [cols], "f16");
+            const tr = r ? Tensor.from(gpu, r, [L.m, L.n], "f16") : undefined;
+            const y = L.geglu ? geglu(tx, tw, tb) : linear(tx, tw, tb, { residual: tr });
+            const got = await y.read();
+            for (const t of [tx, tw, tb, tr, y]) t?.release();
+            const g = Float64Array.from(idx, (f) => got[f]);
+            const e = relL2(g, want);
+            errs[label] = e;
+            worst[label] = Math.max(worst[label], e);
+            cells.push(`${e.toExponential(2)} / ${maxAbs(g, want).toPrecision(3)}`);
+          }
+          const top = maxAbs(want, new Float64Array(want.length));
+          table.push(`| ${L.name} | ${scale} | ${top.toPrecision(3)} | ${cells.join(" | ")} |`);
+          // f32 accumulation: the f16 storage's rounding of y (≤ 2⁻¹¹ relative) and little else.
+          const where = `${L.name} |x| < ${scale}`;
+          assert(Number.isFinite(errs.f32) && errs.f32 < 1e-3, `${where}: f32 rel L2 ${errs.f32}`);
+          // Chunked: bounded by the 32-term f16 sums, whatever K is — and no overflow at 1e4.
+          assert(
+            Number.isFinite(errs.acc16c) && errs.acc16c < 2e-3,
+            `${where}: acc16c rel L2 ${errs.acc16c}`,
+          );
+          assert(errs.acc16c < errs.acc16, `${where}: chunks no better than f16 all along K`);
+        }
+      }
+    } finally {
+      setMatmulVariant(gpu, saved);
+    }
+    const names = gpu.kernelNames().filter((n) => n.includes("_acc16c"));
+    for (
+      const part of ["_128x64x32_8x4", "_128x64x32_8x8_bias_geglu", "_splitk", "_64x32x32_4x4"]
+    ) {
+      assert(names.some((n) => n.includes(part)), `no acc16c kernel with ${part}: ${names}`);
+    }
+    table.push(
+      `worst rel L2: f32 ${worst.f32.toExponential(2)}, acc16c ${
+        worst.acc16c.toExponential(2)
+      }, acc16 ${worst.acc16.toExponential(2)}`,
+    );
+    console.log(table.join("\n"));
   },
 });

@@ -12,7 +12,7 @@
 import { bytesOf, type DType, type Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
 import { kernelSource, specialize, Uniforms } from "../gpu/wgsl.ts";
-import { channelProjection } from "./linear.ts";
+import { channelProjection, matmulVariant } from "./linear.ts";
 import { grid1d } from "../gpu/grid.ts";
 import { variants } from "./variants.ts";
 
@@ -42,7 +42,8 @@ function outSize(size: number, k: number, padBefore: number, padAfter: number, s
  * 3×3 stride-1 convolutions with symmetric padding 1 use Winograd F(2×2, 3×3) unless
  * `variants(gpu).conv === "direct"` (the transformed weight is made by {@linkcode prepareConv} on
  * first use); with `"auto"` the rest run as a GEMM on the tiled matmul, else on the direct
- * implicit-GEMM kernel. Accumulation is f32.
+ * implicit-GEMM kernel. Accumulation is f32 (the Winograd F(2×2) GEMM sums each step of 16
+ * channels in f16 under `matmulVariant(gpu).accumulate === "chunked"`: {@linkcode winogradChunked}).
  *
  * @example
  * ```ts
@@ -114,6 +115,17 @@ export function winogradTile(w: Tensor): 2 | 4 {
   if (v === "f4") return 4;
   const [O, C] = w.shape;
   return O <= WINO4_MAX_CHANNELS && C <= WINO4_MAX_CHANNELS ? 4 : 2;
+}
+
+/**
+ * Whether the Winograd GEMM of a convolution with `tile` runs with chunked f16 accumulation
+ * (`kernels/conv2d_winograd.wgsl`'s ACC16C): for f16 models under `matmulVariant(gpu).accumulate
+ * === "chunked"`, and only for F(2×2). F(2×2)'s transformed inputs are at most 4× the inputs and
+ * fit f16 scaled by 1/4 whatever the input; F(4×4)'s reach 100× (10⁶ at |x| = 10⁴, past f16's
+ * 65504), so its GEMM stays f32 (the per-layer error study is in tests/conv2d_test.ts).
+ */
+export function winogradChunked(gpu: Gpu, tile: 2 | 4, dtype: DType): boolean {
+  return dtype === "f16" && tile === 2 && matmulVariant(gpu).accumulate === "chunked";
 }
 
 /** Bytes of the Winograd transform `[ξ, Cp, Op]` of a 3×3 weight `[O, C, 3, 3]` for `tile`. */
@@ -418,14 +430,20 @@ function runWinograd(x: Tensor, w: Tensor, g: Geometry, epi: Epilogue): Tensor {
     () => specialize(src, { T, INPUT_TRANSFORM: true }),
   );
   // The GEMM is conv2d_winograd.wgsl's for both tiles (grid z = ξ); own labels for the profile.
+  const chunked = winogradChunked(gpu, tile, T);
   const kGemm = gpu.kernel(
-    `${prefix}_gemm_${T}_${BM}x${BN}`,
+    `${prefix}_gemm_${T}${chunked ? "_acc16c" : ""}_${BM}x${BN}`,
     () =>
       specialize(kernelSource(WINO[2].file), {
         T,
         GEMM: true,
         TN: BN / 16,
         TN8: BN === 128,
+        ACC16C: chunked,
+        WS: chunked ? "f16" : "f32",
+        ACC0: chunked ? "h00" : "c00",
+        ACC1: chunked ? "h01" : "c01",
+        RANK1: chunked ? "rank1_f16" : "rank1",
       }),
   );
   const outName = `${prefix}_output_transform_${T}${epilogueSuffix(epi)}`;

@@ -22,11 +22,17 @@ export interface MatmulVariant {
   /** `tiled`: register-blocked workgroup tiles (default); `naive`: one invocation per output. */
   kernel: "tiled" | "naive";
   /**
-   * Accumulator type of the tiled kernel for f16 tensors: `f32` (default, safe for long sums) or
-   * `f16` (packed half arithmetic, faster, rounding error growing with K). f32 tensors always
-   * accumulate in f32.
+   * Accumulation of the tiled kernel and the Winograd F(2×2) GEMM for f16 tensors: `f32` (default,
+   * safe for long sums); `chunked` — f16 workgroup tiles and f16 products summed in f16 over
+   * `chunkK` k-values at a time, each chunk added into f32 accumulators (error bounded by the
+   * chunk, not by K; the Winograd F(4×4) GEMM stays f32, see `winogradChunked` in
+   * src/ops/conv2d.ts); `f16` — the tiled kernel accumulates in f16 all along K (packed half
+   * arithmetic, rounding error growing with K; Winograd stays f32). f32 tensors always accumulate
+   * in f32. The f16 chunks are safe where one factor is a weight (|w| ≲ 1: products stay near the
+   * activation's size); a {@linkcode matmul} of two large activations (e.g. unscaled attention
+   * scores, |q·k| summed over 32 k) can overflow a chunk where f32 accumulation would not.
    */
-  accumulate: "f32" | "f16";
+  accumulate: "f32" | "chunked" | "f16";
   /**
    * Workgroup tile (rows × accumulator columns): `auto` picks by problem size; a name forces that
    * tile where it applies (GEGLU needs 8 columns per invocation: `128x128` or `64x128`).
@@ -45,6 +51,15 @@ export interface MatmulVariant {
    * shapes, no GEGLU).
    */
   splitK: "auto" | "off" | number;
+  /**
+   * k-values per f16 chunk of the tiled kernel under `accumulate: "chunked"` (default 32; a power
+   * of two from 4, capped at the tile's BK, which it then divides; the Winograd GEMM's chunk is
+   * its BK, 16). The f16 part of the rounding error grows with it (~√KC·2⁻¹¹ of a chunk's
+   * magnitude) and so does the worst-case chunk sum (KC products must stay under 65504); smaller
+   * chunks cost more f32 adds (TM·TN4 vec4 per chunk). The f16 partial accumulators take the same
+   * registers whatever the chunk is.
+   */
+  chunkK: 4 | 8 | 16 | 32;
 }
 
 const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
@@ -53,6 +68,7 @@ const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
   tile: "auto",
   smallM: "gemv",
   splitK: "auto",
+  chunkK: 32,
 };
 const chosen = new WeakMap<Gpu, MatmulVariant>();
 
@@ -211,7 +227,10 @@ function run(pr: Problem): Tensor {
   const dtype = pr.a.dtype;
   const cfg = matmulVariant(gpu);
   const naive = cfg.kernel === "naive";
-  const s: DType = dtype === "f16" && cfg.accumulate === "f16" ? "f16" : "f32";
+  // s: workgroup memory and products; acc: accumulators (f32 under "chunked": see ACC16C).
+  const s: DType = dtype === "f16" && cfg.accumulate !== "f32" ? "f16" : "f32";
+  const acc: DType = dtype === "f16" && cfg.accumulate === "f16" ? "f16" : "f32";
+  const chunked = s === "f16" && acc === "f32";
   const vec = !naive && pr.k % 4 === 0 && pr.n % 4 === 0;
   // Few rows (time-embedding projections, M = batch): one workgroup per 8 columns instead of tiles.
   const gemv = !naive && vec && cfg.tile === "auto" && cfg.smallM === "gemv" && pr.transB &&
@@ -231,14 +250,27 @@ function run(pr: Problem): Tensor {
     pr.geglu ? "_geglu" : "",
   ].join("");
   const epilogue = epilogueDefines(pr, vec);
+  const kc = tile ? Math.min(tile.bk, cfg.chunkK) : 0;
+  // Only the tiled kernel has workgroup tiles and accumulators of type S (GEMV and naive: f32).
+  const accName = !tile
+    ? ""
+    : chunked
+    ? "_acc16c" + (kc === tile.bk ? "" : kc)
+    : s !== "f32"
+    ? "_acc16"
+    : "";
   const name = "matmul_" + (naive ? "naive" : gemv ? "gemv" : "tiled") + `_${dtype}` +
-    (s !== "f32" ? "_acc16" : "") + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
+    accName + (pr.transB ? "_nt" : "") + (vec ? "_v4" : "") +
     (tile ? `_${tile.bm}x${tile.bn}x${tile.bk}_${tile.tm}x${4 * tile.tn4}` : "") +
     (split ? "_splitk" : fusion);
   const kernel = gpu.kernel(name, () =>
     specialize(kernelSource("linear.wgsl"), {
       T: dtype,
       S: s,
+      SA: acc,
+      ACC16C: chunked,
+      ACC: chunked ? "part" : "acc",
+      KC4: kc / 4,
       NAIVE: naive,
       GEMV: gemv,
       SPLIT_K: split,
