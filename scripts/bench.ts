@@ -75,8 +75,8 @@ const STEPS: { name: string; variants?: Partial<Variants>; matmul?: Partial<Matm
     name: "+ Winograd F(4×4,3×3) for ≤ 640 channels (auto)",
     variants: { winograd: "auto" },
   },
-  // Opt-in until measured on the GPU machine (the default accumulates in f32): the tiled matmul
-  // and the Winograd F(2×2) GEMM sum 32 (16) k-values at a time in f16, each chunk into f32.
+  // The tiled matmul and the Winograd F(2×2) GEMM sum 32 (16) k-values at a time in f16, each
+  // chunk into f32 (the rows above accumulate in f32 all along).
   {
     name: "+ f16 chunked accumulation (GEMMs)",
     matmul: { accumulate: "chunked" },
@@ -84,7 +84,10 @@ const STEPS: { name: string; variants?: Partial<Variants>; matmul?: Partial<Matm
 ];
 const CONFIGS: { name: string; variants: Variants; matmul: Partial<MatmulVariant> }[] = [];
 for (const step of STEPS) {
-  const prev = CONFIGS.at(-1) ?? { variants: NAIVE, matmul: { smallM: "tiled", splitK: "off" } };
+  const prev = CONFIGS.at(-1) ?? {
+    variants: NAIVE,
+    matmul: { accumulate: "f32", smallM: "tiled", splitK: "off" },
+  };
   CONFIGS.push({
     name: step.name,
     variants: { ...prev.variants, ...step.variants },

@@ -22,11 +22,14 @@ export interface MatmulVariant {
   /** `tiled`: register-blocked workgroup tiles (default); `naive`: one invocation per output. */
   kernel: "tiled" | "naive";
   /**
-   * Accumulation of the tiled kernel and the Winograd F(2×2) GEMM for f16 tensors: `f32` (default,
-   * safe for long sums); `chunked` — f16 workgroup tiles and f16 products summed in f16 over
-   * `chunkK` k-values at a time, each chunk added into f32 accumulators (error bounded by the
-   * chunk, not by K; the Winograd F(4×4) GEMM stays f32, see `winogradChunked` in
-   * src/ops/conv2d.ts); `f16` — the tiled kernel accumulates in f16 all along K (packed half
+   * Accumulation of the tiled kernel and the Winograd F(2×2) GEMM for f16 tensors: `chunked`
+   * (default) — f16 workgroup tiles and f16 products summed in f16 over `chunkK` k-values at a
+   * time, each chunk added into f32 accumulators (error bounded by the chunk, not by K; the
+   * Winograd F(4×4) GEMM stays f32, see `winogradChunked` in src/ops/conv2d.ts): on an H100 the
+   * UNet step went from 55.8 to 48.8 ms (bench rows 7 and 8, 2026-12-05), at a per-layer rel L2
+   * of ≤ 1.2e-3 against f64 where f32 accumulation gives ≤ 2.2e-4 (tests/linear_test.ts,
+   * tests/conv2d_test.ts; F(4×4) in f32, already the default, gives ≤ 1.8e-3); `f32` — f32 tiles
+   * and accumulators (the twin the chunks are measured against, safe for any sum); `f16` — the tiled kernel accumulates in f16 all along K (packed half
    * arithmetic, rounding error growing with K; Winograd stays f32). f32 tensors always accumulate
    * in f32. The f16 chunks are safe where one factor is a weight (|w| ≲ 1: products stay near the
    * activation's size); a {@linkcode matmul} of two large activations (e.g. unscaled attention
@@ -64,7 +67,7 @@ export interface MatmulVariant {
 
 const DEFAULT_VARIANT: Readonly<MatmulVariant> = {
   kernel: "tiled",
-  accumulate: "f32",
+  accumulate: "chunked",
   tile: "auto",
   smallM: "gemv",
   splitK: "auto",
