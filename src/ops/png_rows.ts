@@ -25,8 +25,10 @@ export interface PngScanlines {
 const NONE = 0xffffffff;
 
 function pngRowsKernel(gpu: Gpu, t: string) {
-  return gpu.kernel(`png_rows_${t}`, () =>
-    specialize(kernelSource("png_rows.wgsl"), { F16: t === "f16" }));
+  return gpu.kernel(
+    `png_rows_${t}`,
+    () => specialize(kernelSource("png_rows.wgsl"), { F16: t === "f16" }),
+  );
 }
 
 /**
