@@ -12,6 +12,13 @@
  * neither finds anything). `level` set explicitly gives filter 0 with zlib's default strategy. Text
  * chunks come right after IHDR: `tEXt` when the text is Latin-1, else `iTXt` (UTF-8), as PIL does.
  *
+ * The CLI gets its scanlines (filter byte + Sub-filtered row) ready from the GPU
+ * (src/ops/png_rows.ts) and only deflates them here ({@linkcode encodeScanlines}); the filter
+ * choice stays in this module ({@linkcode SCANLINE_FILTER}), with {@linkcode pixelScanlines} the
+ * CPU path that makes the same bytes from floats. zlib runs synchronously: Deno's
+ * `node:zlib` `deflate()` measured no faster and no more parallel than `deflateSync` (it runs on
+ * the main thread, which a GPU wait blocks), so an async encode would not overlap the next image.
+ *
  * @module
  */
 
@@ -21,7 +28,10 @@ import { constants, crc32, deflateSync } from "node:zlib";
 export interface PngOptions {
   /** Text chunks, keyword → text (keywords: 1–79 Latin-1 characters). */
   text?: Record<string, string>;
-  /** zlib level 0–9 with filter 0 (default: filter 1 (Sub), run-length strategy, level 1). */
+  /**
+   * zlib level 0–9 (default: level 1, run-length strategy). In {@linkcode encodePng} a level
+   * also means filter 0 (default: filter 1, Sub); {@linkcode encodeScanlines} keeps the rows' own.
+   */
   level?: number;
 }
 
