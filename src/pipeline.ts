@@ -1,7 +1,8 @@
 /**
  * The text-to-image pipeline: tokens → text states [uncond, cond] → seeded latents → scheduler
  * loop with classifier-free guidance → VAE decode → RGB in [0, 1], as diffusers'
- * `StableDiffusionPipeline` does it; the text stage reads prompts as A1111 does (emphasis, long
+ * `StableDiffusionPipeline` does it (or, for the CLI, the PNG's scanlines made on the GPU:
+ * `generateScanlines`); the text stage reads prompts as A1111 does (emphasis, long
  * prompts, clip skip: `src/prompt/encoder.ts`).
  *
  * Precision: the UNet and the text encoder run in the chosen precision (f16 where the adapter has
