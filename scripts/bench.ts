@@ -31,7 +31,7 @@ import { type DType, Gpu } from "../src/gpu/device.ts";
 import { type MatmulVariant, setMatmulVariant } from "../src/ops/linear.ts";
 import { NAIVE, OPTIMIZED, setVariants, type Variants } from "../src/ops/variants.ts";
 import { StableDiffusion } from "../src/pipeline.ts";
-import { encodePng, toRgb8 } from "../src/png.ts";
+import { encodeScanlines } from "../src/png.ts";
 import {
   defaultPrecision,
   type ResolvedModel,
@@ -161,12 +161,12 @@ async function runOnce(
 ): Promise<{ totalMs: number; pngMs: number }> {
   sd.releaseTextStates(); // the whole job, text encoder included
   const t = performance.now();
-  const out = await sd.generate(params, {
+  const out = await sd.generateScanlines(params, {
     ...(stages ? { onStage: (s, ms) => (stages[s] ??= []).push(ms), syncSteps: stepwise } : {}),
     ...(progress ? { onStep: () => {} } : {}),
   });
   const tp = performance.now();
-  encodePng(toRgb8(out.pixels), out.width, out.height, { text: { parameters: "bench" } });
+  encodeScanlines(out.scanlines, out.width, out.height, { text: { parameters: "bench" } });
   const end = performance.now();
   return { totalMs: end - t, pngMs: end - tp };
 }
@@ -261,7 +261,7 @@ for (const [i, c] of CONFIGS.entries()) {
       await gpu.flush();
     }, 12);
     await profiled(`${c.name}: VAE decode`, async () => {
-      await sd.decodeTensor(constantLatents(), size / 8, size / 8);
+      await sd.decodeScanlines(constantLatents());
     }, 16);
     await profiled(`${c.name}: whole job, every step waited for`, () => runOnce(undefined, true));
   }

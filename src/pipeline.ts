@@ -1,7 +1,8 @@
 /**
  * The text-to-image pipeline: tokens → text states [uncond, cond] → seeded latents → scheduler
  * loop with classifier-free guidance → VAE decode → RGB in [0, 1], as diffusers'
- * `StableDiffusionPipeline` does it; the text stage reads prompts as A1111 does (emphasis, long
+ * `StableDiffusionPipeline` does it (or, for the CLI, the PNG's scanlines made on the GPU:
+ * `generateScanlines`); the text stage reads prompts as A1111 does (emphasis, long
  * prompts, clip skip: `src/prompt/encoder.ts`).
  *
  * Precision: the UNet and the text encoder run in the chosen precision (f16 where the adapter has
@@ -19,6 +20,7 @@ import type { DType, Gpu } from "./gpu/device.ts";
 import { Tensor } from "./gpu/tensor.ts";
 import { cast, cfgCombine } from "./ops/elementwise.ts";
 import { concatChannels } from "./ops/layout.ts";
+import { readPngScanlines } from "./ops/png_rows.ts";
 import { ClipTextModel } from "./models/clip.ts";
 import { loadConfigs, type ModelConfigs, sd15Configs } from "./models/config.ts";
 import type { ParamStore, WeightSource } from "./models/params.ts";
@@ -170,6 +172,21 @@ export interface Generated {
   timesteps: number[];
 }
 
+/** The result of {@linkcode StableDiffusion.generateScanlines}: the image as PNG scanlines. */
+export interface GeneratedScanlines extends Omit<Generated, "pixels"> {
+  /**
+   * The PNG scanlines of the 8-bit image (src/png.ts's `pixelScanlines` of `pixels`, made on the
+   * GPU), for `encodeScanlines`.
+   */
+  scanlines: Uint8Array;
+}
+
+/** An image read back from the GPU, with the smallest CHW index of a NaN/Inf in it (or null). */
+interface ReadImage<T> {
+  value: T;
+  firstBad: number | null;
+}
+
 /** A user-facing error (one line, no stack). */
 export class PipelineError extends UserError {
   override name = "PipelineError";
@@ -177,13 +194,14 @@ export class PipelineError extends UserError {
 
 /** Checks a finite result; a NaN/Inf means a broken model or an f16 overflow. */
 export function assertFinite(values: Float32Array, what: string): void {
-  for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) {
-      throw new PipelineError(
-        `${what} contains NaN/Inf (at ${i}): the weights may be corrupt or f16 overflowed — try --precision f32`,
-      );
-    }
-  }
+  const i = values.findIndex((v) => !Number.isFinite(v));
+  if (i >= 0) throw nonFinite(what, i);
+}
+
+function nonFinite(what: string, at: number): PipelineError {
+  return new PipelineError(
+    `${what} contains NaN/Inf (at ${at}): the weights may be corrupt or f16 overflowed — try --precision f32`,
+  );
 }
 
 /** The weight sources of a model (and the files to close after loading). */
@@ -359,8 +377,37 @@ export class StableDiffusion {
     return emphasize(encodeChunks(this.text, texts.chunks, opts.clipSkip), texts.chunks);
   }
 
-  /** Runs one text-to-image generation. */
+  /** Runs one text-to-image generation; the image as float pixels. */
   async generate(p: GenerateParams, hooks: GenerateHooks = {}): Promise<Generated> {
+    const { image, ...rest } = await this.#generate(
+      p,
+      hooks,
+      (z, h, w) => this.decodeTensor(z, h, w, hooks.onNote),
+    );
+    return { pixels: image, ...rest };
+  }
+
+  /**
+   * Runs one text-to-image generation; the image as PNG scanlines made on the GPU (what the CLI
+   * writes: no float image, NaN scan or byte conversion on the CPU).
+   */
+  async generateScanlines(
+    p: GenerateParams,
+    hooks: GenerateHooks = {},
+  ): Promise<GeneratedScanlines> {
+    const { image, ...rest } = await this.#generate(
+      p,
+      hooks,
+      (z) => this.decodeScanlines(z, hooks.onNote),
+    );
+    return { scanlines: image, ...rest };
+  }
+
+  async #generate<T>(
+    p: GenerateParams,
+    hooks: GenerateHooks,
+    decode: (z: Tensor, h: number, w: number) => Promise<T>,
+  ): Promise<{ image: T; width: number; height: number; timesteps: number[] }> {
     const { gpu, unet } = this;
     if (p.width % 8 || p.height % 8) {
       throw new PipelineError(
@@ -518,9 +565,9 @@ export class StableDiffusion {
     }
     // Activations of the UNet's sizes are no use to the VAE: give the pool's memory back first.
     gpu.trimPool();
-    const pixels = await timed("vae_decode", () => this.decodeTensor(z, h, w, hooks.onNote));
+    const image = await timed("vae_decode", () => decode(z, h, w));
     gpu.trimPool();
-    return { pixels, width: p.width, height: p.height, timesteps: [...timesteps] };
+    return { image, width: p.width, height: p.height, timesteps: [...timesteps] };
   }
 
   /**
@@ -689,10 +736,10 @@ export class StableDiffusion {
   }
 
   /**
-   * VAE-decodes `z` [1, 4, h, w] (already divided by scaling_factor; released here) → HWC RGB.
-   * Only the image is read back (a readback is a wait); the latents are read only to say where a
-   * NaN/Inf came from. An f16 VAE whose image has NaN/Inf is replaced by an f32 one and the
-   * image decoded again (`onNote` says so).
+   * VAE-decodes `z` [1, 4, h, w] (already divided by scaling_factor; released here) → HWC RGB in
+   * [0, 1] (see {@linkcode decodeScanlines} for the PNG's bytes). The f16 image is widened on the
+   * GPU (microseconds) rather than by Float16Array on the CPU (~10 ms for 512×512 on the GPU
+   * machine's CPU) and read back whole.
    */
   async decodeTensor(
     z: Tensor,
@@ -700,34 +747,66 @@ export class StableDiffusion {
     w: number,
     onNote?: (text: string) => void,
   ): Promise<Float32Array> {
+    const chw = await this.#decodeChecked(z, onNote, async (img) => {
+      const img32 = img.dtype === "f32" ? img : cast(img, "f32");
+      if (img32 !== img) img.release();
+      try {
+        const chw = await img32.read();
+        const bad = chw.findIndex((v) => !Number.isFinite(v));
+        return { value: chw, firstBad: bad < 0 ? null : bad };
+      } finally {
+        img32.release();
+      }
+    });
+    return chwToHwc01(chw, 3, 8 * h, 8 * w);
+  }
+
+  /**
+   * VAE-decodes `z` [1, 4, h, w] (released here) → the PNG scanlines of the 8-bit image, made on
+   * the GPU (src/ops/png_rows.ts): only 1 + 3W bytes a row and a NaN/Inf index come back.
+   */
+  decodeScanlines(z: Tensor, onNote?: (text: string) => void): Promise<Uint8Array> {
+    return this.#decodeChecked(z, onNote, async (img) => {
+      try {
+        const { rows, firstBad } = await readPngScanlines(img);
+        return { value: rows, firstBad };
+      } finally {
+        img.release();
+      }
+    });
+  }
+
+  /**
+   * The VAE decode of `z` (released here) read by `read` (which releases the image it is given),
+   * and the one NaN/Inf policy: only the image is read back (a readback is a wait); the latents
+   * are read only to say where a NaN/Inf came from. An f16 VAE whose image has NaN/Inf is
+   * replaced by an f32 one and the image decoded again (`onNote` says so).
+   */
+  async #decodeChecked<T>(
+    z: Tensor,
+    onNote: ((text: string) => void) | undefined,
+    read: (img: Tensor) => Promise<ReadImage<T>>,
+  ): Promise<T> {
     try {
-      let chw = await this.#decode(z);
-      if (chw.some((v) => !Number.isFinite(v))) {
+      let out = await read(this.vae.decode(z));
+      if (out.firstBad !== null) {
         assertFinite(await z.read(), "the final latents");
         if (this.vae.store.dtype === "f16") {
           onNote?.("sd: the f16 VAE overflowed (NaN/Inf): decoding in f32 from now on");
           await this.reloadVae("f32");
           const z32 = cast(z, "f32");
-          chw = await this.#decode(z32);
-          z32.release();
+          try {
+            out = await read(this.vae.decode(z32));
+          } finally {
+            z32.release();
+          }
         }
-        assertFinite(chw, "the decoded image");
+        if (out.firstBad !== null) throw nonFinite("the decoded image", out.firstBad);
       }
-      return chwToHwc01(chw, 3, 8 * h, 8 * w);
+      return out.value;
     } finally {
       z.release();
     }
-  }
-
-  async #decode(z: Tensor): Promise<Float32Array> {
-    const img = this.vae.decode(z);
-    // An f16 image is widened on the GPU (microseconds) rather than by Float16Array on the CPU
-    // (~10 ms for 512×512 on the GPU machine's CPU, on the critical path).
-    const img32 = img.dtype === "f32" ? img : cast(img, "f32");
-    if (img32 !== img) img.release();
-    const chw = await img32.read();
-    img32.release();
-    return chw;
   }
 }
 

@@ -12,6 +12,13 @@
  * neither finds anything). `level` set explicitly gives filter 0 with zlib's default strategy. Text
  * chunks come right after IHDR: `tEXt` when the text is Latin-1, else `iTXt` (UTF-8), as PIL does.
  *
+ * The CLI gets its scanlines (filter byte + Sub-filtered row) ready from the GPU
+ * (src/ops/png_rows.ts) and only deflates them here ({@linkcode encodeScanlines}); the filter
+ * choice stays in this module ({@linkcode SCANLINE_FILTER}), with {@linkcode pixelScanlines} the
+ * CPU path that makes the same bytes from floats. zlib runs synchronously: Deno's
+ * `node:zlib` `deflate()` measured no faster and no more parallel than `deflateSync` (it runs on
+ * the main thread, which a GPU wait blocks), so an async encode would not overlap the next image.
+ *
  * @module
  */
 
@@ -21,7 +28,10 @@ import { constants, crc32, deflateSync } from "node:zlib";
 export interface PngOptions {
   /** Text chunks, keyword → text (keywords: 1–79 Latin-1 characters). */
   text?: Record<string, string>;
-  /** zlib level 0–9 with filter 0 (default: filter 1 (Sub), run-length strategy, level 1). */
+  /**
+   * zlib level 0–9 (default: level 1, run-length strategy). In {@linkcode encodePng} a level
+   * also means filter 0 (default: filter 1, Sub); {@linkcode encodeScanlines} keeps the rows' own.
+   */
   level?: number;
 }
 
@@ -88,6 +98,91 @@ export function textChunk(keyword: string, text: string): Uint8Array {
 }
 
 /**
+ * The row filter of the default (fast) encoding: 1 (Sub), each byte minus the same channel of the
+ * pixel to its left. The one place that chooses it: {@linkcode rgbScanlines} applies it on the CPU,
+ * and `kernels/png_rows.wgsl` (src/ops/png_rows.ts) produces the same bytes on the GPU, checked
+ * against {@linkcode pixelScanlines} in tests/png_rows_test.ts.
+ */
+export const SCANLINE_FILTER = 1;
+
+/** Bytes of the scanlines of a `width` × `height` RGB image: per row a filter byte, then 3·width. */
+export function scanlineBytes(width: number, height: number): number {
+  return height * (1 + 3 * width);
+}
+
+/**
+ * 8-bit RGB (`rgb.length === width * height * 3`) → PNG scanlines: per row its filter-type byte,
+ * then the row filtered with {@linkcode SCANLINE_FILTER} (Sub), or unfiltered (type 0) with
+ * `filter: 0`.
+ */
+export function rgbScanlines(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  filter: 0 | typeof SCANLINE_FILTER = SCANLINE_FILTER,
+): Uint8Array {
+  if (rgb.length !== width * height * 3) {
+    throw new Error(`PNG scanlines: ${rgb.length} bytes for ${width}×${height} RGB`);
+  }
+  const row = width * 3;
+  const raw = new Uint8Array(scanlineBytes(width, height));
+  for (let y = 0; y < height; y++) {
+    const src = rgb.subarray(y * row, (y + 1) * row);
+    const at = y * (row + 1);
+    if (filter === 0) {
+      raw.set(src, at + 1);
+      continue;
+    }
+    raw[at] = SCANLINE_FILTER; // Sub
+    for (let i = 0; i < row; i++) raw[at + 1 + i] = src[i] - (i >= 3 ? src[i - 3] : 0);
+  }
+  return raw;
+}
+
+/**
+ * Float RGB in [0, 1] (H×W×3, row-major) → the default scanlines ({@linkcode toRgb8}, then
+ * {@linkcode rgbScanlines}): the CPU reference of the GPU's `png_rows` kernel, and the path of a
+ * caller that has only floats.
+ */
+export function pixelScanlines(pixels: Float32Array, width: number, height: number): Uint8Array {
+  return rgbScanlines(toRgb8(pixels), width, height);
+}
+
+/** zlib's settings for the scanlines: level 1 with run-length matching, or `level` as given. */
+function deflateOptions(level: number | undefined) {
+  return level === undefined ? { level: 1, strategy: constants.Z_RLE } : { level };
+}
+
+/** The PNG around deflated image data: signature, IHDR, text chunks, IDAT, IEND. */
+function assemble(idat: Uint8Array, width: number, height: number, opts: PngOptions): Uint8Array {
+  const ihdr = new Uint8Array(13);
+  const view = new DataView(ihdr.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit, truecolor RGB, deflate, filter method 0, no interlace
+  const parts = [
+    SIGNATURE,
+    chunk("IHDR", ihdr),
+    ...Object.entries(opts.text ?? {}).map(([k, v]) => textChunk(k, v)),
+    chunk("IDAT", idat),
+    chunk("IEND", new Uint8Array(0)),
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function checkScanlines(scanlines: Uint8Array, width: number, height: number): void {
+  if (scanlines.length !== scanlineBytes(width, height)) {
+    throw new Error(`encodePng: ${scanlines.length} scanline bytes for ${width}×${height} RGB`);
+  }
+}
+
+/**
  * Encodes 8-bit RGB (`rgb.length === width * height * 3`) as a PNG whose text chunks come right
  * after IHDR, before the image data.
  *
@@ -106,41 +201,22 @@ export function encodePng(
   if (rgb.length !== width * height * 3) {
     throw new Error(`encodePng: ${rgb.length} bytes for ${width}×${height} RGB`);
   }
-  const row = width * 3;
-  const fast = opts.level === undefined;
-  const raw = new Uint8Array(height * (row + 1)); // each row: its filter byte, then RGB
-  for (let y = 0; y < height; y++) {
-    const src = rgb.subarray(y * row, (y + 1) * row);
-    const at = y * (row + 1);
-    if (!fast) {
-      raw.set(src, at + 1);
-      continue;
-    }
-    raw[at] = 1; // Sub
-    for (let i = 0; i < row; i++) raw[at + 1 + i] = src[i] - (i >= 3 ? src[i - 3] : 0);
-  }
-  const ihdr = new Uint8Array(13);
-  const view = new DataView(ihdr.buffer);
-  view.setUint32(0, width);
-  view.setUint32(4, height);
-  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit, truecolor RGB, deflate, filter method 0, no interlace
-  const parts = [
-    SIGNATURE,
-    chunk("IHDR", ihdr),
-    ...Object.entries(opts.text ?? {}).map(([k, v]) => textChunk(k, v)),
-    chunk(
-      "IDAT",
-      new Uint8Array(
-        deflateSync(raw, fast ? { level: 1, strategy: constants.Z_RLE } : { level: opts.level }),
-      ),
-    ),
-    chunk("IEND", new Uint8Array(0)),
-  ];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  const filter = opts.level === undefined ? SCANLINE_FILTER : 0;
+  return encodeScanlines(rgbScanlines(rgb, width, height, filter), width, height, opts);
+}
+
+/**
+ * Encodes ready scanlines (each row's filter byte, then its filtered bytes: e.g. from
+ * {@linkcode pixelScanlines} or the GPU's `png_rows` kernel) as a PNG. The rows are deflated as
+ * given, so `level` here sets only zlib's level (the filter was chosen when the rows were made).
+ */
+export function encodeScanlines(
+  scanlines: Uint8Array,
+  width: number,
+  height: number,
+  opts: PngOptions = {},
+): Uint8Array {
+  checkScanlines(scanlines, width, height);
+  const idat = new Uint8Array(deflateSync(scanlines, deflateOptions(opts.level)));
+  return assemble(idat, width, height, opts);
 }

@@ -6,7 +6,15 @@
 
 import { inflateSync } from "node:zlib";
 import { assert, assertEquals, assertThrows } from "../src/std/assert.ts";
-import { encodePng, textChunk, toRgb8 } from "../src/png.ts";
+import {
+  encodePng,
+  encodeScanlines,
+  pixelScanlines,
+  rgbScanlines,
+  SCANLINE_FILTER,
+  textChunk,
+  toRgb8,
+} from "../src/png.ts";
 
 const SIGNATURE = [137, 80, 78, 71, 13, 10, 26, 10];
 
@@ -111,6 +119,34 @@ Deno.test("encodePng: no text, every level decodes the same pixels", () => {
     assertEquals(decodeRgb(cs, 8, 8), rgb);
   }
   assertThrows(() => encodePng(rgb, 8, 9), "bytes for 8×9");
+});
+
+Deno.test("rgbScanlines/encodeScanlines: Sub rows by default, the PNG encodePng makes", () => {
+  const width = 5, height = 3;
+  const rgb = new Uint8Array(width * height * 3).map((_, i) => (i * 53 + 7) & 255);
+  const sub = rgbScanlines(rgb, width, height);
+  assertEquals(sub.length, height * (1 + 3 * width));
+  assertEquals(SCANLINE_FILTER, 1);
+  for (let y = 0; y < height; y++) {
+    const at = y * (1 + 3 * width);
+    assertEquals(sub[at], SCANLINE_FILTER, `row ${y}: filter byte`);
+    // Sub: the first pixel as is, then each byte minus the same channel one pixel left.
+    for (let i = 0; i < 3 * width; i++) {
+      const left = i >= 3 ? rgb[y * 3 * width + i - 3] : 0;
+      assertEquals(sub[at + 1 + i], (rgb[y * 3 * width + i] - left) & 255, `row ${y} byte ${i}`);
+    }
+  }
+  const none = rgbScanlines(rgb, width, height, 0);
+  assertEquals([...none.subarray(0, 1 + 3 * width)], [0, ...rgb.subarray(0, 3 * width)]);
+  const opts = { text: { parameters: "x" } };
+  assertEquals(encodeScanlines(sub, width, height, opts), encodePng(rgb, width, height, opts));
+  // level applies to the rows as given: the filter stays what the rows say.
+  for (const level of [0, 9]) {
+    assertEquals(decodeRgb(chunks(encodeScanlines(sub, width, height, { level })), 5, 3), rgb);
+  }
+  assertThrows(() => encodeScanlines(sub, width, height + 1), "scanline bytes for 5×4");
+  const pixels = new Float32Array(rgb.length).map((_, i) => rgb[i] / 255);
+  assertEquals(pixelScanlines(pixels, width, height), sub);
 });
 
 Deno.test("textChunk: tEXt for Latin-1, uncompressed iTXt (UTF-8) otherwise, NULs dropped", () => {

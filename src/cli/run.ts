@@ -13,7 +13,7 @@
 import { Gpu } from "../gpu/device.ts";
 import { setVariants } from "../ops/variants.ts";
 import { type GenerateParams, StableDiffusion } from "../pipeline.ts";
-import { encodePng, toRgb8 } from "../png.ts";
+import { encodeScanlines } from "../png.ts";
 import { type PreparedInit, prepareInit } from "../image.ts";
 import { randomSeed } from "../rng.ts";
 import { ClipTokenizer } from "../tokenizer.ts";
@@ -284,7 +284,7 @@ async function runGenerate(s: Session): Promise<number> {
       };
       const t0 = performance.now();
       progress.start(where ? `[${where}] ` : "");
-      const image = await sd.generate(params, {
+      const image = await sd.generateScanlines(params, {
         // Only a visible progress line asks for step completion (the loop then waits every few
         // steps instead of every 8: a few percent slower); scripts and pipes skip it.
         onStep: progress.enabled ? (k, n) => progress.step(k, n) : undefined,
@@ -304,7 +304,7 @@ async function runGenerate(s: Session): Promise<number> {
         ...opts.text,
         denoisingStrength: strength ?? undefined,
       });
-      const png = encodePng(toRgb8(image.pixels), image.width, image.height, {
+      const png = encodeScanlines(image.scanlines, image.width, image.height, {
         text: { parameters: text },
       });
       const path = await s.writer.writeNew(
