@@ -16,7 +16,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { addLowRankAt, addLowRankWinograd } from "../ops/lora_merge.ts";
+import { addLowRankAt, addLowRankWinograd, type F32Slice } from "../ops/lora_merge.ts";
 import { winogradFilter } from "../ops/conv2d.ts";
 import {
   type LoraComponent,
@@ -147,64 +147,80 @@ export class LoraMerger {
   /**
    * Records `updates` into `store`'s weights, keeping the originals of the buffers they change
    * in `bases` first. The CPU side is a few large writes and buffer creations, not a few per
-   * module: the halves go to the GPU in groups of at most {@linkcode HALVES_GROUP_BYTES}, each
-   * one `queue.writeBuffer` per half into one buffer (work recorded before is submitted first,
-   * so the writes run after it), and the originals are copied into a few large buffers.
+   * module, and no submit or wait between modules: every half is written by `queue.writeBuffer`
+   * (work recorded before is submitted first, so the writes run after it) into a few buffers of
+   * at most {@linkcode HALVES_GROUP_BYTES}, and the originals are copied into a few large
+   * buffers.
    */
   #merge(store: ParamStore, updates: readonly Update[], bases: Bases): void {
+    const gpu = this.gpu;
     const byKey = new Map(store.params.map((p) => [p.key, p]));
     const elt = store.dtype === "f16" ? 2 : 4;
+    gpu.submit(); // the writes below then run after everything recorded so far
+    const halves = this.#upload(updates);
     const targets = updates.map(({ module: m }) => {
       const w = byKey.get(m.key)!.t;
       const wino = this.#convs.get(m.key) && winogradFilter(w);
       return { w, wino };
     });
     bases.keep(
-      this.gpu,
+      gpu,
       targets.flatMap(({ w, wino }) => [
         ...(w.released ? [] : [{ buffer: w.buffer, bytes: w.bytes }]),
         ...(wino ? [{ buffer: wino.u, bytes: wino.xi * wino.Cp * wino.Op * elt }] : []),
       ]),
     );
-    const limit = Math.min(HALVES_GROUP_BYTES, this.gpu.maxBinding);
+    updates.forEach(({ module: m, factor }, i) => {
+      const { w, wino } = targets[i];
+      const { up, down } = halves.placed[i];
+      if (!w.released) addLowRankAt(w, up, down, m.rank, factor);
+      if (wino) {
+        const down4 = Tensor.empty(gpu, [m.rank, w.shape[1], 3, 3], "f32", "lora-down");
+        gpu.copy(down.buffer, down.offset * 4, down4.buffer, 0, down4.bytes);
+        addLowRankWinograd(w, up, down4, factor);
+        down4.release();
+      }
+    });
+    // Back to the pool: a later user's writes and kernels are recorded after these merges.
+    for (const b of halves.buffers) gpu.free(b);
+  }
+
+  /**
+   * Writes the f32 halves of `updates` into buffers of at most {@linkcode HALVES_GROUP_BYTES}
+   * (one update's may be larger) by `queue.writeBuffer`, with nothing recorded.
+   */
+  #upload(updates: readonly Update[]): {
+    buffers: GPUBuffer[];
+    placed: { up: F32Slice; down: F32Slice }[];
+  } {
+    const gpu = this.gpu;
+    const limit = Math.min(HALVES_GROUP_BYTES, gpu.maxBinding);
+    const buffers: GPUBuffer[] = [];
+    const placed: { up: F32Slice; down: F32Slice }[] = [];
     for (let i = 0; i < updates.length;) {
-      // One group: at least one update, then as many as fit.
       let bytes = 0;
       let end = i;
-      while (end < updates.length) {
+      for (; end < updates.length; end++) {
         const m = updates[end].module;
         const more = (m.up.length + m.down.length) * 4;
         if (end > i && bytes + more > limit) break;
         bytes += more;
-        end++;
       }
-      this.gpu.submit(); // the writes below then run after everything recorded so far
-      const halves = this.gpu.alloc(bytes, "lora-halves");
+      const buffer = gpu.alloc(bytes, "lora-halves");
+      buffers.push(buffer);
       let offset = 0;
-      const placed = updates.slice(i, end).map(({ module: m }) => {
-        const up = { buffer: halves, offset };
-        this.gpu.write(halves, m.up, offset * 4);
+      for (; i < end; i++) {
+        const m = updates[i].module;
+        const up = { buffer, offset };
+        gpu.write(buffer, m.up, offset * 4);
         offset += m.up.length;
-        const down = { buffer: halves, offset };
-        this.gpu.write(halves, m.down, offset * 4);
+        const down = { buffer, offset };
+        gpu.write(buffer, m.down, offset * 4);
         offset += m.down.length;
-        return { up, down };
-      });
-      for (let j = i; j < end; j++) {
-        const { module: m, factor } = updates[j];
-        const { w, wino } = targets[j];
-        const { up, down } = placed[j - i];
-        if (!w.released) addLowRankAt(w, up, down, m.rank, factor);
-        if (wino) {
-          const down4 = Tensor.empty(this.gpu, [m.rank, w.shape[1], 3, 3], "f32", "lora-down");
-          this.gpu.copy(halves, down.offset * 4, down4.buffer, 0, down4.bytes);
-          addLowRankWinograd(w, up, down4, factor);
-          down4.release();
-        }
+        placed.push({ up, down });
       }
-      this.gpu.free(halves); // reused by the next group only after a submit (above)
-      i = end;
     }
+    return { buffers, placed };
   }
 }
 
