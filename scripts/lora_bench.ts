@@ -93,7 +93,7 @@ const count = () => {
 {
   const data = new Uint8Array(1 << 20).fill(1);
   const dst = device.createBuffer({ size: 1 << 20, usage: GPUBufferUsage.COPY_DST });
-  let t0 = performance.now();
+  const t0 = performance.now();
   for (let i = 0; i < 32; i++) {
     const s = device.createBuffer({
       size: 1 << 20,
