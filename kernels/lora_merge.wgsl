@@ -1,6 +1,7 @@
 // LoRA merge: a rank-r update added in place to a weight,
 //   W[b, m, n] += scale · Σ_k A[b, m, k] · B[b, k, n]    (k < K = r, the LoRA rank)
-// with every operand addressed through strides (uniforms), so that one kernel serves
+// with every operand addressed through an offset and strides (uniforms) — A and B may lie
+// anywhere in a buffer that holds the halves of many updates — so that one kernel serves
 //   - linear and direct convolution weights W [out, in·k·k] += s · up [out, r] · down [r, in·k·k]
 //     (batch 1, m = output channel, n = input feature);
 //   - Winograd-transformed 3×3 filters U [ξ, Cp, Op] += s · D̂ [ξ, C, r] · upᵀ [r, O], where D̂ is
@@ -32,9 +33,9 @@ struct Params {
   w_b: u32,  // W strides: batch, row m, column n
   w_m: u32,
   w_n: u32,
-  _pad0: u32,
-  _pad1: u32,
-  _pad2: u32,
+  a_o: u32,  // offsets of A's and B's first element
+  b_o: u32,
+  _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -51,8 +52,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   var acc = 0.0;
-  let ai = z * p.a_b + m * p.a_m;
-  let bi = z * p.b_b + n * p.b_n;
+  let ai = p.a_o + z * p.a_b + m * p.a_m;
+  let bi = p.b_o + z * p.b_b + n * p.b_n;
   for (var k = 0u; k < p.K; k++) {
     acc += a[ai + k * p.a_k] * b[bi + k * p.b_k];
   }

@@ -16,7 +16,7 @@
 
 import type { Gpu } from "../gpu/device.ts";
 import { Tensor } from "../gpu/tensor.ts";
-import { addLowRank, addLowRankWinograd } from "../ops/lora_merge.ts";
+import { addLowRankAt, addLowRankWinograd, type F32Slice } from "../ops/lora_merge.ts";
 import { winogradFilter } from "../ops/conv2d.ts";
 import {
   type LoraComponent,
@@ -47,9 +47,6 @@ export interface LoraUse {
   notes: string[];
 }
 
-/** Changed buffer → a copy of its original contents. */
-type Bases = Map<GPUBuffer, GPUBuffer>;
-
 interface Update {
   module: LoraModule;
   /** SCALE · alpha / rank. */
@@ -61,7 +58,7 @@ export class LoraMerger {
   readonly #files = new Map<string, Promise<LoraFile>>();
   readonly #convs: Map<string, ConvModule>;
   /** Original contents of every UNet buffer changed so far, to copy back. */
-  readonly #unetBases: Bases = new Map();
+  readonly #unetBases = new Bases();
   #unetKey = "[]";
   #text: Update[] = [];
 
@@ -97,7 +94,7 @@ export class LoraMerger {
     const unetKey = JSON.stringify(unet.map((u) => [u.module.key, u.factor]));
     const key = JSON.stringify(requests.map((r) => [r.path, r.te, r.unet]));
     if (unetKey === this.#unetKey) return { key, unetChanged: false, notes };
-    this.#restore(this.#unetBases);
+    this.#unetBases.restore(this.gpu);
     this.#unetKey = "[]";
     this.#merge(this.stores.unet, unet, this.#unetBases);
     this.#unetKey = unetKey;
@@ -112,18 +109,18 @@ export class LoraMerger {
     if (this.#text.length === 0) return fn();
     const store = this.stores.text_encoder;
     store.restore(); // after an offload: merge into the uploaded tensors
-    const bases: Bases = new Map();
+    const bases = new Bases();
     try {
       this.#merge(store, this.#text, bases);
       return fn();
     } finally {
-      this.#restore(bases);
+      bases.restore(this.gpu);
     }
   }
 
   /** Restores every original weight and frees the copies (the model is as loaded). */
   reset(): void {
-    this.#restore(this.#unetBases);
+    this.#unetBases.restore(this.gpu);
     this.#unetKey = "[]";
   }
 
@@ -147,42 +144,132 @@ export class LoraMerger {
     return file;
   }
 
-  /** Keeps a copy of `buffer` (`bytes` long) in `bases` unless one is kept already. */
-  #keep(bases: Bases, buffer: GPUBuffer, bytes: number): void {
-    if (bases.has(buffer)) return;
-    const copy = this.gpu.alloc(bytes, "lora-base", true);
-    this.gpu.copy(buffer, 0, copy, 0, copy.size);
-    bases.set(buffer, copy);
-  }
-
-  /** Copies the originals in `bases` back (in queue order) and frees the copies. */
-  #restore(bases: Bases): void {
-    for (const [buffer, copy] of bases) this.gpu.copy(copy, 0, buffer, 0, copy.size);
-    for (const copy of bases.values()) this.gpu.destroyBuffer(copy);
-    bases.clear();
-  }
-
+  /**
+   * Records `updates` into `store`'s weights, keeping the originals of the buffers they change
+   * in `bases` first. The CPU side is a few large writes and buffer creations, not a few per
+   * module, and no submit or wait between modules: every half is written by `queue.writeBuffer`
+   * (work recorded before is submitted first, so the writes run after it) into a few buffers of
+   * at most {@linkcode HALVES_GROUP_BYTES}, and the originals are copied into a few large
+   * buffers.
+   */
   #merge(store: ParamStore, updates: readonly Update[], bases: Bases): void {
+    const gpu = this.gpu;
     const byKey = new Map(store.params.map((p) => [p.key, p]));
     const elt = store.dtype === "f16" ? 2 : 4;
-    for (const { module: m, factor } of updates) {
+    gpu.submit(); // the writes below then run after everything recorded so far
+    const halves = this.#upload(updates);
+    const targets = updates.map(({ module: m }) => {
       const w = byKey.get(m.key)!.t;
-      const out = w.shape[0];
-      const up = Tensor.from(this.gpu, m.up, [out, m.rank], "f32");
-      const down = Tensor.from(this.gpu, m.down, [m.rank, m.down.length / m.rank], "f32");
-      if (!w.released) {
-        this.#keep(bases, w.buffer, w.bytes);
-        addLowRank(w, up, down, factor);
-      }
       const wino = this.#convs.get(m.key) && winogradFilter(w);
+      return { w, wino };
+    });
+    bases.keep(
+      gpu,
+      targets.flatMap(({ w, wino }) => [
+        ...(w.released ? [] : [{ buffer: w.buffer, bytes: w.bytes }]),
+        ...(wino ? [{ buffer: wino.u, bytes: wino.xi * wino.Cp * wino.Op * elt }] : []),
+      ]),
+    );
+    updates.forEach(({ module: m, factor }, i) => {
+      const { w, wino } = targets[i];
+      const { up, down } = halves.placed[i];
+      if (!w.released) addLowRankAt(w, up, down, m.rank, factor);
       if (wino) {
-        this.#keep(bases, wino.u, wino.xi * wino.Cp * wino.Op * elt);
-        const down4 = down.reshape([m.rank, w.shape[1], 3, 3]);
+        const down4 = Tensor.empty(gpu, [m.rank, w.shape[1], 3, 3], "f32", "lora-down");
+        gpu.copy(down.buffer, down.offset * 4, down4.buffer, 0, down4.bytes);
         addLowRankWinograd(w, up, down4, factor);
         down4.release();
       }
-      up.release();
-      down.release();
+    });
+    // Back to the pool: a later user's writes and kernels are recorded after these merges.
+    for (const b of halves.buffers) gpu.free(b);
+  }
+
+  /**
+   * Writes the f32 halves of `updates` into buffers of at most {@linkcode HALVES_GROUP_BYTES}
+   * (one update's may be larger) by `queue.writeBuffer`, with nothing recorded.
+   */
+  #upload(updates: readonly Update[]): {
+    buffers: GPUBuffer[];
+    placed: { up: F32Slice; down: F32Slice }[];
+  } {
+    const gpu = this.gpu;
+    const limit = Math.min(HALVES_GROUP_BYTES, gpu.maxBinding);
+    const buffers: GPUBuffer[] = [];
+    const placed: { up: F32Slice; down: F32Slice }[] = [];
+    for (let i = 0; i < updates.length;) {
+      let bytes = 0;
+      let end = i;
+      for (; end < updates.length; end++) {
+        const m = updates[end].module;
+        const more = (m.up.length + m.down.length) * 4;
+        if (end > i && bytes + more > limit) break;
+        bytes += more;
+      }
+      const buffer = gpu.alloc(bytes, "lora-halves");
+      buffers.push(buffer);
+      let offset = 0;
+      for (; i < end; i++) {
+        const m = updates[i].module;
+        const up = { buffer, offset };
+        gpu.write(buffer, m.up, offset * 4);
+        offset += m.up.length;
+        const down = { buffer, offset };
+        gpu.write(buffer, m.down, offset * 4);
+        offset += m.down.length;
+        placed.push({ up, down });
+      }
     }
+    return { buffers, placed };
+  }
+}
+
+/** The most bytes of LoRA halves uploaded into one buffer (a group of updates). */
+const HALVES_GROUP_BYTES = 64 << 20;
+
+/** The most bytes of originals copied into one buffer. */
+const BASE_CHUNK_BYTES = 256 << 20;
+
+/**
+ * Copies of the original contents of changed buffers, packed into few buffers (each creation
+ * costs CPU time), to copy back.
+ */
+class Bases {
+  readonly #kept = new Map<GPUBuffer, { copy: GPUBuffer; offset: number; bytes: number }>();
+  readonly #chunks: GPUBuffer[] = [];
+
+  /** Records a copy of each of `buffers` (the first `bytes` of it) not kept already. */
+  keep(gpu: Gpu, buffers: readonly { buffer: GPUBuffer; bytes: number }[]): void {
+    const todo = new Map<GPUBuffer, number>();
+    for (const { buffer, bytes } of buffers) {
+      if (!this.#kept.has(buffer)) todo.set(buffer, (bytes + 3) & ~3);
+    }
+    const limit = Math.min(BASE_CHUNK_BYTES, gpu.limits.maxBufferSize);
+    const list = [...todo];
+    for (let i = 0; i < list.length;) {
+      let size = 0;
+      let end = i;
+      while (end < list.length && (end === i || size + list[end][1] <= limit)) {
+        size += list[end][1];
+        end++;
+      }
+      const copy = gpu.alloc(size, "lora-base", true);
+      this.#chunks.push(copy);
+      let offset = 0;
+      for (const [buffer, bytes] of list.slice(i, end)) {
+        gpu.copy(buffer, 0, copy, offset, bytes);
+        this.#kept.set(buffer, { copy, offset, bytes });
+        offset += bytes;
+      }
+      i = end;
+    }
+  }
+
+  /** Copies the originals back (in queue order) and frees the copies. */
+  restore(gpu: Gpu): void {
+    for (const [buffer, k] of this.#kept) gpu.copy(k.copy, k.offset, buffer, 0, k.bytes);
+    for (const copy of this.#chunks) gpu.destroyBuffer(copy);
+    this.#kept.clear();
+    this.#chunks.length = 0;
   }
 }
