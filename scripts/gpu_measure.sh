@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One call's worth of measurements on the GPU machine (README "Running on a GPU machine"), most
 # important first, each step skipped once DEADLINE seconds (default 420) are near: diffusers
-# (peer.py) and `deno task bench --peer` side by side at 512² (bench rows ROWS, default 7), the
+# (peer.py) and `deno task bench --peer` side by side at 512² (bench rows ROWS, default 8: the default configuration), the
 # GEMM variants (scripts/gemm_bench.ts, where present), LCM 4 steps (a batch of 3: the 2nd and 3rd
 # images are warm) with and without a rank-64 LoRA, img2img, 1024², and a cold first image from a
 # synthetic f16 folder with the shader cache off (wall time unprofiled, then once more profiled). STEPS (default "peer bench gemm lcm img2img 1024
@@ -10,7 +10,7 @@
 # $OUT/log.txt, peer.txt, bench.txt, bench1024.txt, gemm.txt.
 set -u
 L=$OUT/log.txt
-T0=$(date +%s); DEADLINE=${DEADLINE:-420}; ROWS=${ROWS:-7}
+T0=$(date +%s); DEADLINE=${DEADLINE:-420}; ROWS=${ROWS:-8}
 STEPS=" ${STEPS:-peer bench gemm lcm img2img 1024 cold} "
 left() { echo $(( DEADLINE - ($(date +%s) - T0) )); }
 step() { echo "=== +$(( $(date +%s) - T0 ))s $*" | tee -a $L; }
@@ -45,8 +45,8 @@ if want img2img; then
   can 30 && timeout 60 $G $SD "a cat" --seed 1 --init-image /tmp/lcm/a-cat-1.png --strength 1 -o /tmp/o5.png --profile >> $L 2>&1
 fi
 if want 1024; then
-  step bench 1024 row 7
-  can 60 && timeout 100 $G deno run -A --cached-only scripts/bench.ts --only 7 --size 1024 --tokenizer .device/tok > $OUT/bench1024.txt 2>&1; tail -12 $OUT/bench1024.txt >> $L
+  step bench 1024 row ${ROWS##*,}
+  can 60 && timeout 100 $G deno run -A --cached-only scripts/bench.ts --only ${ROWS##*,} --size 1024 --tokenizer .device/tok > $OUT/bench1024.txt 2>&1; tail -12 $OUT/bench1024.txt >> $L
 fi
 if want cold && can 90; then
   step synth folder f16 + cold start
