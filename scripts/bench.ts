@@ -4,7 +4,7 @@
  * baseline (all naive) → + fused GroupNorm/GELU → + partitioned softmax → + Flash attention →
  * + Winograd → + per-shape attention choice → + 1×1 and strided convolutions as GEMMs, a GEMV
  * kernel for few-row products and split-K for small grids → + Winograd F(4×4, 3×3) where channels
- * are ≤ 640 (`auto`, the default) → + f16 chunked accumulation in the GEMMs (opt-in) — one warm-up
+ * are ≤ 640 (`auto`) → + f16 chunked accumulation in the GEMMs (the default) — one warm-up
  * run, then four timed runs: (1) end to end (text encoder + UNet steps + VAE decode + PNG encode)
  * as scripts run it, waiting on the GPU only every few steps; (2) the same waiting for the text
  * encoder and the VAE to time them — its loop time over the 21 UNet calls is the UNet step; (3) the

@@ -176,12 +176,6 @@ function assemble(idat: Uint8Array, width: number, height: number, opts: PngOpti
   return out;
 }
 
-function checkScanlines(scanlines: Uint8Array, width: number, height: number): void {
-  if (scanlines.length !== scanlineBytes(width, height)) {
-    throw new Error(`encodePng: ${scanlines.length} scanline bytes for ${width}×${height} RGB`);
-  }
-}
-
 /**
  * Encodes 8-bit RGB (`rgb.length === width * height * 3`) as a PNG whose text chunks come right
  * after IHDR, before the image data.
@@ -198,9 +192,6 @@ export function encodePng(
   height: number,
   opts: PngOptions = {},
 ): Uint8Array {
-  if (rgb.length !== width * height * 3) {
-    throw new Error(`encodePng: ${rgb.length} bytes for ${width}×${height} RGB`);
-  }
   const filter = opts.level === undefined ? SCANLINE_FILTER : 0;
   return encodeScanlines(rgbScanlines(rgb, width, height, filter), width, height, opts);
 }
@@ -216,7 +207,11 @@ export function encodeScanlines(
   height: number,
   opts: PngOptions = {},
 ): Uint8Array {
-  checkScanlines(scanlines, width, height);
+  if (scanlines.length !== scanlineBytes(width, height)) {
+    throw new Error(
+      `encodeScanlines: ${scanlines.length} scanline bytes for ${width}×${height} RGB`,
+    );
+  }
   const idat = new Uint8Array(deflateSync(scanlines, deflateOptions(opts.level)));
   return assemble(idat, width, height, opts);
 }

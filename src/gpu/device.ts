@@ -174,7 +174,6 @@ export class Gpu {
   #pipelines = new Map<string, Kernel>();
   #pendingErrors: Promise<void>[] = [];
   #firstError: Error | null = null;
-  #compileMs = 0;
 
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -274,7 +273,9 @@ export class Gpu {
 
   /** Milliseconds spent creating pipelines so far. */
   get compileMs(): number {
-    return this.#compileMs;
+    let ms = 0;
+    for (const k of this.#pipelines.values()) ms += k.compileMs;
+    return ms;
   }
 
   /** Bytes currently held in GPU buffers (pooled ones included). */
@@ -346,9 +347,7 @@ export class Gpu {
         }
       }),
     );
-    const compileMs = performance.now() - t0;
-    this.#compileMs += compileMs;
-    const k: Kernel = { name, pipeline, layout, readOnly, compileMs };
+    const k: Kernel = { name, pipeline, layout, readOnly, compileMs: performance.now() - t0 };
     this.#pipelines.set(name, k);
     return k;
   }

@@ -194,22 +194,14 @@ export class LoraMerger {
     placed: { up: F32Slice; down: F32Slice }[];
   } {
     const gpu = this.gpu;
-    const limit = Math.min(HALVES_GROUP_BYTES, gpu.maxBinding);
     const buffers: GPUBuffer[] = [];
     const placed: { up: F32Slice; down: F32Slice }[] = [];
-    for (let i = 0; i < updates.length;) {
-      let bytes = 0;
-      let end = i;
-      for (; end < updates.length; end++) {
-        const m = updates[end].module;
-        const more = (m.up.length + m.down.length) * 4;
-        if (end > i && bytes + more > limit) break;
-        bytes += more;
-      }
-      const buffer = gpu.alloc(bytes, "lora-halves");
+    const sizes = updates.map(({ module: m }) => (m.up.length + m.down.length) * 4);
+    for (const g of packGroups(sizes, Math.min(HALVES_GROUP_BYTES, gpu.maxBinding))) {
+      const buffer = gpu.alloc(g.bytes, "lora-halves");
       buffers.push(buffer);
       let offset = 0;
-      for (; i < end; i++) {
+      for (let i = g.start; i < g.end; i++) {
         const m = updates[i].module;
         const up = { buffer, offset };
         gpu.write(buffer, m.up, offset * 4);
@@ -231,6 +223,27 @@ const HALVES_GROUP_BYTES = 64 << 20;
 const BASE_CHUNK_BYTES = 256 << 20;
 
 /**
+ * Consecutive runs of `sizes` (items [start, end), `bytes` in all) of at most `limit` bytes each,
+ * in order; an item larger than `limit` is a run of its own. One GPU buffer is made per run.
+ */
+function packGroups(
+  sizes: readonly number[],
+  limit: number,
+): { start: number; end: number; bytes: number }[] {
+  const groups: { start: number; end: number; bytes: number }[] = [];
+  for (let start = 0; start < sizes.length;) {
+    let end = start;
+    let bytes = 0;
+    while (end < sizes.length && (end === start || bytes + sizes[end] <= limit)) {
+      bytes += sizes[end++];
+    }
+    groups.push({ start, end, bytes });
+    start = end;
+  }
+  return groups;
+}
+
+/**
  * Copies of the original contents of changed buffers, packed into few buffers (each creation
  * costs CPU time), to copy back.
  */
@@ -244,24 +257,17 @@ class Bases {
     for (const { buffer, bytes } of buffers) {
       if (!this.#kept.has(buffer)) todo.set(buffer, (bytes + 3) & ~3);
     }
-    const limit = Math.min(BASE_CHUNK_BYTES, gpu.limits.maxBufferSize);
     const list = [...todo];
-    for (let i = 0; i < list.length;) {
-      let size = 0;
-      let end = i;
-      while (end < list.length && (end === i || size + list[end][1] <= limit)) {
-        size += list[end][1];
-        end++;
-      }
-      const copy = gpu.alloc(size, "lora-base", true);
+    const limit = Math.min(BASE_CHUNK_BYTES, gpu.limits.maxBufferSize);
+    for (const g of packGroups(list.map(([, bytes]) => bytes), limit)) {
+      const copy = gpu.alloc(g.bytes, "lora-base", true);
       this.#chunks.push(copy);
       let offset = 0;
-      for (const [buffer, bytes] of list.slice(i, end)) {
+      for (const [buffer, bytes] of list.slice(g.start, g.end)) {
         gpu.copy(buffer, 0, copy, offset, bytes);
         this.#kept.set(buffer, { copy, offset, bytes });
         offset += bytes;
       }
-      i = end;
     }
   }
 

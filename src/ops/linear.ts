@@ -29,9 +29,9 @@ export interface MatmulVariant {
    * UNet step went from 55.8 to 48.8 ms (bench rows 7 and 8, 2026-12-05), at a per-layer rel L2
    * of ≤ 1.2e-3 against f64 where f32 accumulation gives ≤ 2.2e-4 (tests/linear_test.ts,
    * tests/conv2d_test.ts; F(4×4) in f32, already the default, gives ≤ 1.8e-3); `f32` — f32 tiles
-   * and accumulators (the twin the chunks are measured against, safe for any sum); `f16` — the tiled kernel accumulates in f16 all along K (packed half
-   * arithmetic, rounding error growing with K; Winograd stays f32). f32 tensors always accumulate
-   * in f32. The f16 chunks are safe where one factor is a weight (|w| ≲ 1: products stay near the
+   * and accumulators (the twin the chunks are measured against, safe for any sum); `f16` — the
+   * tiled kernel accumulates in f16 all along K (packed half arithmetic, rounding error growing
+   * with K; Winograd stays f32). f32 tensors always accumulate in f32. The f16 chunks are safe where one factor is a weight (|w| ≲ 1: products stay near the
    * activation's size); a {@linkcode matmul} of two large activations (e.g. unscaled attention
    * scores, |q·k| summed over 32 k) can overflow a chunk where f32 accumulation would not.
    */
