@@ -8,7 +8,7 @@ const ROOT = new URL("../", import.meta.url).pathname;
 
 Deno.test({
   name:
-    "bench: all nine configurations run (the last, chunked f16 accumulation, opt-in) on tiny-sd and report times and memory",
+    "bench: all nine configurations run (the last, chunked f16 accumulation, the default) on tiny-sd and report times and memory",
   ignore: !hasGpu,
   async fn() {
     const r = await new Deno.Command(Deno.execPath(), {
